@@ -1,0 +1,66 @@
+//! `hearth-worker`: runs Hearth's background jobs until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use hearth_api::Settings;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The Hearth worker: background jobs such as ledger reconciliation"
+)]
+struct Cli {
+    /// A TOML settings file, read before HEARTH__… environment variables.
+    #[arg(long, env = "HEARTH_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).context("loading settings")?;
+    hearth_api::telemetry(&settings).context("initialising logging")?;
+    let metrics = hearth_observability::metrics::install();
+    hearth_observability::metrics::record_build_info("hearth-worker", env!("CARGO_PKG_VERSION"));
+
+    let db = hearth_storage::connect(&settings.database)
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("applying database migrations")?;
+
+    let shutdown = tokio::sync::watch::channel(false);
+    if let Some(addr) = settings.worker.admin_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the admin port {addr}"))?;
+        tracing::info!(%addr, "worker admin endpoints listening");
+        let mut stop = shutdown.1.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, hearth_worker::admin_router(metrics))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "admin endpoints failed");
+            }
+        });
+    }
+
+    let interval = Duration::from_secs(settings.worker.reconcile_interval_secs.max(1));
+    tracing::info!(
+        interval_secs = interval.as_secs(),
+        backend = db.backend(),
+        "hearth-worker started"
+    );
+    let signal = async move {
+        hearth_api::shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = shutdown.0.send(true);
+    };
+    hearth_worker::run(db.clone(), interval, signal).await;
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The router and the middleware stack, declared in one place.
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::ApiError;
+use crate::routes::{auth, games, health, wallet};
+use crate::state::AppState;
+use crate::{middleware, request_id};
+
+/// Builds the application: every route behind the full middleware stack.
+pub fn router(state: AppState) -> Router {
+    let server = &state.settings.server;
+    let production = state.settings.is_production();
+    let body_limit = server.body_limit_bytes;
+
+    let routes = Router::new()
+        .route("/v1/auth/register", post(auth::register))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/me", get(auth::me))
+        .route("/v1/wallet", get(wallet::wallet))
+        .route("/v1/wallet/transactions", get(wallet::transactions))
+        .route("/v1/games/slots/spin", post(games::spin_slots))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .with_state(state.clone());
+
+    // Outermost first. Each layer sees what the ones below it produce.
+    let stack = ServiceBuilder::new()
+        // Settles the request id first, so every response and log line below carries it.
+        .layer(from_fn(request_id::layer))
+        // CORS headers belong on every answer, errors and preflights included.
+        .option_layer(cors(&server.cors_origins))
+        // Compresses the final body, including problem documents rewritten below.
+        .layer(CompressionLayer::new())
+        // Anything below that answers with an error speaks problem+json.
+        .layer(from_fn(middleware::problem_json))
+        // The span, the access log and the HTTP metrics see the final status of the inner stack.
+        .layer(from_fn_with_state(state.clone(), middleware::observe))
+        // Browser hardening on every response; handlers may override none of these.
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header_layer(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .layer(header_layer(header::CACHE_CONTROL, "no-store"))
+        .option_layer(production.then(|| {
+            header_layer(
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=63072000; includeSubDomains",
+            )
+        }))
+        // A slow handler is cut off with 503 rather than holding a connection forever.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(server.request_timeout_secs),
+        ))
+        // Oversized bodies are refused by Content-Length before they are read…
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        // …and streamed ones when the extractor reads past the limit.
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Innermost: a panicking handler becomes a 500 with the request id, not a dropped
+        // connection.
+        .layer(CatchPanicLayer::custom(panic_response));
+
+    routes.layer(stack)
+}
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    // `*` is refused in production by the settings check; here it can only be development.
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no resource at this path")
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}

@@ -1,0 +1,50 @@
+//! The request id: accepted from `x-request-id` when well-formed, otherwise created, echoed on
+//! the response, and available to error rendering for the whole request.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// The header carrying the request id both ways.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's id, or an empty string outside a request.
+pub fn current() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// The request id as seen by handlers and spans, stored in request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Incoming ids are kept only if short and plain, so they are safe in logs and headers.
+fn acceptable(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let ok = (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then_some(text)
+}
+
+/// Middleware: settles the id, runs the rest of the stack with it in scope, echoes it.
+pub async fn layer(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(acceptable)
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let header = HeaderValue::from_str(&id).expect("request ids are plain ASCII");
+    request
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), header.clone());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = REQUEST_ID.scope(id, next.run(request)).await;
+    response.headers_mut().insert(X_REQUEST_ID.clone(), header);
+    response
+}

@@ -1,0 +1,6 @@
+//! Route handlers, one module per area.
+
+pub(crate) mod auth;
+pub(crate) mod games;
+pub(crate) mod health;
+pub(crate) mod wallet;

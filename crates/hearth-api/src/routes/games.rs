@@ -1,0 +1,109 @@
+//! Game rounds.
+
+use axum::Json;
+use axum::extract::State;
+use hearth_domain::games::slots;
+use hearth_observability::metrics::names;
+use hearth_storage::{RoundPlay, RoundRequest, SettledRound};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, AuthUser};
+use crate::state::AppState;
+
+/// `POST /v1/games/slots/spin`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpinRequest {
+    bet: i64,
+}
+
+/// A settled round as every game route answers it.
+#[derive(Serialize)]
+pub(crate) struct RoundResponse {
+    round_id: uuid::Uuid,
+    game: String,
+    bet: i64,
+    win: i64,
+    balance: i64,
+    /// The game's outcome fields (for slots: reels, stops, multiplier), flattened in.
+    #[serde(flatten)]
+    detail: serde_json::Map<String, Value>,
+    server_seed_hash: String,
+    client_seed: String,
+    nonce: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+}
+
+impl From<SettledRound> for RoundResponse {
+    fn from(round: SettledRound) -> Self {
+        let detail = match round.detail {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        Self {
+            round_id: round.round_id,
+            game: round.game,
+            bet: round.bet,
+            win: round.win,
+            balance: round.balance,
+            detail,
+            server_seed_hash: round.server_seed_hash,
+            client_seed: round.client_seed,
+            nonce: round.nonce,
+            created_at: round.created_at,
+        }
+    }
+}
+
+/// Spins the slots: debits the bet, credits the win, in one transaction.
+#[tracing::instrument(skip_all, fields(bet = request.bet), err(level = "debug"))]
+pub(crate) async fn spin_slots(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    ApiJson(request): ApiJson<SpinRequest>,
+) -> Result<Json<RoundResponse>, ApiError> {
+    let allowed = &state.settings.games.slots.bets;
+    if !allowed.contains(&request.bet) {
+        let list = allowed
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::field("bet", format!("must be one of {list}")));
+    }
+    let play = |rng: &mut hearth_domain::fairness::FairRng<'_>| {
+        let outcome = slots::spin(rng, request.bet)?;
+        Ok(RoundPlay {
+            win: outcome.win,
+            detail: serde_json::json!({
+                "reels": outcome.reels,
+                "stops": outcome.stops,
+                "multiplier": outcome.multiplier,
+            }),
+        })
+    };
+    let round = state
+        .db
+        .play_round(RoundRequest {
+            user_id: claims.sub,
+            round_id: uuid::Uuid::now_v7(),
+            game: "slots",
+            bet: request.bet,
+            play: &play,
+        })
+        .await?;
+    record_round(&round);
+    Ok(Json(round.into()))
+}
+
+fn record_round(round: &SettledRound) {
+    let game = round.game.clone();
+    metrics::counter!(names::GAME_ROUNDS, "game" => game.clone()).increment(1);
+    metrics::counter!(names::GAME_WAGERED, "game" => game.clone())
+        .increment(u64::try_from(round.bet).unwrap_or(0));
+    metrics::counter!(names::GAME_PAID, "game" => game)
+        .increment(u64::try_from(round.win).unwrap_or(0));
+}

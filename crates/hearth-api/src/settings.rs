@@ -1,0 +1,432 @@
+//! Settings: built-in defaults, then an optional file, then `HEARTH__SECTION__KEY` variables.
+//!
+//! Each library crate owns its section type; this module composes them and checks the whole
+//! for production. Settings are read once, in `main`; nothing below reads the environment.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use config::{Config, Environment, File};
+use hearth_auth::{AuthSettings, DEV_JWT_SECRET};
+use hearth_limits::LimitsSettings;
+use hearth_observability::LogSettings;
+use hearth_storage::DatabaseSettings;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+/// Where the process runs, which decides how strict start-up checks are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunEnvironment {
+    /// Friendly defaults: SQLite, readable logs, a built-in development secret.
+    #[default]
+    Development,
+    /// Refuses weak secrets, `*` CORS and SQLite (unless opted in); JSON logs.
+    Production,
+}
+
+/// All of Hearth's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `HEARTH__ENVIRONMENT`: `development` or `production`.
+    pub environment: RunEnvironment,
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// The database.
+    pub database: DatabaseSettings,
+    /// Redis; unset means the embedded, in-process alternatives.
+    pub redis: RedisSettings,
+    /// Accounts and tokens.
+    pub auth: AuthSettings,
+    /// Wallets.
+    pub wallet: WalletSettings,
+    /// Games.
+    pub games: GamesSettings,
+    /// Logs.
+    pub log: LogSettings,
+    /// Client identification and limits.
+    pub limits: LimitsSettings,
+    /// The background worker.
+    pub worker: WorkerSettings,
+}
+
+/// The `server` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Origins allowed by CORS, comma-separated in the environment; empty disables CORS.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
+    /// A request taking longer is answered 503 and its work cancelled.
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// After SIGTERM, how long readiness reports 503 before the listener closes, so a load
+    /// balancer stops sending traffic first. 0 in development.
+    pub drain_delay_secs: u64,
+    /// After the listener closes, how long in-flight requests may take before the process
+    /// exits anyway.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cors_origins: Vec::new(),
+            request_timeout_secs: 30,
+            body_limit_bytes: 64 * 1024,
+            drain_delay_secs: 0,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// The `redis` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:6379`; may carry a password, hence secret. Unset: embedded mode.
+    pub url: Option<SecretString>,
+}
+
+/// The `wallet` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalletSettings {
+    /// Coins credited to a new account as a `bonus` ledger entry.
+    pub starting_balance: i64,
+}
+
+impl Default for WalletSettings {
+    fn default() -> Self {
+        Self {
+            starting_balance: 1_000,
+        }
+    }
+}
+
+/// The `games` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GamesSettings {
+    /// Slots.
+    pub slots: SlotsSettings,
+}
+
+/// The `games.slots` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlotsSettings {
+    /// The bets a spin may stake (`HEARTH__GAMES__SLOTS__BETS=1,2,5`).
+    #[serde(deserialize_with = "int_list")]
+    pub bets: Vec<i64>,
+}
+
+impl Default for SlotsSettings {
+    fn default() -> Self {
+        Self {
+            bets: vec![1, 2, 5, 10, 20, 50, 100],
+        }
+    }
+}
+
+/// The `worker` section, read by `hearth-worker`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Seconds between ledger reconciliation runs.
+    pub reconcile_interval_secs: u64,
+    /// Where the worker serves `/metrics` and `/health/live`; unset disables it.
+    pub admin_addr: Option<SocketAddr>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            reconcile_interval_secs: 300,
+            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
+        }
+    }
+}
+
+/// Why settings could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] config::ConfigError),
+    /// Production checks failed; every problem is listed.
+    #[error("refusing to start in production:\n  - {}", .0.join("\n  - "))]
+    Insecure(Vec<String>),
+}
+
+/// The shortest JWT secret accepted in production, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// The lowest bcrypt cost accepted in production.
+pub const MIN_PRODUCTION_BCRYPT_COST: u32 = 10;
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then `HEARTH__…` variables (after reading `.env`
+    /// when present), and checks the result.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] for unreadable or mistyped values (unknown keys included);
+    /// [`SettingsError::Insecure`] listing every production problem at once.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        // A missing .env is normal; a malformed one should not be silently half-read, but the
+        // variables it did set are still checked below like any others.
+        let _ = dotenvy::dotenv();
+        Self::load_from(file, Environment::with_prefix("HEARTH"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Environment) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(File::from(file).required(true));
+        }
+        let env = env.prefix_separator("__").separator("__");
+        let settings: Self = builder.add_source(env).build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Whether this is a production deployment.
+    pub fn is_production(&self) -> bool {
+        self.environment == RunEnvironment::Production
+    }
+
+    /// Checks invariants; in production, also refuses insecure choices. Lists every problem.
+    ///
+    /// # Errors
+    /// [`SettingsError::Insecure`] with one line per problem.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        let mut problems = Vec::new();
+        if self.games.slots.bets.is_empty() || self.games.slots.bets.iter().any(|b| *b <= 0) {
+            problems.push("games.slots.bets must list positive bets".to_owned());
+        }
+        if self.wallet.starting_balance < 0 {
+            problems.push("wallet.starting_balance must not be negative".to_owned());
+        }
+        if self.is_production() {
+            let secret = self.auth.jwt_secret.expose_secret();
+            if secret == DEV_JWT_SECRET {
+                problems.push(
+                    "auth.jwt_secret (HEARTH__AUTH__JWT_SECRET) is the development default"
+                        .to_owned(),
+                );
+            } else if secret.len() < MIN_JWT_SECRET_BYTES {
+                problems.push(format!(
+                    "auth.jwt_secret (HEARTH__AUTH__JWT_SECRET) is {} bytes; at least {MIN_JWT_SECRET_BYTES} are required",
+                    secret.len()
+                ));
+            }
+            if self.server.cors_origins.iter().any(|o| o.trim() == "*") {
+                problems.push(
+                    "server.cors_origins (HEARTH__SERVER__CORS_ORIGINS) contains '*'; list the allowed origins"
+                        .to_owned(),
+                );
+            }
+            if self.database.url.starts_with("sqlite:") && !self.database.allow_sqlite_in_production
+            {
+                problems.push(
+                    "database.url is SQLite; use PostgreSQL, or set HEARTH__DATABASE__ALLOW_SQLITE_IN_PRODUCTION=true for a single instance"
+                        .to_owned(),
+                );
+            }
+            if self.auth.bcrypt_cost < MIN_PRODUCTION_BCRYPT_COST {
+                problems.push(format!(
+                    "auth.bcrypt_cost (HEARTH__AUTH__BCRYPT_COST) is {}; at least {MIN_PRODUCTION_BCRYPT_COST} is required",
+                    self.auth.bcrypt_cost
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Insecure(problems))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(String),
+    Many(Vec<T>),
+}
+
+fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    Ok(match OneOrMany::<String>::deserialize(deserializer)? {
+        OneOrMany::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(items) => items,
+    })
+}
+
+fn int_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+    match OneOrMany::<i64>::deserialize(deserializer)? {
+        OneOrMany::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an integer")))
+            })
+            .collect(),
+        OneOrMany::Many(items) => Ok(items),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Environment::with_prefix("HEARTH").source(Some(map))
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_development_setup() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.environment, RunEnvironment::Development);
+        assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8080");
+        assert!(settings.database.url.starts_with("sqlite:"));
+        assert!(settings.redis.url.is_none());
+        assert_eq!(settings.auth.bcrypt_cost, 12);
+        assert_eq!(settings.games.slots.bets, [1, 2, 5, 10, 20, 50, 100]);
+    }
+
+    #[test]
+    fn environment_variables_override_defaults() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("HEARTH__SERVER__ADDR", "0.0.0.0:9000"),
+                ("HEARTH__AUTH__BCRYPT_COST", "10"),
+                ("HEARTH__WALLET__STARTING_BALANCE", "250"),
+                (
+                    "HEARTH__SERVER__CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("HEARTH__GAMES__SLOTS__BETS", "5,10"),
+                ("HEARTH__LIMITS__TRUSTED_PROXIES", "10.0.0.0/8"),
+                ("HEARTH__REDIS__URL", "redis://127.0.0.1:6379"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.addr.port(), 9000);
+        assert_eq!(settings.auth.bcrypt_cost, 10);
+        assert_eq!(settings.wallet.starting_balance, 250);
+        assert_eq!(
+            settings.server.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(settings.games.slots.bets, [5, 10]);
+        assert_eq!(settings.limits.trusted_proxies.len(), 1);
+        assert!(settings.redis.url.is_some());
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_not_a_silent_default() {
+        let error =
+            Settings::load_from(None, env(&[("HEARTH__AUTH__JWT_SECRT", "x")])).unwrap_err();
+        assert!(error.to_string().contains("jwt_secrt"), "{error}");
+    }
+
+    #[test]
+    fn a_file_is_read_and_the_environment_wins_over_it() {
+        let dir = std::env::temp_dir().join(format!("hearth-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hearth.toml");
+        std::fs::write(
+            &path,
+            "[wallet]\nstarting_balance = 42\n[server]\nrequest_timeout_secs = 7\n",
+        )
+        .unwrap();
+        let settings = Settings::load_from(
+            Some(&path),
+            env(&[("HEARTH__WALLET__STARTING_BALANCE", "43")]),
+        )
+        .unwrap();
+        assert_eq!(settings.wallet.starting_balance, 43);
+        assert_eq!(settings.server.request_timeout_secs, 7);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn production_lists_every_problem_at_once() {
+        let error = Settings::load_from(
+            None,
+            env(&[
+                ("HEARTH__ENVIRONMENT", "production"),
+                ("HEARTH__SERVER__CORS_ORIGINS", "*"),
+                ("HEARTH__AUTH__BCRYPT_COST", "4"),
+            ]),
+        )
+        .unwrap_err();
+        let SettingsError::Insecure(problems) = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        let text = error.to_string();
+        for needle in ["development default", "'*'", "SQLite", "bcrypt_cost"] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_short_secret_and_accepts_a_sound_setup() {
+        let short = Settings::load_from(
+            None,
+            env(&[
+                ("HEARTH__ENVIRONMENT", "production"),
+                ("HEARTH__AUTH__JWT_SECRET", "too-short"),
+                ("HEARTH__DATABASE__URL", "postgres://db/hearth"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(short.to_string().contains("9 bytes"), "{short}");
+
+        let sound = Settings::load_from(
+            None,
+            env(&[
+                ("HEARTH__ENVIRONMENT", "production"),
+                (
+                    "HEARTH__AUTH__JWT_SECRET",
+                    "0123456789abcdef0123456789abcdef-prod",
+                ),
+                ("HEARTH__DATABASE__URL", "postgres://db/hearth"),
+                ("HEARTH__SERVER__CORS_ORIGINS", "https://play.example"),
+            ]),
+        );
+        assert!(sound.is_ok(), "{:?}", sound.err());
+    }
+
+    #[test]
+    fn the_secret_never_appears_in_debug_output() {
+        let settings = Settings::load_from(
+            None,
+            env(&[(
+                "HEARTH__AUTH__JWT_SECRET",
+                "canary-canary-canary-canary-canary",
+            )]),
+        )
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("canary"));
+    }
+}

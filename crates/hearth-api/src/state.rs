@@ -1,0 +1,69 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hearth_auth::{PasswordHasher, TokenService};
+use hearth_limits::client_ip::ClientIpResolver;
+use hearth_observability::metrics::PrometheusHandle;
+use hearth_storage::Database;
+
+use crate::settings::Settings;
+
+/// Shared application state; cloning is cheap.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    /// Storage.
+    pub db: Arc<dyn Database>,
+    /// Token issue and verification.
+    pub tokens: TokenService,
+    /// bcrypt off the async threads.
+    pub hasher: PasswordHasher,
+    /// The settings the app was built with.
+    pub settings: Settings,
+    /// The Prometheus registry's handle.
+    pub metrics: PrometheusHandle,
+    /// Who the client is behind the load balancer.
+    pub client_ip: ClientIpResolver,
+    /// Set when graceful shutdown begins, so readiness fails and load balancers drain us.
+    draining: AtomicBool,
+}
+
+impl AppState {
+    /// Builds the state from its parts.
+    pub fn new(db: Arc<dyn Database>, settings: Settings, metrics: PrometheusHandle) -> Self {
+        Self(Arc::new(Inner {
+            tokens: TokenService::new(&settings.auth),
+            hasher: PasswordHasher::new(
+                settings.auth.bcrypt_cost,
+                settings.auth.max_concurrent_hashes,
+            ),
+            client_ip: ClientIpResolver::new(settings.limits.trusted_proxies.clone()),
+            db,
+            settings,
+            metrics,
+            draining: AtomicBool::new(false),
+        }))
+    }
+
+    /// Marks the instance as draining: readiness answers 503 from now on.
+    pub fn begin_drain(&self) {
+        self.0.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether graceful shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::SeqCst)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,74 @@
+use hearth_domain::games::GameError;
+
+/// Errors from every repository method.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The row asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write; `constraint` names it (e.g. `users_email_key`).
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// The constraint (or, on SQLite, the column list) that refused the write.
+        constraint: String,
+    },
+    /// The wallet cannot cover the amount.
+    #[error("insufficient balance: needed {needed}, available {available}")]
+    InsufficientBalance {
+        /// Coins the operation needs.
+        needed: i64,
+        /// Coins in the wallet.
+        available: i64,
+    },
+    /// The game rules refused the round.
+    #[error("the game refused the round")]
+    Game(#[from] GameError),
+    /// The database could not be reached in time (pool exhausted, connection refused).
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A stored value could not be read back (a bug or a manual edit).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The URL names no supported backend.
+    #[error("unsupported database URL scheme {scheme:?} (use sqlite: or postgres:)")]
+    UnsupportedUrl {
+        /// The scheme found.
+        scheme: String,
+    },
+    /// Migrations failed.
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database error.
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(error)
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                let constraint = match db.constraint() {
+                    Some(name) => name.to_owned(),
+                    // SQLite does not report the constraint; its message names the columns or
+                    // index: "UNIQUE constraint failed: users.email".
+                    None => db
+                        .message()
+                        .rsplit_once("failed: ")
+                        .map_or_else(|| db.message().to_owned(), |(_, what)| what.to_owned()),
+                };
+                Self::Conflict { constraint }
+            }
+            _ => Self::Other(error),
+        }
+    }
+}
+
+impl From<uuid::Error> for StorageError {
+    fn from(error: uuid::Error) -> Self {
+        Self::Corrupt(error.to_string())
+    }
+}

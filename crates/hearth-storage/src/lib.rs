@@ -1,0 +1,177 @@
+//! Storage for Hearth: repository traits with a SQLite and a PostgreSQL implementation.
+//!
+//! The backend is chosen by the database URL's scheme (`sqlite:` or `postgres:`) in
+//! [`connect`], which returns one `Arc<dyn Database>`; everything above this crate codes
+//! against the traits and never sees SQL.
+//!
+//! # Layout
+//! - [`Database`] and the repository traits it combines: [`UserRepository`],
+//!   [`WalletRepository`], [`GameRepository`] and [`Maintenance`].
+//! - [`model`]: the rows the traits take and return, and [`model::Cursor`] for keyset pages.
+//! - [`postgres`] and [`sqlite`]: the two implementations, with their migrations embedded
+//!   from `migrations/postgres` and `migrations/sqlite`.
+//! - [`StorageError`]: one error type, mapped from `sqlx` in one place.
+//!
+//! Money moves only through [`GameRepository::play_round`] (and the bonus written by
+//! [`UserRepository::create_user`]): each call is one database transaction holding the
+//! wallet's row lock (PostgreSQL) or the write lock (SQLite) from the balance check to the
+//! commit, so concurrent requests on one wallet never lose or double an update.
+//!
+//! # Example
+//! ```no_run
+//! # async fn example() -> Result<(), hearth_storage::StorageError> {
+//! use hearth_storage::DatabaseSettings;
+//!
+//! let settings = DatabaseSettings { url: "sqlite://data/example.db".into(), ..Default::default() };
+//! let db = hearth_storage::connect(&settings).await?;
+//! db.migrate().await?;
+//! db.ping().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What it does not do
+//! It knows no HTTP and no passwords: it stores the hash it is given. Game rules come from
+//! `hearth-domain` as a closure; this crate only runs them inside the transaction.
+
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+
+mod error;
+mod rows;
+mod settings;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use error::StorageError;
+pub use model::{
+    Cursor, LedgerEntry, LedgerQuery, NewUser, Page, PoolStats, Reconciliation, RoundPlay,
+    RoundRequest, SettledRound, User, UserCredentials, Wallet, WalletMismatch,
+};
+pub use settings::DatabaseSettings;
+
+/// Accounts.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Creates a user with their wallet, the starting bonus as a ledger entry, and their
+    /// provably-fair seeds, in one transaction.
+    ///
+    /// # Errors
+    /// [`StorageError::Conflict`] naming the constraint when the username (case-insensitive)
+    /// or e-mail is taken.
+    async fn create_user(&self, new: NewUser) -> Result<User, StorageError>;
+
+    /// Finds a user by username (case-insensitive) or normalised e-mail, with the password hash.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] or [`StorageError::Other`] when the query fails.
+    async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>, StorageError>;
+
+    /// Finds a user by id.
+    ///
+    /// # Errors
+    /// As [`UserRepository::find_credentials`].
+    async fn find_user(&self, id: Uuid) -> Result<Option<User>, StorageError>;
+}
+
+/// Wallets and the ledger.
+#[async_trait]
+pub trait WalletRepository: Send + Sync {
+    /// A user's wallet.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when the user has none.
+    async fn wallet(&self, user: Uuid) -> Result<Wallet, StorageError>;
+
+    /// One page of a user's ledger, newest first.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] or [`StorageError::Other`] when the query fails.
+    async fn ledger_page(
+        &self,
+        user: Uuid,
+        query: LedgerQuery,
+    ) -> Result<Page<LedgerEntry>, StorageError>;
+
+    /// Compares every wallet's balance with the sum of its ledger.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] or [`StorageError::Other`] when the query fails.
+    async fn reconcile(&self) -> Result<Reconciliation, StorageError>;
+}
+
+/// Game rounds.
+#[async_trait]
+pub trait GameRepository: Send + Sync {
+    /// Plays and settles one round in one transaction: locks the wallet, checks the balance,
+    /// draws the outcome with the user's seeds and next nonce, writes the round, the bet and
+    /// win ledger entries and the new balance, and advances the nonce.
+    ///
+    /// # Errors
+    /// [`StorageError::InsufficientBalance`] when the balance cannot cover the bet;
+    /// [`StorageError::Game`] when the rules refuse the round; [`StorageError::NotFound`] for
+    /// an unknown user. Nothing is written on error.
+    async fn play_round(&self, request: RoundRequest<'_>) -> Result<SettledRound, StorageError>;
+}
+
+/// Health and schema management.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StorageError::Migrate`] when a migration fails or the applied history differs from
+    /// the embedded one.
+    async fn migrate(&self) -> Result<(), StorageError>;
+
+    /// Versions of embedded migrations not applied (successfully) to this database.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    async fn pending_migrations(&self) -> Result<Vec<i64>, StorageError>;
+
+    /// A round trip to the database.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    async fn ping(&self) -> Result<(), StorageError>;
+
+    /// Pool size and idle connections right now.
+    fn pool_stats(&self) -> PoolStats;
+
+    /// `"postgres"` or `"sqlite"`.
+    fn backend(&self) -> &'static str;
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    async fn close(&self);
+}
+
+/// Everything Hearth stores, behind one object.
+pub trait Database: UserRepository + WalletRepository + GameRepository + Maintenance {}
+
+impl<T: UserRepository + WalletRepository + GameRepository + Maintenance> Database for T {}
+
+/// Connects to the database the URL names (`sqlite:…` or `postgres:…`/`postgresql:…`).
+///
+/// SQLite files and their directory are created on first use.
+///
+/// # Errors
+/// [`StorageError::UnsupportedUrl`] for any other scheme; [`StorageError::Unavailable`] when
+/// the server cannot be reached.
+pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Database>, StorageError> {
+    let url = settings.url.as_str();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteDatabase::connect(settings).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(
+            postgres::PostgresDatabase::connect(settings).await?,
+        ))
+    } else {
+        Err(StorageError::UnsupportedUrl {
+            scheme: url.split(':').next().unwrap_or("").to_owned(),
+        })
+    }
+}

@@ -1,0 +1,282 @@
+//! The values repositories take and return.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hearth_domain::fairness::{ClientSeed, FairRng, ServerSeed};
+use hearth_domain::games::GameError;
+use hearth_domain::ledger::{EntryKind, EntryStatus};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A user as the rest of the system sees them (no password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Stable id (UUIDv7, so ids sort by creation).
+    pub id: Uuid,
+    /// The username as registered.
+    pub username: String,
+    /// The normalised e-mail address.
+    pub email: String,
+    /// `player` or `admin`.
+    pub role: String,
+    /// When the account was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A user with their password hash, for login only.
+#[derive(Debug, Clone)]
+pub struct UserCredentials {
+    /// The user.
+    pub user: User,
+    /// The bcrypt hash.
+    pub password_hash: String,
+}
+
+/// Everything needed to create an account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Id chosen by the caller (UUIDv7).
+    pub id: Uuid,
+    /// A valid username.
+    pub username: String,
+    /// A normalised e-mail address.
+    pub email: String,
+    /// The bcrypt hash of the password.
+    pub password_hash: String,
+    /// `player` or `admin`.
+    pub role: String,
+    /// Coins credited as a `bonus` ledger entry; 0 writes no entry.
+    pub starting_balance: i64,
+    /// The first server seed (secret until rotated).
+    pub server_seed: ServerSeed,
+    /// The first client seed.
+    pub client_seed: ClientSeed,
+}
+
+/// A wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Wallet {
+    /// The owner.
+    pub user_id: Uuid,
+    /// Coins, never negative.
+    pub balance: i64,
+    /// When the balance last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One ledger entry: a single movement of coins with the balance around it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerEntry {
+    /// Monotonic per database; pages are keyed on it.
+    pub id: i64,
+    /// The wallet's owner.
+    pub user_id: Uuid,
+    /// What moved the coins.
+    pub kind: EntryKind,
+    /// Signed: debits are negative.
+    pub amount: i64,
+    /// Balance before this entry.
+    pub balance_before: i64,
+    /// Balance after this entry (`balance_before + amount`).
+    pub balance_after: i64,
+    /// The game, for bets and wins.
+    pub game: Option<String>,
+    /// The round, for bets and wins.
+    pub round_id: Option<Uuid>,
+    /// A human-readable line.
+    pub description: String,
+    /// Free-form details.
+    pub metadata: serde_json::Value,
+    /// Settlement status.
+    pub status: EntryStatus,
+    /// When the entry was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Which page of a ledger to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerQuery {
+    /// Page size, 1 to [`LedgerQuery::MAX_LIMIT`].
+    pub limit: u32,
+    /// Start after this cursor (exclusive); `None` for the newest page.
+    pub after: Option<Cursor>,
+}
+
+impl LedgerQuery {
+    /// The largest page served.
+    pub const MAX_LIMIT: u32 = 100;
+}
+
+/// A page of items and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The items, newest first.
+    pub items: Vec<T>,
+    /// Pass to get the next page; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// An opaque keyset cursor: URL-safe base64 of the last id served.
+///
+/// Clients must treat it as opaque; its encoding may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(i64);
+
+/// A cursor string that Hearth did not issue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cursor")]
+pub struct InvalidCursor;
+
+impl Cursor {
+    /// The cursor after the entry with this id.
+    pub fn after_id(id: i64) -> Self {
+        Self(id)
+    }
+
+    /// The last id served.
+    pub fn id(self) -> i64 {
+        self.0
+    }
+
+    /// Parses a cursor issued by [`Cursor::encode`].
+    ///
+    /// # Errors
+    /// [`InvalidCursor`] for anything else.
+    pub fn decode(text: &str) -> Result<Self, InvalidCursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| InvalidCursor)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| InvalidCursor)?;
+        let id = text.strip_prefix("id:").ok_or(InvalidCursor)?;
+        id.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Self)
+            .ok_or(InvalidCursor)
+    }
+
+    /// The opaque text form.
+    pub fn encode(self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("id:{}", self.0))
+    }
+}
+
+impl Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.encode())
+    }
+}
+
+/// What a game's rules decided for one round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundPlay {
+    /// Coins paid back, 0 for a loss; includes the returned stake.
+    pub win: i64,
+    /// The game-specific outcome (reels, cards, …), stored with the round and returned.
+    pub detail: serde_json::Value,
+}
+
+/// The rules of one round, run inside the transaction with the user's fair RNG.
+pub type PlayFn<'a> = dyn Fn(&mut FairRng<'_>) -> Result<RoundPlay, GameError> + Send + Sync + 'a;
+
+/// A request to play one round.
+pub struct RoundRequest<'a> {
+    /// The player.
+    pub user_id: Uuid,
+    /// The round's id, chosen by the caller (UUIDv7).
+    pub round_id: Uuid,
+    /// The game's name (`slots`, …).
+    pub game: &'static str,
+    /// The stake, already validated against the game's allowed bets.
+    pub bet: i64,
+    /// The rules.
+    pub play: &'a PlayFn<'a>,
+}
+
+impl std::fmt::Debug for RoundRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoundRequest")
+            .field("user_id", &self.user_id)
+            .field("round_id", &self.round_id)
+            .field("game", &self.game)
+            .field("bet", &self.bet)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A settled round.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SettledRound {
+    /// The round's id.
+    pub round_id: Uuid,
+    /// The game.
+    pub game: String,
+    /// The stake.
+    pub bet: i64,
+    /// Coins paid back.
+    pub win: i64,
+    /// The balance after the round.
+    pub balance: i64,
+    /// The game-specific outcome.
+    pub detail: serde_json::Value,
+    /// SHA-256 of the server seed used, published before play.
+    pub server_seed_hash: String,
+    /// The client seed used.
+    pub client_seed: String,
+    /// The nonce used.
+    pub nonce: u64,
+    /// When the round settled.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A wallet whose balance differs from the sum of its ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WalletMismatch {
+    /// The owner.
+    pub user_id: Uuid,
+    /// The stored balance.
+    pub balance: i64,
+    /// The sum of the wallet's ledger entries.
+    pub ledger_sum: i64,
+}
+
+/// The result of a reconciliation run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reconciliation {
+    /// Wallets checked.
+    pub wallets: u64,
+    /// Wallets whose balance is not their ledger sum.
+    pub mismatches: Vec<WalletMismatch>,
+}
+
+/// Connection pool figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_text_is_refused() {
+        let cursor = Cursor::after_id(42);
+        assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+        for bad in [
+            "",
+            "42",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("id:-1"),
+            &URL_SAFE_NO_PAD.encode("id:x"),
+        ] {
+            assert_eq!(Cursor::decode(bad), Err(InvalidCursor), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+use serde::Deserialize;
+
+/// The `database` settings section (`HEARTH__DATABASE__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://data/hearth.db` (the embedded default) or `postgres://user@host/db`.
+    pub url: String,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long a request waits for a pooled connection before failing as unavailable.
+    pub acquire_timeout_secs: u64,
+    /// Idle connections above `min_connections` are closed after this long.
+    pub idle_timeout_secs: u64,
+    /// Connections are recycled after this long, so server-side changes reach the pool.
+    pub max_lifetime_secs: u64,
+    /// SQLite only: how long a writer waits for the write lock before failing.
+    pub sqlite_busy_timeout_ms: u64,
+    /// Production refuses SQLite unless this is set: it is one file on one machine, which
+    /// N gateways behind a load balancer cannot share.
+    pub allow_sqlite_in_production: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/hearth.db".to_owned(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout_secs: 5,
+            idle_timeout_secs: 600,
+            max_lifetime_secs: 1800,
+            sqlite_busy_timeout_ms: 10_000,
+            allow_sqlite_in_production: false,
+        }
+    }
+}

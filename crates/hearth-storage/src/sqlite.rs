@@ -1,0 +1,385 @@
+//! The SQLite backend: the embedded default.
+//!
+//! Writers take SQLite's write lock up front (`BEGIN IMMEDIATE`), so a money transaction never
+//! fails half-way on a lock upgrade; WAL mode lets readers carry on meanwhile, and the busy
+//! timeout makes concurrent writers queue instead of failing.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hearth_domain::fairness::FairRng;
+use hearth_domain::ledger::{EntryKind, EntryStatus};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::{Sqlite, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::rows::{self, LedgerRow, MismatchRow, RoundLedger, RoundStartRow, UserRow, WalletRow};
+use crate::{
+    DatabaseSettings, GameRepository, LedgerEntry, LedgerQuery, Maintenance, NewUser, Page,
+    PoolStats, Reconciliation, RoundRequest, SettledRound, StorageError, User, UserCredentials,
+    UserRepository, Wallet, WalletMismatch, WalletRepository,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+const USER_COLUMNS_BY_LOGIN: &str = "SELECT id, username, email, role, created_at, password_hash \
+     FROM users WHERE lower(username) = ?1 OR email = ?1";
+
+/// A SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if needed) the file the URL names, and its directory.
+    ///
+    /// # Errors
+    /// [`StorageError::Other`] for a malformed URL; [`StorageError::Unavailable`] when the file
+    /// cannot be created or opened.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        let options = SqliteConnectOptions::from_str(&settings.url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed coin movement survives power loss, not just a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_millis(settings.sqlite_busy_timeout_ms))
+            .foreign_keys(true);
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|error| StorageError::Unavailable(sqlx::Error::Io(error)))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .min_connections(settings.min_connections)
+            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+            .idle_timeout(Duration::from_secs(settings.idle_timeout_secs))
+            .max_lifetime(Duration::from_secs(settings.max_lifetime_secs))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool, for tests and tools.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StorageError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+struct LedgerInsert<'a> {
+    user_id: Uuid,
+    kind: EntryKind,
+    amount: i64,
+    balance_before: i64,
+    game: Option<&'a str>,
+    round_id: Option<Uuid>,
+    description: String,
+    created_at: OffsetDateTime,
+}
+
+async fn insert_ledger(
+    tx: &mut Transaction<'static, Sqlite>,
+    entry: LedgerInsert<'_>,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO ledger_entries (user_id, kind, amount, balance_before, balance_after, game, \
+         round_id, description, metadata, status, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '{}', ?9, ?10)",
+    )
+    .bind(entry.user_id)
+    .bind(entry.kind.as_str())
+    .bind(entry.amount)
+    .bind(entry.balance_before)
+    .bind(entry.balance_before + entry.amount)
+    .bind(entry.game)
+    .bind(entry.round_id)
+    .bind(entry.description)
+    .bind(EntryStatus::Settled.as_str())
+    .bind(entry.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl UserRepository for SqliteDatabase {
+    #[tracing::instrument(skip_all, fields(user_id = %new.id), err)]
+    async fn create_user(&self, new: NewUser) -> Result<User, StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.begin_write().await?;
+        let user: UserRow = sqlx::query_as(
+            "INSERT INTO users (id, username, email, password_hash, role, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+             RETURNING id, username, email, role, created_at, password_hash",
+        )
+        .bind(new.id)
+        .bind(&new.username)
+        .bind(&new.email)
+        .bind(&new.password_hash)
+        .bind(&new.role)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO wallets (user_id, balance, updated_at) VALUES (?1, ?2, ?3)")
+            .bind(new.id)
+            .bind(new.starting_balance)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if new.starting_balance > 0 {
+            let entry = LedgerInsert {
+                user_id: new.id,
+                kind: EntryKind::Bonus,
+                amount: new.starting_balance,
+                balance_before: 0,
+                game: None,
+                round_id: None,
+                description: "Welcome bonus".to_owned(),
+                created_at: now,
+            };
+            insert_ledger(&mut tx, entry).await?;
+        }
+        sqlx::query(
+            "INSERT INTO fairness_seeds (user_id, server_seed, server_seed_hash, client_seed, \
+             nonce, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+        )
+        .bind(new.id)
+        .bind(new.server_seed.to_hex())
+        .bind(new.server_seed.hash_hex())
+        .bind(new.client_seed.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user.into_user())
+    }
+
+    async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>, StorageError> {
+        let row: Option<UserRow> = sqlx::query_as(USER_COLUMNS_BY_LOGIN)
+            .bind(login.trim().to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(UserRow::into_credentials))
+    }
+
+    async fn find_user(&self, id: Uuid) -> Result<Option<User>, StorageError> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, username, email, role, created_at, password_hash FROM users WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(UserRow::into_user))
+    }
+}
+
+#[async_trait]
+impl WalletRepository for SqliteDatabase {
+    async fn wallet(&self, user: Uuid) -> Result<Wallet, StorageError> {
+        let row: WalletRow =
+            sqlx::query_as("SELECT user_id, balance, updated_at FROM wallets WHERE user_id = ?1")
+                .bind(user)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.into())
+    }
+
+    async fn ledger_page(
+        &self,
+        user: Uuid,
+        query: LedgerQuery,
+    ) -> Result<Page<LedgerEntry>, StorageError> {
+        let limit = query.limit.clamp(1, LedgerQuery::MAX_LIMIT);
+        let rows: Vec<LedgerRow> = sqlx::query_as(
+            "SELECT id, user_id, kind, amount, balance_before, balance_after, game, round_id, \
+             description, metadata, status, created_at \
+             FROM ledger_entries WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(user)
+        .bind(query.after.map_or(i64::MAX, |cursor| cursor.id()))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::into_page(rows, limit)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn reconcile(&self) -> Result<Reconciliation, StorageError> {
+        // One read transaction, so the count and the sums describe the same moment.
+        let mut tx = self.pool.begin().await?;
+        let wallets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM wallets")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<MismatchRow> = sqlx::query_as(
+            "SELECT w.user_id, w.balance, COALESCE(s.total, 0) AS ledger_sum FROM wallets w \
+             LEFT JOIN (SELECT user_id, SUM(amount) AS total FROM ledger_entries GROUP BY user_id) s \
+             ON s.user_id = w.user_id WHERE w.balance <> COALESCE(s.total, 0)",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Reconciliation {
+            wallets: u64::try_from(wallets).unwrap_or(0),
+            mismatches: rows
+                .into_iter()
+                .map(|r| WalletMismatch {
+                    user_id: r.user_id,
+                    balance: r.balance,
+                    ledger_sum: r.ledger_sum,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[async_trait]
+impl GameRepository for SqliteDatabase {
+    #[tracing::instrument(skip_all, fields(user_id = %request.user_id, game = request.game), err)]
+    async fn play_round(&self, request: RoundRequest<'_>) -> Result<SettledRound, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let start: RoundStartRow = sqlx::query_as(
+            "SELECT w.balance, f.server_seed, f.server_seed_hash, f.client_seed, f.nonce \
+             FROM wallets w JOIN fairness_seeds f ON f.user_id = w.user_id WHERE w.user_id = ?1",
+        )
+        .bind(request.user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+        // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
+        RoundLedger::compute(start.balance, request.bet, 0)?;
+        let (server_seed, client_seed) = rows::seeds(&start)?;
+        let nonce =
+            u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
+        let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce))?;
+        let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
+        let now = OffsetDateTime::now_utc();
+
+        sqlx::query(
+            "INSERT INTO game_rounds (id, user_id, game, bet, win, status, detail, \
+             server_seed_hash, client_seed, nonce, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'settled', ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(request.round_id)
+        .bind(request.user_id)
+        .bind(request.game)
+        .bind(request.bet)
+        .bind(play.win)
+        .bind(Json(&play.detail))
+        .bind(&start.server_seed_hash)
+        .bind(&start.client_seed)
+        .bind(start.nonce)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let bet = LedgerInsert {
+            user_id: request.user_id,
+            kind: EntryKind::Bet,
+            amount: -request.bet,
+            balance_before: ledger.balance_before,
+            game: Some(request.game),
+            round_id: Some(request.round_id),
+            description: format!("{} bet", request.game),
+            created_at: now,
+        };
+        insert_ledger(&mut tx, bet).await?;
+        if play.win > 0 {
+            let win = LedgerInsert {
+                kind: EntryKind::Win,
+                amount: play.win,
+                balance_before: ledger.after_bet,
+                description: format!("{} win", request.game),
+                user_id: request.user_id,
+                game: Some(request.game),
+                round_id: Some(request.round_id),
+                created_at: now,
+            };
+            insert_ledger(&mut tx, win).await?;
+        }
+        sqlx::query("UPDATE wallets SET balance = ?2, updated_at = ?3 WHERE user_id = ?1")
+            .bind(request.user_id)
+            .bind(ledger.after_win)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = ?1")
+            .bind(request.user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+
+        Ok(SettledRound {
+            round_id: request.round_id,
+            game: request.game.to_owned(),
+            bet: request.bet,
+            win: play.win,
+            balance: ledger.after_win,
+            detail: play.detail,
+            server_seed_hash: start.server_seed_hash,
+            client_seed: start.client_seed,
+            nonce,
+            created_at: now,
+        })
+    }
+}
+
+#[async_trait]
+impl Maintenance for SqliteDatabase {
+    async fn migrate(&self) -> Result<(), StorageError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<i64>, StorageError> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(applied) => applied,
+                Err(sqlx::Error::Database(db)) if db.message().contains("no such table") => vec![],
+                Err(error) => return Err(error.into()),
+            };
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StorageError::Unavailable)?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(0),
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,156 @@
+//! Test support for Hearth: a fresh database per test, on either backend.
+//!
+//! A dev-dependency only. PostgreSQL suites read `HEARTH_TEST_DATABASE_URL`; each test gets its
+//! own schema in that database, dropped by [`TestDb::cleanup`]. Without the variable a
+//! PostgreSQL test prints that it skipped and passes, except under `CI=true`, where a missing
+//! service is a failure.
+//!
+//! [`backend_suite!`] writes a suite once and instantiates it for both backends.
+
+use std::sync::Arc;
+
+use hearth_storage::{Database, DatabaseSettings};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// The variable naming the PostgreSQL server for tests.
+pub const DATABASE_URL_VAR: &str = "HEARTH_TEST_DATABASE_URL";
+/// The variable naming the Redis server for tests.
+pub const REDIS_URL_VAR: &str = "HEARTH_TEST_REDIS_URL";
+
+/// A migrated database that belongs to one test.
+pub struct TestDb {
+    /// Settings that reach this database (hand them to an app under test).
+    pub settings: DatabaseSettings,
+    /// The open database.
+    pub db: Arc<dyn Database>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// Deleted when dropped.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres {
+        admin_url: String,
+        schema: String,
+    },
+}
+
+impl TestDb {
+    /// Closes the pool and removes the database (drops the schema, deletes the file).
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if let Cleanup::Postgres { admin_url, schema } = self.cleanup
+            && let Ok(mut conn) = PgConnection::connect(&admin_url).await
+        {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            let _ = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
+        }
+    }
+}
+
+/// Whether this run is CI, where skipping a service suite is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The URL of a service for tests, or `None` after saying loudly that the suite skipped.
+///
+/// # Panics
+/// Under `CI=true` when the variable is unset.
+pub fn service_url(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if in_ci() => panic!("{var} is not set: CI must run the {what} suites"),
+        _ => {
+            eprintln!("SKIPPED: {what} test (set {var} to run it)");
+            None
+        }
+    }
+}
+
+/// A fresh SQLite database in a temporary directory, migrated.
+///
+/// # Panics
+/// When the file cannot be created.
+pub async fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("hearth.db");
+    let settings = DatabaseSettings {
+        url: format!("sqlite://{}", path.display()),
+        max_connections: 8,
+        ..DatabaseSettings::default()
+    };
+    let db = hearth_storage::connect(&settings)
+        .await
+        .expect("SQLite opens");
+    db.migrate().await.expect("SQLite migrations apply");
+    TestDb {
+        settings,
+        db,
+        cleanup: Cleanup::Sqlite(dir),
+    }
+}
+
+/// A fresh schema in the test PostgreSQL database, migrated; `None` when the suite skips.
+///
+/// # Panics
+/// When the server named by [`DATABASE_URL_VAR`] cannot be reached.
+pub async fn postgres_db() -> Option<TestDb> {
+    let admin_url = service_url(DATABASE_URL_VAR, "PostgreSQL")?;
+    let schema = format!("hearth_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("{DATABASE_URL_VAR} is set but PostgreSQL is unreachable: {e}"));
+    // The schema name is generated above from a UUID, never from input.
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&mut admin)
+        .await
+        .expect("CREATE SCHEMA");
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let settings = DatabaseSettings {
+        url: format!("{admin_url}{separator}options[search_path]={schema}"),
+        max_connections: 16,
+        ..DatabaseSettings::default()
+    };
+    let db = hearth_storage::connect(&settings)
+        .await
+        .expect("PostgreSQL connects");
+    db.migrate().await.expect("PostgreSQL migrations apply");
+    Some(TestDb {
+        settings,
+        db,
+        cleanup: Cleanup::Postgres { admin_url, schema },
+    })
+}
+
+/// Instantiates async test functions `async fn name(db: &TestDb)` for SQLite and PostgreSQL.
+///
+/// ```ignore
+/// async fn balances_start_at_zero(db: &TestDb) { /* … */ }
+/// hearth_test_support::backend_suite!(balances_start_at_zero);
+/// ```
+#[macro_export]
+macro_rules! backend_suite {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::sqlite_db().await;
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::postgres_db().await else { return };
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )+
+        }
+    };
+}
