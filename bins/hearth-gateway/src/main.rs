@@ -48,6 +48,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
+    // The bound address, so port 0 reports the port actually chosen.
+    let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(
         %addr,
         environment = ?environment,

@@ -24,10 +24,6 @@ use crate::{middleware, request_id};
 
 /// Builds the application: every route behind the full middleware stack.
 pub fn router(state: AppState) -> Router {
-    let server = &state.settings.server;
-    let production = state.settings.is_production();
-    let body_limit = server.body_limit_bytes;
-
     let routes = Router::new()
         .route("/v1/auth/register", post(auth::register))
         .route("/v1/auth/login", post(auth::login))
@@ -40,6 +36,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state.clone());
+    with_stack(routes, state)
+}
+
+/// Wraps routes in Hearth's middleware stack: request id, CORS, compression, problem+json
+/// errors, tracing and metrics, security headers, timeout, body limits and panic recovery.
+///
+/// Services embedding Hearth use it to give their own routes the same behaviour.
+pub fn with_stack(routes: Router, state: AppState) -> Router {
+    let server = &state.settings.server;
+    let production = state.settings.is_production();
+    let body_limit = server.body_limit_bytes;
 
     // Outermost first. Each layer sees what the ones below it produce.
     let stack = ServiceBuilder::new()

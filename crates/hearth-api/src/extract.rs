@@ -89,8 +89,12 @@ fn field_and_message(path: &str, message: &str) -> (String, String) {
         .and_then(|rest| rest.split('`').next());
     match named {
         Some(name) => {
+            // For an unknown field the path already ends at it; for a missing one it stops at
+            // the enclosing object.
             let field = if path == "." || path.is_empty() {
                 name.to_owned()
+            } else if path == name || path.ends_with(&format!(".{name}")) {
+                path.to_owned()
             } else {
                 format!("{path}.{name}")
             };

@@ -45,7 +45,7 @@ use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use app::router;
+pub use app::{router, with_stack};
 pub use error::ApiError;
 pub use settings::Settings;
 pub use state::AppState;

@@ -183,6 +183,17 @@ impl Settings {
         Self::load_from(file, Environment::with_prefix("HEARTH"))
     }
 
+    /// Loads defaults plus the given `HEARTH__…` variables only, ignoring the process
+    /// environment: for tools and tests that check a set of variables.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_from_map(
+        vars: std::collections::HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        Self::load_from(None, Environment::with_prefix("HEARTH").source(Some(vars)))
+    }
+
     fn load_from(file: Option<&Path>, env: Environment) -> Result<Self, SettingsError> {
         let mut builder = Config::builder();
         if let Some(file) = file {

@@ -154,3 +154,47 @@ macro_rules! backend_suite {
         }
     };
 }
+
+impl TestDb {
+    /// Runs one statement written in SQL both backends accept, outside the repositories:
+    /// for tests that must break an invariant on purpose (tampering with a balance).
+    ///
+    /// # Errors
+    /// The database's refusal, for tests that expect one.
+    ///
+    /// # Panics
+    /// When the database cannot be reached.
+    pub async fn execute_raw(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        use sqlx::Executor as _;
+        if self.settings.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.settings.url)
+                .await
+                .expect("connect");
+            Ok(conn.execute(sql).await?.rows_affected())
+        } else {
+            let mut conn = PgConnection::connect(&self.settings.url)
+                .await
+                .expect("connect");
+            Ok(conn.execute(sql).await?.rows_affected())
+        }
+    }
+}
+
+/// A valid new user with a fixed, known server seed (so tests can re-derive outcomes).
+pub fn new_user(name: &str, starting_balance: i64) -> hearth_storage::NewUser {
+    use hearth_domain::fairness::{ClientSeed, ServerSeed};
+    hearth_storage::NewUser {
+        id: uuid::Uuid::now_v7(),
+        username: name.to_owned(),
+        email: format!("{}@example.com", name.to_lowercase()),
+        // Not a real bcrypt hash; storage treats it as opaque text.
+        password_hash: "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnota".to_owned(),
+        role: "player".to_owned(),
+        starting_balance,
+        server_seed: ServerSeed::from_bytes(*FIXED_SERVER_SEED),
+        client_seed: ClientSeed::parse("test-client-seed").expect("a valid client seed"),
+    }
+}
+
+/// The server seed [`new_user`] gives every user.
+pub const FIXED_SERVER_SEED: &[u8; 32] = b"hearth-test-server-seed-32-bytes";

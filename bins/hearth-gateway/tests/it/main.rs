@@ -1,0 +1,154 @@
+//! The gateway binary itself: start-up refusals, serving, and shutdown on a real SIGTERM.
+
+#![allow(unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn gateway(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hearth-gateway"));
+    // A clean environment and a scratch directory: no .env or HEARTH__ variables leak in.
+    command
+        .env_clear()
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn production_refuses_to_start_on_defaults_and_lists_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = gateway(dir.path())
+        .env("HEARTH__ENVIRONMENT", "production")
+        .env("HEARTH__SERVER__CORS_ORIGINS", "*")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "refusing to start in production",
+        "HEARTH__AUTH__JWT_SECRET",
+        "'*'",
+        "SQLite",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing was created before refusing"
+    );
+}
+
+#[test]
+fn a_misspelt_setting_stops_start_up_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = gateway(dir.path())
+        .env("HEARTH__SERVER__ADRR", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("adrr"));
+}
+
+#[test]
+fn migrate_creates_the_embedded_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = gateway(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("data/hearth.db").exists());
+}
+
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn start(dir: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) {
+    let mut child = gateway(dir)
+        .env("HEARTH__SERVER__ADDR", "127.0.0.1:0")
+        .env("HEARTH__LOG__FORMAT", "json")
+        .env("HEARTH__AUTH__BCRYPT_COST", "4")
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a listening line");
+        let log: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if log["message"] == "hearth-gateway listening" {
+            let addr = log["addr"].as_str().unwrap().to_owned();
+            return (Running { child, addr }, rx);
+        }
+    }
+}
+
+#[test]
+fn the_embedded_default_serves_and_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, logs) = start(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = runtime.block_on(async {
+        reqwest::get(format!("http://{}/health/ready", running.addr))
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+
+    let pid = running.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "exit status {exit}");
+    let messages: Vec<String> = logs
+        .try_iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+        .filter_map(|log| log["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("draining")),
+        "{messages:?}"
+    );
+    assert!(messages.iter().any(|m| m == "shut down"), "{messages:?}");
+}

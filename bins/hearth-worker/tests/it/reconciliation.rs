@@ -1,0 +1,91 @@
+use std::time::Duration;
+
+use hearth_test_support::{TestDb, backend_suite, new_user};
+
+async fn a_clean_ledger_reconciles_with_no_mismatch(t: &TestDb) {
+    t.db.create_user(new_user("Ann", 100)).await.unwrap();
+    t.db.create_user(new_user("Ben", 0)).await.unwrap();
+    let report = hearth_worker::reconcile_once(t.db.as_ref()).await.unwrap();
+    assert_eq!(report.wallets, 2);
+    assert!(report.mismatches.is_empty());
+}
+
+async fn a_tampered_balance_is_reported_with_its_figures(t: &TestDb) {
+    // Metrics emitted before a recorder exists are dropped; install it first.
+    let metrics = hearth_observability::metrics::install();
+    let user = t.db.create_user(new_user("Cat", 250)).await.unwrap();
+    t.execute_raw("UPDATE wallets SET balance = 999")
+        .await
+        .unwrap();
+    let report = hearth_worker::reconcile_once(t.db.as_ref()).await.unwrap();
+    assert_eq!(report.mismatches.len(), 1);
+    let mismatch = &report.mismatches[0];
+    assert_eq!(
+        (mismatch.user_id, mismatch.balance, mismatch.ledger_sum),
+        (user.id, 999, 250)
+    );
+
+    let metrics = metrics.render();
+    assert!(
+        metrics.contains("hearth_reconciliation_runs_total{outcome=\"mismatch\"}"),
+        "{metrics}"
+    );
+}
+
+async fn the_schedule_runs_until_shutdown(t: &TestDb) {
+    // Metrics emitted before a recorder exists are dropped; install it first.
+    let metrics = hearth_observability::metrics::install();
+    t.db.create_user(new_user("Dan", 10)).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(hearth_worker::run(
+        t.db.clone(),
+        Duration::from_millis(20),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+    let metrics = metrics.render();
+    assert!(
+        metrics.contains("hearth_reconciliation_wallets_checked"),
+        "{metrics}"
+    );
+}
+
+backend_suite!(
+    a_clean_ledger_reconciles_with_no_mismatch,
+    a_tampered_balance_is_reported_with_its_figures,
+    the_schedule_runs_until_shutdown,
+);
+
+#[tokio::test]
+async fn the_admin_port_serves_metrics_and_liveness() {
+    let metrics = hearth_observability::metrics::install();
+    hearth_observability::metrics::record_build_info("hearth-worker", "test");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tokio::spawn(
+            async move { axum::serve(listener, hearth_worker::admin_router(metrics)).await },
+        );
+    let live = reqwest::get(format!("http://{addr}/health/live"))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("hearth_build_info{service=\"hearth-worker\""),
+        "{text}"
+    );
+    server.abort();
+}

@@ -1,0 +1,191 @@
+//! The architecture's invariants, checked against `cargo metadata` and the repository.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Normal (non-dev) dependencies of each workspace package.
+fn dependencies() -> HashMap<String, HashSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|package| {
+            let deps = package["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect();
+            (package["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn the_domain_crate_depends_on_no_io_crate() {
+    let deps = &dependencies()["hearth-domain"];
+    for io in [
+        "tokio",
+        "sqlx",
+        "redis",
+        "axum",
+        "hyper",
+        "reqwest",
+        "tower",
+        "hearth-storage",
+    ] {
+        assert!(!deps.contains(io), "hearth-domain depends on {io}");
+    }
+}
+
+#[test]
+fn nothing_but_the_binaries_depends_on_the_app_crate() {
+    for (package, deps) in dependencies() {
+        if deps.contains("hearth-api") {
+            assert!(
+                ["hearth-gateway", "hearth-worker"].contains(&package.as_str()),
+                "{package} depends on hearth-api"
+            );
+        }
+    }
+}
+
+#[test]
+fn libraries_point_toward_the_domain_never_back() {
+    let all = dependencies();
+    assert!(!all["hearth-storage"].contains("hearth-auth"));
+    assert!(
+        !all["hearth-auth"].contains("hearth-storage"),
+        "auth builds without storage"
+    );
+    assert!(
+        !all["hearth-limits"].contains("redis") && !all["hearth-limits"].contains("hearth-storage")
+    );
+    for lib in [
+        "hearth-domain",
+        "hearth-auth",
+        "hearth-storage",
+        "hearth-limits",
+        "hearth-observability",
+    ] {
+        assert!(
+            !all[lib].contains("axum"),
+            "{lib} knows axum; only hearth-api should"
+        );
+        assert!(
+            !all[lib].contains("hearth-test-support"),
+            "{lib} depends on test support"
+        );
+    }
+}
+
+#[test]
+fn only_the_storage_crate_holds_sql() {
+    let mut offenders = Vec::new();
+    for dir in ["crates", "bins"] {
+        visit(&root().join(dir), &mut |path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let in_storage = path.components().any(|c| {
+                c.as_os_str() == "hearth-storage" || c.as_os_str() == "hearth-test-support"
+            });
+            let has_sql = ["SELECT ", "INSERT INTO", "UPDATE wallets", "DELETE FROM"]
+                .iter()
+                .any(|k| text.contains(k));
+            let is_this_file = path.ends_with("architecture.rs");
+            if has_sql && !in_storage && !is_this_file {
+                offenders.push(path.display().to_string());
+            }
+        });
+    }
+    assert!(
+        offenders.is_empty(),
+        "SQL outside hearth-storage: {offenders:?}"
+    );
+}
+
+fn visit(dir: &Path, f: &mut impl FnMut(&Path)) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if !path.ends_with("target") {
+                visit(&path, f);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            f(&path);
+        }
+    }
+}
+
+#[test]
+fn every_key_in_env_example_is_a_real_setting() {
+    let text = std::fs::read_to_string(root().join(".env.example")).expect(".env.example exists");
+    let mut vars = Vec::new();
+    for line in text.lines() {
+        let line = line.trim().trim_start_matches('#').trim();
+        if let Some((key, value)) = line.split_once('=')
+            && key.starts_with("HEARTH__")
+            && !key.contains(' ')
+        {
+            vars.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    assert!(
+        vars.len() >= 20,
+        "only {} keys found in .env.example",
+        vars.len()
+    );
+    for contract in [
+        "HEARTH__ENVIRONMENT",
+        "HEARTH__SERVER__ADDR",
+        "HEARTH__DATABASE__URL",
+        "HEARTH__REDIS__URL",
+        "HEARTH__AUTH__JWT_SECRET",
+        "HEARTH__AUTH__BCRYPT_COST",
+        "HEARTH__WALLET__STARTING_BALANCE",
+    ] {
+        assert!(
+            vars.iter().any(|(k, _)| k == contract),
+            "{contract} missing from .env.example"
+        );
+    }
+    // Each key, with its example value, must load: an unknown or mistyped key fails here.
+    for (key, value) in &vars {
+        let mut env = std::collections::HashMap::new();
+        env.insert(key.clone(), value.clone());
+        let settings = hearth_api::settings::Settings::load_from_map(env);
+        if key == "HEARTH__ENVIRONMENT" && value == "production" {
+            continue;
+        }
+        assert!(settings.is_ok(), "{key}={value}: {:?}", settings.err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the app on a random loopback port, over real HTTP.
+
+#![allow(unreachable_pub)]
+
+mod architecture;
+mod errors;
+mod health;
+mod http_stack;
+mod shutdown;
+mod support;
+mod walkthrough;

@@ -1,0 +1,62 @@
+//! Graceful shutdown: in-flight requests finish, new connections are refused.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use hearth_test_support::sqlite_db;
+use reqwest::StatusCode;
+
+use crate::support::spawn_custom;
+
+#[tokio::test]
+async fn an_in_flight_request_finishes_after_shutdown_begins() {
+    let t = sqlite_db().await;
+    let mut app = spawn_custom(
+        &t,
+        |_| {},
+        |state| {
+            let routes = Router::new().route(
+                "/work",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                    "done"
+                }),
+            );
+            Some(hearth_api::with_stack(routes, state))
+        },
+    )
+    .await;
+    let in_flight = {
+        let (client, url) = (app.client.clone(), app.url("/work"));
+        tokio::spawn(async move { client.get(url).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let server = app.begin_shutdown();
+    // Draining starts as soon as the server task sees the signal.
+    for _ in 0..100 {
+        if app.state.is_draining() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(app.state.is_draining());
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops")
+        .unwrap()
+        .unwrap();
+
+    let after = reqwest::Client::new()
+        .get(app.url("/health/live"))
+        .send()
+        .await;
+    assert!(after.is_err(), "the listener is closed after shutdown");
+}

@@ -1,0 +1,5 @@
+//! The storage conformance suite: every repository behaviour, run on SQLite and PostgreSQL.
+
+#![allow(unreachable_pub)]
+
+mod conformance;
