@@ -4,6 +4,7 @@
 //! - [`reconcile_once`]: one ledger reconciliation run — proves `balance == sum(ledger)` for
 //!   every wallet, logs each mismatch as an error and sets the `hearth_reconciliation_*`
 //!   metrics.
+//! - [`purge_idempotency_keys`]: forgets `Idempotency-Key`s past their retention.
 //! - [`run`]: the schedule loop, until shutdown.
 //! - [`admin_router`]: `/metrics` and `/health/live` for the worker's admin port.
 //!
@@ -59,18 +60,49 @@ pub async fn reconcile_once(db: &dyn Database) -> Result<Reconciliation, Storage
     result
 }
 
-/// Runs reconciliation now and then every `interval` until `shutdown` completes. A run in
-/// progress when shutdown arrives is finished (it only reads).
-pub async fn run(db: Arc<dyn Database>, interval: Duration, shutdown: impl Future<Output = ()>) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Deletes idempotency keys older than `retention` and counts them.
+///
+/// # Errors
+/// When the database cannot be written.
+#[tracing::instrument(skip_all, err)]
+pub async fn purge_idempotency_keys(
+    db: &dyn Database,
+    retention: Duration,
+) -> Result<u64, StorageError> {
+    let purged = db.purge_idempotency_keys(retention).await?;
+    metrics::counter!(names::IDEMPOTENCY_KEYS_PURGED).increment(purged);
+    tracing::info!(purged, "expired idempotency keys purged");
+    Ok(purged)
+}
+
+/// How often each job runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Between reconciliation runs.
+    pub reconcile_every: Duration,
+    /// Between idempotency-key purges.
+    pub purge_every: Duration,
+    /// How long idempotency keys are kept.
+    pub idempotency_retention: Duration,
+}
+
+/// Runs every job now and then on its schedule until `shutdown` completes. A job in progress
+/// when shutdown arrives is finished first (each is one short statement or transaction).
+pub async fn run(db: Arc<dyn Database>, schedule: Schedule, shutdown: impl Future<Output = ()>) {
+    let mut reconcile = tokio::time::interval(schedule.reconcile_every);
+    reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purge = tokio::time::interval(schedule.purge_every);
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
+        // Errors are logged and counted inside each job; the next tick tries again.
         tokio::select! {
             () = &mut shutdown => break,
-            _ = ticker.tick() => {
-                // Errors are logged and counted inside; the next tick tries again.
+            _ = reconcile.tick() => {
                 let _ = reconcile_once(db.as_ref()).await;
+            }
+            _ = purge.tick() => {
+                let _ = purge_idempotency_keys(db.as_ref(), schedule.idempotency_retention).await;
             }
         }
     }

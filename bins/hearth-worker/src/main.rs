@@ -49,18 +49,18 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let interval = Duration::from_secs(settings.worker.reconcile_interval_secs.max(1));
-    tracing::info!(
-        interval_secs = interval.as_secs(),
-        backend = db.backend(),
-        "hearth-worker started"
-    );
+    let schedule = hearth_worker::Schedule {
+        reconcile_every: Duration::from_secs(settings.worker.reconcile_interval_secs.max(1)),
+        purge_every: Duration::from_secs(settings.worker.purge_interval_secs.max(1)),
+        idempotency_retention: Duration::from_secs(settings.wallet.idempotency_retention_secs),
+    };
+    tracing::info!(?schedule, backend = db.backend(), "hearth-worker started");
     let signal = async move {
         hearth_api::shutdown_signal().await;
         tracing::info!("shutdown requested");
         let _ = shutdown.0.send(true);
     };
-    hearth_worker::run(db.clone(), interval, signal).await;
+    hearth_worker::run(db.clone(), schedule, signal).await;
     db.close().await;
     Ok(())
 }

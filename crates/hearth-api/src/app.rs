@@ -8,7 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -18,7 +18,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
-use crate::routes::{auth, games, health, wallet};
+use crate::routes::{auth, fairness, games, health, wallet};
 use crate::state::AppState;
 use crate::{middleware, request_id};
 
@@ -30,7 +30,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(auth::me))
         .route("/v1/wallet", get(wallet::wallet))
         .route("/v1/wallet/transactions", get(wallet::transactions))
+        .route("/v1/wallet/history", get(wallet::history))
+        .route("/v1/stats", get(wallet::stats))
         .route("/v1/games/slots/spin", post(games::spin_slots))
+        .route("/v1/fairness", get(fairness::current))
+        .route("/v1/fairness/client-seed", put(fairness::set_client_seed))
+        .route("/v1/fairness/rotate", post(fairness::rotate))
+        .route("/v1/fairness/rounds/{round_id}", get(fairness::round))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

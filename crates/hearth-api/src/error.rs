@@ -118,6 +118,13 @@ impl From<StorageError> for ApiError {
                     None => Self::Conflict("the request conflicts with existing data".into(), None),
                 }
             }
+            StorageError::IdempotencyMismatch => Self::Validation(
+                vec![FieldError::new(
+                    "Idempotency-Key",
+                    "was already used with a different request",
+                )],
+                Map::new(),
+            ),
             StorageError::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 Self::Unavailable("the database is unavailable; retry shortly")

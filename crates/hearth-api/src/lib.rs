@@ -28,6 +28,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod request_id;
 pub mod settings;
 

@@ -99,12 +99,15 @@ pub struct RedisSettings {
 pub struct WalletSettings {
     /// Coins credited to a new account as a `bonus` ledger entry.
     pub starting_balance: i64,
+    /// How long an `Idempotency-Key` is remembered; a retry after this is a new request.
+    pub idempotency_retention_secs: u64,
 }
 
 impl Default for WalletSettings {
     fn default() -> Self {
         Self {
             starting_balance: 1_000,
+            idempotency_retention_secs: 24 * 60 * 60,
         }
     }
 }
@@ -140,6 +143,8 @@ impl Default for SlotsSettings {
 pub struct WorkerSettings {
     /// Seconds between ledger reconciliation runs.
     pub reconcile_interval_secs: u64,
+    /// Seconds between purges of expired idempotency keys.
+    pub purge_interval_secs: u64,
     /// Where the worker serves `/metrics` and `/health/live`; unset disables it.
     pub admin_addr: Option<SocketAddr>,
 }
@@ -148,6 +153,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             reconcile_interval_secs: 300,
+            purge_interval_secs: 3600,
             admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
         }
     }

@@ -30,6 +30,8 @@ pub mod names {
     pub const RECONCILIATION_MISMATCHES: &str = "hearth_reconciliation_mismatches";
     /// Gauge: wallets checked at the last reconciliation run.
     pub const RECONCILIATION_WALLETS: &str = "hearth_reconciliation_wallets_checked";
+    /// Counter: idempotency keys deleted after their retention.
+    pub const IDEMPOTENCY_KEYS_PURGED: &str = "hearth_idempotency_keys_purged_total";
     /// Gauge (always 1): build information in labels `version` and `service`.
     pub const BUILD_INFO: &str = "hearth_build_info";
     /// Gauge: open database connections by `state` (`idle`, `in_use`).
@@ -92,6 +94,10 @@ fn describe() {
         "Wallets checked at the last run"
     );
     describe_gauge!(names::BUILD_INFO, "Build information");
+    describe_counter!(
+        names::IDEMPOTENCY_KEYS_PURGED,
+        "Idempotency keys deleted after retention"
+    );
     describe_gauge!(
         names::DB_POOL_CONNECTIONS,
         "Database pool connections by state"

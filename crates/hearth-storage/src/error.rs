@@ -20,6 +20,9 @@ pub enum StorageError {
         /// Coins in the wallet.
         available: i64,
     },
+    /// The idempotency key was already used with a different request.
+    #[error("the idempotency key was used for a different request")]
+    IdempotencyMismatch,
     /// The game rules refused the round.
     #[error("the game refused the round")]
     Game(#[from] GameError),

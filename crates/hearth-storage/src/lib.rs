@@ -48,8 +48,9 @@ use uuid::Uuid;
 
 pub use error::StorageError;
 pub use model::{
-    Cursor, LedgerEntry, LedgerQuery, NewUser, Page, PoolStats, Reconciliation, RoundPlay,
-    RoundRequest, SettledRound, User, UserCredentials, Wallet, WalletMismatch,
+    Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery, NewUser, Page,
+    Played, PlayerStats, PoolStats, Reconciliation, RoundPlay, RoundRecord, RoundRequest,
+    SeedRotation, SettledRound, User, UserCredentials, Wallet, WalletMismatch,
 };
 pub use settings::DatabaseSettings;
 
@@ -96,6 +97,32 @@ pub trait WalletRepository: Send + Sync {
         query: LedgerQuery,
     ) -> Result<Page<LedgerEntry>, StorageError>;
 
+    /// Daily closing balances for the last `days` UTC days (today included), oldest first;
+    /// days without entries carry the previous balance.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when the user has no wallet.
+    async fn balance_history(
+        &self,
+        user: Uuid,
+        days: u32,
+    ) -> Result<Vec<DailyBalance>, StorageError>;
+
+    /// Totals over the user's settled rounds, computed by the database.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when the user has no wallet.
+    async fn stats(&self, user: Uuid) -> Result<PlayerStats, StorageError>;
+
+    /// Deletes idempotency keys older than `retention`; returns how many.
+    ///
+    /// # Errors
+    /// When the statement fails.
+    async fn purge_idempotency_keys(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<u64, StorageError>;
+
     /// Compares every wallet's balance with the sum of its ledger.
     ///
     /// # Errors
@@ -114,7 +141,47 @@ pub trait GameRepository: Send + Sync {
     /// [`StorageError::InsufficientBalance`] when the balance cannot cover the bet;
     /// [`StorageError::Game`] when the rules refuse the round; [`StorageError::NotFound`] for
     /// an unknown user. Nothing is written on error.
-    async fn play_round(&self, request: RoundRequest<'_>) -> Result<SettledRound, StorageError>;
+    async fn play_round(
+        &self,
+        request: RoundRequest<'_>,
+    ) -> Result<Played<SettledRound>, StorageError>;
+
+    /// One of the user's rounds, with the server seed once it has been revealed.
+    ///
+    /// # Errors
+    /// When the query fails. Another user's round is `Ok(None)`, as if it did not exist.
+    async fn round(&self, user: Uuid, round: Uuid) -> Result<Option<RoundRecord>, StorageError>;
+}
+
+/// Provably-fair seeds.
+#[async_trait]
+pub trait FairnessRepository: Send + Sync {
+    /// The user's current seed hash, client seed and next nonce.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown user.
+    async fn fairness(&self, user: Uuid) -> Result<FairnessState, StorageError>;
+
+    /// Sets the client seed for the following rounds.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown user.
+    async fn set_client_seed(
+        &self,
+        user: Uuid,
+        seed: &hearth_domain::fairness::ClientSeed,
+    ) -> Result<FairnessState, StorageError>;
+
+    /// Retires the current server seed (revealing it) and starts `next` with nonce 0.
+    ///
+    /// # Errors
+    /// [`StorageError::Conflict`] with constraint `open_round` while a round is open: revealing
+    /// the seed would reveal that round's future.
+    async fn rotate_seed(
+        &self,
+        user: Uuid,
+        next: hearth_domain::fairness::ServerSeed,
+    ) -> Result<SeedRotation, StorageError>;
 }
 
 /// Health and schema management.
@@ -150,9 +217,15 @@ pub trait Maintenance: Send + Sync {
 }
 
 /// Everything Hearth stores, behind one object.
-pub trait Database: UserRepository + WalletRepository + GameRepository + Maintenance {}
+pub trait Database:
+    UserRepository + WalletRepository + GameRepository + FairnessRepository + Maintenance
+{
+}
 
-impl<T: UserRepository + WalletRepository + GameRepository + Maintenance> Database for T {}
+impl<T> Database for T where
+    T: UserRepository + WalletRepository + GameRepository + FairnessRepository + Maintenance
+{
+}
 
 /// Connects to the database the URL names (`sqlite:…` or `postgres:…`/`postgresql:…`).
 ///

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hearth_domain::fairness::{ClientSeed, FairRng, ServerSeed};
 use hearth_domain::games::GameError;
 use hearth_domain::ledger::{EntryKind, EntryStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -98,12 +98,16 @@ pub struct LedgerEntry {
 }
 
 /// Which page of a ledger to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LedgerQuery {
     /// Page size, 1 to [`LedgerQuery::MAX_LIMIT`].
     pub limit: u32,
     /// Start after this cursor (exclusive); `None` for the newest page.
     pub after: Option<Cursor>,
+    /// Only entries of this kind.
+    pub kind: Option<EntryKind>,
+    /// Only entries of this game.
+    pub game: Option<String>,
 }
 
 impl LedgerQuery {
@@ -193,6 +197,8 @@ pub struct RoundRequest<'a> {
     pub bet: i64,
     /// The rules.
     pub play: &'a PlayFn<'a>,
+    /// When set, a retry with the same key replays the first result instead of playing again.
+    pub idempotency: Option<Idempotency>,
 }
 
 impl std::fmt::Debug for RoundRequest<'_> {
@@ -206,8 +212,27 @@ impl std::fmt::Debug for RoundRequest<'_> {
     }
 }
 
+/// An `Idempotency-Key` and the fingerprint of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The client's key, unique per user.
+    pub key: String,
+    /// A digest of the request (method, route, body): the same key with another request is
+    /// refused rather than replayed.
+    pub fingerprint: String,
+}
+
+/// The result of a money-moving call that may have been a retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Played<T> {
+    /// The effect (or, for a replay, the effect of the first request).
+    pub value: T,
+    /// `true` when this call found the key already used and changed nothing.
+    pub replayed: bool,
+}
+
 /// A settled round.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettledRound {
     /// The round's id.
     pub round_id: Uuid,
@@ -279,4 +304,88 @@ mod tests {
             assert_eq!(Cursor::decode(bad), Err(InvalidCursor), "{bad}");
         }
     }
+}
+
+/// A user's current provably-fair state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FairnessState {
+    /// SHA-256 of the current (secret) server seed.
+    pub server_seed_hash: String,
+    /// The client seed the next round will use.
+    pub client_seed: String,
+    /// The nonce the next round will use.
+    pub nonce: u64,
+}
+
+/// The result of rotating a server seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeedRotation {
+    /// The retired seed, now public.
+    pub revealed_server_seed: String,
+    /// Its hash, as published before play.
+    pub revealed_server_seed_hash: String,
+    /// The hash of the new seed.
+    pub server_seed_hash: String,
+}
+
+/// Everything recorded about one round, for re-deriving it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoundRecord {
+    /// The round's id.
+    pub round_id: Uuid,
+    /// The game.
+    pub game: String,
+    /// `open` or `settled`.
+    pub status: String,
+    /// The total stake.
+    pub bet: i64,
+    /// Coins paid back.
+    pub win: i64,
+    /// The game-specific outcome and inputs.
+    pub detail: serde_json::Value,
+    /// SHA-256 of the server seed used.
+    pub server_seed_hash: String,
+    /// The server seed, once rotation has revealed it; `None` while it is still in use.
+    pub server_seed: Option<String>,
+    /// The client seed used.
+    pub client_seed: String,
+    /// The nonce used.
+    pub nonce: u64,
+    /// When the round started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// One day of a wallet's history (UTC days).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DailyBalance {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// The balance at the end of the day.
+    pub closing_balance: i64,
+    /// The sum of the day's entries.
+    pub net_change: i64,
+    /// How many entries the day had.
+    pub entries: u64,
+}
+
+/// A player's totals over settled rounds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayerStats {
+    /// Settled rounds.
+    pub rounds: u64,
+    /// Rounds that paid more than their stake.
+    pub wins: u64,
+    /// `wins / rounds`, 0 without rounds.
+    pub win_rate: f64,
+    /// Coins staked.
+    pub wagered: i64,
+    /// Coins paid back.
+    pub won: i64,
+    /// `won - wagered`.
+    pub net: i64,
+    /// The largest single payout.
+    pub biggest_win: i64,
+    /// The wallet balance now.
+    pub balance: i64,
 }

@@ -9,17 +9,21 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hearth_domain::fairness::FairRng;
+use hearth_domain::fairness::{ClientSeed, FairRng, ServerSeed};
 use hearth_domain::ledger::{EntryKind, EntryStatus};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::rows::{self, LedgerRow, MismatchRow, RoundLedger, RoundStartRow, UserRow, WalletRow};
+use crate::rows::{
+    self, CurrentSeedRow, DayRow, FairnessRow, IdempotencyRow, LedgerRow, MismatchRow, RoundLedger,
+    RoundRow, RoundStartRow, StatsRow, UserRow, WalletRow,
+};
 use crate::{
-    DatabaseSettings, GameRepository, LedgerEntry, LedgerQuery, Maintenance, NewUser, Page,
-    PoolStats, Reconciliation, RoundRequest, SettledRound, StorageError, User, UserCredentials,
+    DailyBalance, DatabaseSettings, FairnessRepository, FairnessState, GameRepository, LedgerEntry,
+    LedgerQuery, Maintenance, NewUser, Page, Played, PlayerStats, PoolStats, Reconciliation,
+    RoundRecord, RoundRequest, SeedRotation, SettledRound, StorageError, User, UserCredentials,
     UserRepository, Wallet, WalletMismatch, WalletRepository,
 };
 
@@ -27,6 +31,20 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/post
 
 /// SQLSTATE for "relation does not exist".
 const UNDEFINED_TABLE: &str = "42P01";
+
+const LEDGER_PAGE: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, game, \
+     round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = $1 AND id < $2 AND $4::TEXT IS NULL AND $5::TEXT IS NULL \
+     ORDER BY id DESC LIMIT $3";
+const LEDGER_PAGE_BY_KIND: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, \
+     game, round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = $1 AND kind = $4 AND id < $2 AND $5::TEXT IS NULL ORDER BY id DESC LIMIT $3";
+const LEDGER_PAGE_BY_GAME: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, \
+     game, round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = $1 AND game = $5 AND id < $2 AND $4::TEXT IS NULL ORDER BY id DESC LIMIT $3";
+const LEDGER_PAGE_BY_KIND_AND_GAME: &str = "SELECT id, user_id, kind, amount, balance_before, \
+     balance_after, game, round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = $1 AND kind = $4 AND game = $5 AND id < $2 ORDER BY id DESC LIMIT $3";
 
 /// A PostgreSQL connection pool.
 #[derive(Debug, Clone)]
@@ -148,17 +166,89 @@ impl WalletRepository for PostgresDatabase {
         query: LedgerQuery,
     ) -> Result<Page<LedgerEntry>, StorageError> {
         let limit = query.limit.clamp(1, LedgerQuery::MAX_LIMIT);
-        let rows: Vec<LedgerRow> = sqlx::query_as(
-            "SELECT id, user_id, kind, amount, balance_before, balance_after, game, round_id, \
-             description, metadata, status, created_at \
-             FROM ledger_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        // One static statement per filter combination, so each can use its own index.
+        let sql = match (&query.kind, &query.game) {
+            (None, None) => LEDGER_PAGE,
+            (Some(_), None) => LEDGER_PAGE_BY_KIND,
+            (None, Some(_)) => LEDGER_PAGE_BY_GAME,
+            (Some(_), Some(_)) => LEDGER_PAGE_BY_KIND_AND_GAME,
+        };
+        let rows: Vec<LedgerRow> = sqlx::query_as(sql)
+            .bind(user)
+            .bind(query.after.map_or(i64::MAX, |cursor| cursor.id()))
+            .bind(i64::from(limit) + 1)
+            .bind(query.kind.map(|k| k.as_str()))
+            .bind(query.game.as_deref())
+            .fetch_all(&self.pool)
+            .await?;
+        rows::into_page(rows, limit)
+    }
+
+    async fn balance_history(
+        &self,
+        user: Uuid,
+        days: u32,
+    ) -> Result<Vec<DailyBalance>, StorageError> {
+        let (first, since) = rows::history_window(days);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let balance: Option<i64> =
+            sqlx::query_scalar("SELECT balance FROM wallets WHERE user_id = $1")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        balance.ok_or(StorageError::NotFound)?;
+        let opening: Option<i64> = sqlx::query_scalar(
+            "SELECT balance_after FROM ledger_entries WHERE user_id = $1 AND created_at < $2 \
+             ORDER BY id DESC LIMIT 1",
         )
         .bind(user)
-        .bind(query.after.map_or(i64::MAX, |cursor| cursor.id()))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
+        .bind(since)
+        .fetch_optional(&mut *tx)
         .await?;
-        rows::into_page(rows, limit)
+        let days_rows: Vec<DayRow> = sqlx::query_as(
+            "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, \
+                    SUM(amount)::BIGINT AS net, COUNT(*) AS entries, \
+                    (array_agg(balance_after ORDER BY id DESC))[1] AS closing \
+             FROM ledger_entries WHERE user_id = $1 AND created_at >= $2 \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(user)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows::fill_days(
+            days_rows,
+            opening.unwrap_or(0),
+            first,
+            days,
+        ))
+    }
+
+    async fn stats(&self, user: Uuid) -> Result<PlayerStats, StorageError> {
+        let row: StatsRow = sqlx::query_as(
+            "SELECT COUNT(*) AS rounds, COUNT(*) FILTER (WHERE win > bet) AS wins, \
+                    COALESCE(SUM(bet), 0)::BIGINT AS wagered, COALESCE(SUM(win), 0)::BIGINT AS won, \
+                    COALESCE(MAX(win), 0)::BIGINT AS biggest_win, \
+                    (SELECT balance FROM wallets WHERE user_id = $1) AS balance \
+             FROM game_rounds WHERE user_id = $1 AND status = 'settled'",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    async fn purge_idempotency_keys(&self, retention: Duration) -> Result<u64, StorageError> {
+        let cutoff = OffsetDateTime::now_utc() - retention;
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -196,7 +286,10 @@ impl WalletRepository for PostgresDatabase {
 #[async_trait]
 impl GameRepository for PostgresDatabase {
     #[tracing::instrument(skip_all, fields(user_id = %request.user_id, game = request.game), err)]
-    async fn play_round(&self, request: RoundRequest<'_>) -> Result<SettledRound, StorageError> {
+    async fn play_round(
+        &self,
+        request: RoundRequest<'_>,
+    ) -> Result<Played<SettledRound>, StorageError> {
         let mut tx = self.pool.begin().await?;
         let LockedStart { start, now } = sqlx::query_as(
             "SELECT w.balance, f.server_seed, f.server_seed_hash, f.client_seed, f.nonce, \
@@ -208,6 +301,21 @@ impl GameRepository for PostgresDatabase {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StorageError::NotFound)?;
+        // Read after the wallet lock is held: a concurrent request with the same key has
+        // committed (and is seen here) or has not started its writes.
+        if let Some(idempotency) = &request.idempotency {
+            let stored: Option<IdempotencyRow> = sqlx::query_as(
+                "SELECT fingerprint, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            )
+            .bind(request.user_id)
+            .bind(&idempotency.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(stored) = stored {
+                tx.rollback().await?;
+                return stored.replay(idempotency);
+            }
+        }
         // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
         RoundLedger::compute(start.balance, request.bet, 0)?;
         let (server_seed, client_seed) = rows::seeds(&start)?;
@@ -215,6 +323,22 @@ impl GameRepository for PostgresDatabase {
             u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
         let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce))?;
         let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
+        let settled = SettledRound {
+            round_id: request.round_id,
+            game: request.game.to_owned(),
+            bet: request.bet,
+            win: play.win,
+            balance: ledger.after_win,
+            detail: play.detail,
+            server_seed_hash: start.server_seed_hash,
+            client_seed: start.client_seed,
+            nonce,
+            created_at: now,
+        };
+        let (key, fingerprint) = match &request.idempotency {
+            Some(i) => (Some(i.key.as_str()), Some(i.fingerprint.as_str())),
+            None => (None, None),
+        };
 
         // Ledger ids follow VALUES order, so the win always comes after its bet.
         sqlx::query(
@@ -223,7 +347,9 @@ impl GameRepository for PostgresDatabase {
                                           server_seed_hash, client_seed, nonce, created_at) \
                  VALUES ($1, $2, $3, $4, $5, 'settled', $6, $7, $8, $9, $10) RETURNING id), \
              wallet AS (UPDATE wallets SET balance = $11, updated_at = $10 WHERE user_id = $2), \
-             seed AS (UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = $2) \
+             seed AS (UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = $2), \
+             idem AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, response, round_id, created_at) \
+                      SELECT $2, $19, $20, $21, $1, $10 WHERE $19::TEXT IS NOT NULL) \
              INSERT INTO ledger_entries (user_id, kind, amount, balance_before, balance_after, \
                                          game, round_id, description, status, created_at) \
              SELECT $2, v.kind, v.amount, v.before, v.after, $3, round.id, v.description, $16, $10 \
@@ -236,10 +362,10 @@ impl GameRepository for PostgresDatabase {
         .bind(request.user_id) // $2
         .bind(request.game) // $3
         .bind(request.bet) // $4
-        .bind(play.win) // $5
-        .bind(Json(&play.detail)) // $6
-        .bind(&start.server_seed_hash) // $7
-        .bind(&start.client_seed) // $8
+        .bind(settled.win) // $5
+        .bind(Json(&settled.detail)) // $6
+        .bind(&settled.server_seed_hash) // $7
+        .bind(&settled.client_seed) // $8
         .bind(start.nonce) // $9
         .bind(now) // $10
         .bind(ledger.after_win) // $11
@@ -250,21 +376,108 @@ impl GameRepository for PostgresDatabase {
         .bind(EntryStatus::Settled.as_str()) // $16
         .bind(EntryKind::Bet.as_str()) // $17
         .bind(EntryKind::Win.as_str()) // $18
+        .bind(key) // $19
+        .bind(fingerprint) // $20
+        .bind(Json(&settled)) // $21
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(Played {
+            value: settled,
+            replayed: false,
+        })
+    }
 
-        Ok(SettledRound {
-            round_id: request.round_id,
-            game: request.game.to_owned(),
-            bet: request.bet,
-            win: play.win,
-            balance: ledger.after_win,
-            detail: play.detail,
-            server_seed_hash: start.server_seed_hash,
-            client_seed: start.client_seed,
-            nonce,
-            created_at: now,
+    async fn round(&self, user: Uuid, round: Uuid) -> Result<Option<RoundRecord>, StorageError> {
+        let row: Option<RoundRow> = sqlx::query_as(
+            "SELECT r.id, r.game, r.status, r.bet, r.win, r.detail, r.server_seed_hash, \
+                    s.server_seed, r.client_seed, r.nonce, r.created_at \
+             FROM game_rounds r LEFT JOIN revealed_seeds s \
+               ON s.server_seed_hash = r.server_seed_hash AND s.user_id = r.user_id \
+             WHERE r.id = $1 AND r.user_id = $2",
+        )
+        .bind(round)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(RoundRecord::try_from).transpose()
+    }
+}
+
+#[async_trait]
+impl FairnessRepository for PostgresDatabase {
+    async fn fairness(&self, user: Uuid) -> Result<FairnessState, StorageError> {
+        let row: FairnessRow = sqlx::query_as(
+            "SELECT server_seed_hash, client_seed, nonce FROM fairness_seeds WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    async fn set_client_seed(
+        &self,
+        user: Uuid,
+        seed: &ClientSeed,
+    ) -> Result<FairnessState, StorageError> {
+        let row: FairnessRow = sqlx::query_as(
+            "UPDATE fairness_seeds SET client_seed = $2 WHERE user_id = $1 \
+             RETURNING server_seed_hash, client_seed, nonce",
+        )
+        .bind(user)
+        .bind(seed.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    async fn rotate_seed(
+        &self,
+        user: Uuid,
+        next: ServerSeed,
+    ) -> Result<SeedRotation, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // The same row lock play_round takes: no round can open or settle meanwhile.
+        let current: CurrentSeedRow = sqlx::query_as(
+            "SELECT server_seed, server_seed_hash, created_at FROM fairness_seeds \
+             WHERE user_id = $1 FOR UPDATE",
+        )
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+        let open: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM game_rounds WHERE user_id = $1 AND status = 'open' LIMIT 1",
+        )
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if open.is_some() {
+            return Err(StorageError::Conflict {
+                constraint: "open_round".into(),
+            });
+        }
+        sqlx::query(
+            "WITH revealed AS (INSERT INTO revealed_seeds (server_seed_hash, user_id, server_seed, created_at) \
+                               VALUES ($2, $1, $3, $4)) \
+             UPDATE fairness_seeds SET server_seed = $5, server_seed_hash = $6, nonce = 0, \
+                    created_at = now() WHERE user_id = $1",
+        )
+        .bind(user)
+        .bind(&current.server_seed_hash)
+        .bind(&current.server_seed)
+        .bind(current.created_at)
+        .bind(next.to_hex())
+        .bind(next.hash_hex())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SeedRotation {
+            revealed_server_seed: current.server_seed,
+            revealed_server_seed_hash: current.server_seed_hash,
+            server_seed_hash: next.hash_hex(),
         })
     }
 }

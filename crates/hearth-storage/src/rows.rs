@@ -171,3 +171,172 @@ pub(crate) fn seeds(
         .map_err(|e| StorageError::Corrupt(format!("client seed: {e}")))?;
     Ok((server, client))
 }
+
+/// A stored idempotency key.
+#[derive(sqlx::FromRow)]
+pub(crate) struct IdempotencyRow {
+    fingerprint: String,
+    response: sqlx::types::Json<crate::SettledRound>,
+}
+
+impl IdempotencyRow {
+    /// The replay of the first request, or a mismatch when the request differs.
+    pub(crate) fn replay(
+        self,
+        idempotency: &crate::Idempotency,
+    ) -> Result<crate::Played<crate::SettledRound>, StorageError> {
+        if self.fingerprint == idempotency.fingerprint {
+            Ok(crate::Played {
+                value: self.response.0,
+                replayed: true,
+            })
+        } else {
+            Err(StorageError::IdempotencyMismatch)
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct FairnessRow {
+    server_seed_hash: String,
+    client_seed: String,
+    nonce: i64,
+}
+
+impl TryFrom<FairnessRow> for crate::FairnessState {
+    type Error = StorageError;
+
+    fn try_from(row: FairnessRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            server_seed_hash: row.server_seed_hash,
+            client_seed: row.client_seed,
+            nonce: u64::try_from(row.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CurrentSeedRow {
+    pub(crate) server_seed: String,
+    pub(crate) server_seed_hash: String,
+    pub(crate) created_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RoundRow {
+    id: Uuid,
+    game: String,
+    status: String,
+    bet: i64,
+    win: i64,
+    detail: Json<serde_json::Value>,
+    server_seed_hash: String,
+    server_seed: Option<String>,
+    client_seed: String,
+    nonce: i64,
+    created_at: OffsetDateTime,
+}
+
+impl TryFrom<RoundRow> for crate::RoundRecord {
+    type Error = StorageError;
+
+    fn try_from(row: RoundRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            round_id: row.id,
+            game: row.game,
+            status: row.status,
+            bet: row.bet,
+            win: row.win,
+            detail: row.detail.0,
+            server_seed_hash: row.server_seed_hash,
+            server_seed: row.server_seed,
+            client_seed: row.client_seed,
+            nonce: u64::try_from(row.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DayRow {
+    day: String,
+    net: i64,
+    entries: i64,
+    closing: i64,
+}
+
+/// Fills the days without entries: each carries the previous closing balance.
+pub(crate) fn fill_days(
+    rows: Vec<DayRow>,
+    opening: i64,
+    first: time::Date,
+    days: u32,
+) -> Vec<crate::DailyBalance> {
+    let mut by_day: std::collections::HashMap<String, DayRow> =
+        rows.into_iter().map(|row| (row.day.clone(), row)).collect();
+    let mut balance = opening;
+    let mut out = Vec::with_capacity(days as usize);
+    let mut date = first;
+    for _ in 0..days {
+        let key = date.to_string();
+        let (net, entries) = match by_day.remove(&key) {
+            Some(row) => {
+                balance = row.closing;
+                (row.net, u64::try_from(row.entries).unwrap_or(0))
+            }
+            None => (0, 0),
+        };
+        out.push(crate::DailyBalance {
+            date: key,
+            closing_balance: balance,
+            net_change: net,
+            entries,
+        });
+        match date.next_day() {
+            Some(next) => date = next,
+            None => break,
+        }
+    }
+    out
+}
+
+/// The first UTC day of a `days`-long window ending today, and its midnight.
+pub(crate) fn history_window(days: u32) -> (time::Date, OffsetDateTime) {
+    let today = OffsetDateTime::now_utc().date();
+    let first = today - time::Duration::days(i64::from(days.max(1)) - 1);
+    (first, first.midnight().assume_utc())
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StatsRow {
+    rounds: i64,
+    wins: i64,
+    wagered: i64,
+    won: i64,
+    biggest_win: i64,
+    balance: Option<i64>,
+}
+
+impl TryFrom<StatsRow> for crate::PlayerStats {
+    type Error = StorageError;
+
+    fn try_from(row: StatsRow) -> Result<Self, Self::Error> {
+        let balance = row.balance.ok_or(StorageError::NotFound)?;
+        let rounds = u64::try_from(row.rounds).unwrap_or(0);
+        let wins = u64::try_from(row.wins).unwrap_or(0);
+        Ok(Self {
+            rounds,
+            wins,
+            win_rate: if rounds == 0 {
+                0.0
+            } else {
+                wins as f64 / rounds as f64
+            },
+            wagered: row.wagered,
+            won: row.won,
+            net: row.won - row.wagered,
+            biggest_win: row.biggest_win,
+            balance,
+        })
+    }
+}

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hearth_domain::fairness::FairRng;
+use hearth_domain::fairness::{ClientSeed, FairRng, ServerSeed};
 use hearth_domain::ledger::{EntryKind, EntryStatus};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -18,10 +18,14 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::rows::{self, LedgerRow, MismatchRow, RoundLedger, RoundStartRow, UserRow, WalletRow};
+use crate::rows::{
+    self, CurrentSeedRow, DayRow, FairnessRow, IdempotencyRow, LedgerRow, MismatchRow, RoundLedger,
+    RoundRow, RoundStartRow, StatsRow, UserRow, WalletRow,
+};
 use crate::{
-    DatabaseSettings, GameRepository, LedgerEntry, LedgerQuery, Maintenance, NewUser, Page,
-    PoolStats, Reconciliation, RoundRequest, SettledRound, StorageError, User, UserCredentials,
+    DailyBalance, DatabaseSettings, FairnessRepository, FairnessState, GameRepository, LedgerEntry,
+    LedgerQuery, Maintenance, NewUser, Page, Played, PlayerStats, PoolStats, Reconciliation,
+    RoundRecord, RoundRequest, SeedRotation, SettledRound, StorageError, User, UserCredentials,
     UserRepository, Wallet, WalletMismatch, WalletRepository,
 };
 
@@ -29,6 +33,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 
 const USER_COLUMNS_BY_LOGIN: &str = "SELECT id, username, email, role, created_at, password_hash \
      FROM users WHERE lower(username) = ?1 OR email = ?1";
+
+const LEDGER_PAGE: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, game, \
+     round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = ?1 AND id < ?2 AND ?4 IS NULL AND ?5 IS NULL ORDER BY id DESC LIMIT ?3";
+const LEDGER_PAGE_BY_KIND: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, \
+     game, round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = ?1 AND kind = ?4 AND id < ?2 AND ?5 IS NULL ORDER BY id DESC LIMIT ?3";
+const LEDGER_PAGE_BY_GAME: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, \
+     game, round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = ?1 AND game = ?5 AND id < ?2 AND ?4 IS NULL ORDER BY id DESC LIMIT ?3";
+const LEDGER_PAGE_BY_KIND_AND_GAME: &str = "SELECT id, user_id, kind, amount, balance_before, \
+     balance_after, game, round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = ?1 AND kind = ?4 AND game = ?5 AND id < ?2 ORDER BY id DESC LIMIT ?3";
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]
@@ -204,17 +221,87 @@ impl WalletRepository for SqliteDatabase {
         query: LedgerQuery,
     ) -> Result<Page<LedgerEntry>, StorageError> {
         let limit = query.limit.clamp(1, LedgerQuery::MAX_LIMIT);
-        let rows: Vec<LedgerRow> = sqlx::query_as(
-            "SELECT id, user_id, kind, amount, balance_before, balance_after, game, round_id, \
-             description, metadata, status, created_at \
-             FROM ledger_entries WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        // One static statement per filter combination, so each can use its own index.
+        let sql = match (&query.kind, &query.game) {
+            (None, None) => LEDGER_PAGE,
+            (Some(_), None) => LEDGER_PAGE_BY_KIND,
+            (None, Some(_)) => LEDGER_PAGE_BY_GAME,
+            (Some(_), Some(_)) => LEDGER_PAGE_BY_KIND_AND_GAME,
+        };
+        let rows: Vec<LedgerRow> = sqlx::query_as(sql)
+            .bind(user)
+            .bind(query.after.map_or(i64::MAX, |cursor| cursor.id()))
+            .bind(i64::from(limit) + 1)
+            .bind(query.kind.map(|k| k.as_str()))
+            .bind(query.game.as_deref())
+            .fetch_all(&self.pool)
+            .await?;
+        rows::into_page(rows, limit)
+    }
+
+    async fn balance_history(
+        &self,
+        user: Uuid,
+        days: u32,
+    ) -> Result<Vec<DailyBalance>, StorageError> {
+        let (first, since) = rows::history_window(days);
+        let mut tx = self.pool.begin().await?;
+        let balance: Option<i64> =
+            sqlx::query_scalar("SELECT balance FROM wallets WHERE user_id = ?1")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        balance.ok_or(StorageError::NotFound)?;
+        let opening: Option<i64> = sqlx::query_scalar(
+            "SELECT balance_after FROM ledger_entries WHERE user_id = ?1 AND created_at < ?2 \
+             ORDER BY id DESC LIMIT 1",
         )
         .bind(user)
-        .bind(query.after.map_or(i64::MAX, |cursor| cursor.id()))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
+        .bind(since)
+        .fetch_optional(&mut *tx)
         .await?;
-        rows::into_page(rows, limit)
+        // SQLite returns the bare column `balance_after` from the row holding MAX(id): the
+        // day's last entry.
+        let days_rows: Vec<DayRow> = sqlx::query_as(
+            "SELECT substr(created_at, 1, 10) AS day, SUM(amount) AS net, COUNT(*) AS entries, \
+                    MAX(id) AS last_id, balance_after AS closing \
+             FROM ledger_entries WHERE user_id = ?1 AND created_at >= ?2 \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(user)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows::fill_days(
+            days_rows,
+            opening.unwrap_or(0),
+            first,
+            days,
+        ))
+    }
+
+    async fn stats(&self, user: Uuid) -> Result<PlayerStats, StorageError> {
+        let row: StatsRow = sqlx::query_as(
+            "SELECT COUNT(*) AS rounds, COALESCE(SUM(CASE WHEN win > bet THEN 1 ELSE 0 END), 0) AS wins, \
+                    COALESCE(SUM(bet), 0) AS wagered, COALESCE(SUM(win), 0) AS won, \
+                    COALESCE(MAX(win), 0) AS biggest_win, \
+                    (SELECT balance FROM wallets WHERE user_id = ?1) AS balance \
+             FROM game_rounds WHERE user_id = ?1 AND status = 'settled'",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    async fn purge_idempotency_keys(&self, retention: Duration) -> Result<u64, StorageError> {
+        let cutoff = OffsetDateTime::now_utc() - retention;
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -249,7 +336,10 @@ impl WalletRepository for SqliteDatabase {
 #[async_trait]
 impl GameRepository for SqliteDatabase {
     #[tracing::instrument(skip_all, fields(user_id = %request.user_id, game = request.game), err)]
-    async fn play_round(&self, request: RoundRequest<'_>) -> Result<SettledRound, StorageError> {
+    async fn play_round(
+        &self,
+        request: RoundRequest<'_>,
+    ) -> Result<Played<SettledRound>, StorageError> {
         let mut tx = self.begin_write().await?;
         let start: RoundStartRow = sqlx::query_as(
             "SELECT w.balance, f.server_seed, f.server_seed_hash, f.client_seed, f.nonce \
@@ -259,6 +349,21 @@ impl GameRepository for SqliteDatabase {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StorageError::NotFound)?;
+        // Checked under the write lock, so two concurrent requests with one key cannot both
+        // miss it.
+        if let Some(idempotency) = &request.idempotency {
+            let stored: Option<IdempotencyRow> = sqlx::query_as(
+                "SELECT fingerprint, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+            )
+            .bind(request.user_id)
+            .bind(&idempotency.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(stored) = stored {
+                tx.rollback().await?;
+                return stored.replay(idempotency);
+            }
+        }
         // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
         RoundLedger::compute(start.balance, request.bet, 0)?;
         let (server_seed, client_seed) = rows::seeds(&start)?;
@@ -319,9 +424,7 @@ impl GameRepository for SqliteDatabase {
             .bind(request.user_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-
-        Ok(SettledRound {
+        let settled = SettledRound {
             round_id: request.round_id,
             game: request.game.to_owned(),
             bet: request.bet,
@@ -332,6 +435,124 @@ impl GameRepository for SqliteDatabase {
             client_seed: start.client_seed,
             nonce,
             created_at: now,
+        };
+        if let Some(idempotency) = &request.idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, response, round_id, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .bind(request.user_id)
+            .bind(&idempotency.key)
+            .bind(&idempotency.fingerprint)
+            .bind(Json(&settled))
+            .bind(request.round_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Played {
+            value: settled,
+            replayed: false,
+        })
+    }
+
+    async fn round(&self, user: Uuid, round: Uuid) -> Result<Option<RoundRecord>, StorageError> {
+        let row: Option<RoundRow> = sqlx::query_as(
+            "SELECT r.id, r.game, r.status, r.bet, r.win, r.detail, r.server_seed_hash, \
+                    s.server_seed, r.client_seed, r.nonce, r.created_at \
+             FROM game_rounds r LEFT JOIN revealed_seeds s \
+               ON s.server_seed_hash = r.server_seed_hash AND s.user_id = r.user_id \
+             WHERE r.id = ?1 AND r.user_id = ?2",
+        )
+        .bind(round)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(RoundRecord::try_from).transpose()
+    }
+}
+
+#[async_trait]
+impl FairnessRepository for SqliteDatabase {
+    async fn fairness(&self, user: Uuid) -> Result<FairnessState, StorageError> {
+        let row: FairnessRow = sqlx::query_as(
+            "SELECT server_seed_hash, client_seed, nonce FROM fairness_seeds WHERE user_id = ?1",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    async fn set_client_seed(
+        &self,
+        user: Uuid,
+        seed: &ClientSeed,
+    ) -> Result<FairnessState, StorageError> {
+        let row: FairnessRow = sqlx::query_as(
+            "UPDATE fairness_seeds SET client_seed = ?2 WHERE user_id = ?1 \
+             RETURNING server_seed_hash, client_seed, nonce",
+        )
+        .bind(user)
+        .bind(seed.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user), err)]
+    async fn rotate_seed(
+        &self,
+        user: Uuid,
+        next: ServerSeed,
+    ) -> Result<SeedRotation, StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.begin_write().await?;
+        let current: CurrentSeedRow = sqlx::query_as(
+            "SELECT server_seed, server_seed_hash, created_at FROM fairness_seeds WHERE user_id = ?1",
+        )
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM game_rounds WHERE user_id = ?1 AND status = 'open' LIMIT 1",
+        )
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if open.is_some() {
+            return Err(StorageError::Conflict {
+                constraint: "open_round".into(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO revealed_seeds (server_seed_hash, user_id, server_seed, created_at, revealed_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&current.server_seed_hash)
+        .bind(user)
+        .bind(&current.server_seed)
+        .bind(current.created_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE fairness_seeds SET server_seed = ?2, server_seed_hash = ?3, nonce = 0, \
+             created_at = ?4 WHERE user_id = ?1",
+        )
+        .bind(user)
+        .bind(next.to_hex())
+        .bind(next.hash_hex())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SeedRotation {
+            revealed_server_seed: current.server_seed,
+            revealed_server_seed_hash: current.server_seed_hash,
+            server_seed_hash: next.hash_hex(),
         })
     }
 }

@@ -37,13 +37,14 @@ async fn the_schedule_runs_until_shutdown(t: &TestDb) {
     let metrics = hearth_observability::metrics::install();
     t.db.create_user(new_user("Dan", 10)).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(hearth_worker::run(
-        t.db.clone(),
-        Duration::from_millis(20),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let schedule = hearth_worker::Schedule {
+        reconcile_every: Duration::from_millis(20),
+        purge_every: Duration::from_millis(20),
+        idempotency_retention: Duration::from_secs(3600),
+    };
+    let worker = tokio::spawn(hearth_worker::run(t.db.clone(), schedule, async {
+        let _ = stopped.await;
+    }));
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), worker)
@@ -53,6 +54,10 @@ async fn the_schedule_runs_until_shutdown(t: &TestDb) {
     let metrics = metrics.render();
     assert!(
         metrics.contains("hearth_reconciliation_wallets_checked"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearth_idempotency_keys_purged_total"),
         "{metrics}"
     );
 }

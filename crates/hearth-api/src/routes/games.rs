@@ -2,18 +2,21 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use hearth_domain::games::slots;
 use hearth_observability::metrics::names;
-use hearth_storage::{RoundPlay, RoundRequest, SettledRound};
+use hearth_storage::{Played, RoundPlay, RoundRequest, SettledRound};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthUser};
+use crate::idempotency::{IDEMPOTENT_REPLAYED, IdempotencyKey};
 use crate::state::AppState;
 
 /// `POST /v1/games/slots/spin`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SpinRequest {
     bet: i64,
@@ -63,8 +66,10 @@ impl From<SettledRound> for RoundResponse {
 pub(crate) async fn spin_slots(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    key: IdempotencyKey,
     ApiJson(request): ApiJson<SpinRequest>,
-) -> Result<Json<RoundResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    let idempotency = key.for_request("POST /v1/games/slots/spin", &request)?;
     let allowed = &state.settings.games.slots.bets;
     if !allowed.contains(&request.bet) {
         let list = allowed
@@ -93,10 +98,25 @@ pub(crate) async fn spin_slots(
             game: "slots",
             bet: request.bet,
             play: &play,
+            idempotency,
         })
         .await?;
-    record_round(&round);
-    Ok(Json(round.into()))
+    Ok(round_response(round))
+}
+
+/// The response for a played round; a replay carries `Idempotent-Replayed: true` and is not
+/// counted again in the metrics.
+pub(crate) fn round_response(played: Played<SettledRound>) -> Response {
+    if played.replayed {
+        let mut response = Json(RoundResponse::from(played.value)).into_response();
+        response.headers_mut().insert(
+            IDEMPOTENT_REPLAYED.clone(),
+            HeaderValue::from_static("true"),
+        );
+        return response;
+    }
+    record_round(&played.value);
+    Json(RoundResponse::from(played.value)).into_response()
 }
 
 fn record_round(round: &SettledRound) {

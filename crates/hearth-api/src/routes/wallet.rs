@@ -1,8 +1,9 @@
-//! The caller's wallet and ledger.
+//! The caller's wallet, ledger, history and stats.
 
 use axum::Json;
 use axum::extract::State;
-use hearth_storage::{Cursor, LedgerEntry, LedgerQuery, Page};
+use hearth_domain::ledger::EntryKind;
+use hearth_storage::{Cursor, DailyBalance, LedgerEntry, LedgerQuery, Page, PlayerStats};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -16,11 +17,15 @@ pub(crate) async fn wallet(
     AuthUser(claims): AuthUser,
 ) -> Result<Json<Value>, ApiError> {
     let wallet = state.db.wallet(claims.sub).await?;
+    let updated_at = wallet
+        .updated_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(ApiError::internal)?;
     Ok(Json(json!({
         "user_id": wallet.user_id,
         "balance": wallet.balance,
         "currency": "coins",
-        "updated_at": wallet.updated_at.format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
+        "updated_at": updated_at,
     })))
 }
 
@@ -30,6 +35,8 @@ pub(crate) async fn wallet(
 pub(crate) struct TransactionsQuery {
     limit: Option<u32>,
     cursor: Option<String>,
+    kind: Option<EntryKind>,
+    game: Option<String>,
 }
 
 /// The response page.
@@ -42,7 +49,7 @@ pub(crate) struct TransactionsPage {
 /// Default page size.
 const DEFAULT_LIMIT: u32 = 20;
 
-/// `GET /v1/wallet/transactions?limit=&cursor=`: the ledger, newest first.
+/// `GET /v1/wallet/transactions?limit=&cursor=&kind=&game=`: the ledger, newest first.
 pub(crate) async fn transactions(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -60,9 +67,52 @@ pub(crate) async fn transactions(
         .map(|c| Cursor::decode(&c))
         .transpose()
         .map_err(|_| ApiError::field("cursor", "is not a cursor this API issued"))?;
-    let Page { items, next_cursor } = state
-        .db
-        .ledger_page(claims.sub, LedgerQuery { limit, after })
-        .await?;
+    if let Some(game) = &query.game
+        && !(1..=32).contains(&game.len())
+    {
+        return Err(ApiError::field("game", "must be 1 to 32 characters"));
+    }
+    let ledger_query = LedgerQuery {
+        limit,
+        after,
+        kind: query.kind,
+        game: query.game,
+    };
+    let Page { items, next_cursor } = state.db.ledger_page(claims.sub, ledger_query).await?;
     Ok(Json(TransactionsPage { items, next_cursor }))
+}
+
+/// Query of `GET /v1/wallet/history`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQuery {
+    days: Option<u32>,
+}
+
+/// The longest history served, in days.
+const MAX_HISTORY_DAYS: u32 = 365;
+
+/// `GET /v1/wallet/history?days=N`: daily closing balances, oldest first (UTC days).
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let days = query.days.unwrap_or(30);
+    if !(1..=MAX_HISTORY_DAYS).contains(&days) {
+        return Err(ApiError::field(
+            "days",
+            format!("must be between 1 and {MAX_HISTORY_DAYS}"),
+        ));
+    }
+    let history: Vec<DailyBalance> = state.db.balance_history(claims.sub, days).await?;
+    Ok(Json(json!({ "days": history })))
+}
+
+/// `GET /v1/stats`: totals over the caller's settled rounds.
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+) -> Result<Json<PlayerStats>, ApiError> {
+    Ok(Json(state.db.stats(claims.sub).await?))
 }

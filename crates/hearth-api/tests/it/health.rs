@@ -45,8 +45,10 @@ async fn readiness_names_pending_migrations() {
         ..Default::default()
     };
     let db = hearth_storage::connect(&settings).await.unwrap();
-    let mut app_settings = hearth_api::Settings::default();
-    app_settings.database = settings;
+    let app_settings = hearth_api::Settings {
+        database: settings,
+        ..Default::default()
+    };
     let app = hearth_api::build_with(db, app_settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

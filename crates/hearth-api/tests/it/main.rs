@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod architecture;
+mod economy;
 mod errors;
 mod health;
 mod http_stack;

@@ -23,8 +23,10 @@ pub struct TestApp {
 
 /// Settings for tests: cheap bcrypt, a test secret, the given database.
 pub fn test_settings(t: &TestDb) -> Settings {
-    let mut settings = Settings::default();
-    settings.database = t.settings.clone();
+    let mut settings = Settings {
+        database: t.settings.clone(),
+        ..Settings::default()
+    };
     settings.auth.bcrypt_cost = 4;
     settings.auth.jwt_secret =
         SecretString::from("integration-test-secret-0123456789abcdef".to_owned());

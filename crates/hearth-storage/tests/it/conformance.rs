@@ -4,7 +4,8 @@ use hearth_domain::fairness::{ClientSeed, FairRng, ServerSeed};
 use hearth_domain::games::{GameError, slots};
 use hearth_domain::ledger::EntryKind;
 use hearth_storage::{
-    Cursor, Database, LedgerEntry, LedgerQuery, RoundPlay, RoundRequest, SettledRound, StorageError,
+    Cursor, Database, Idempotency, LedgerEntry, LedgerQuery, Played, RoundPlay, RoundRequest,
+    SettledRound, StorageError,
 };
 use hearth_test_support::{FIXED_SERVER_SEED, TestDb, backend_suite, new_user};
 use uuid::Uuid;
@@ -20,13 +21,29 @@ fn slots_play(bet: i64) -> impl Fn(&mut FairRng<'_>) -> Result<RoundPlay, GameEr
 }
 
 async fn spin(db: &dyn Database, user: Uuid, bet: i64) -> Result<SettledRound, StorageError> {
+    spin_with_key(db, user, bet, None)
+        .await
+        .map(|played| played.value)
+}
+
+async fn spin_with_key(
+    db: &dyn Database,
+    user: Uuid,
+    bet: i64,
+    key: Option<(&str, &str)>,
+) -> Result<Played<SettledRound>, StorageError> {
     let play = slots_play(bet);
+    let idempotency = key.map(|(key, fingerprint)| Idempotency {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+    });
     db.play_round(RoundRequest {
         user_id: user,
         round_id: Uuid::now_v7(),
         game: "slots",
         bet,
         play: &play,
+        idempotency,
     })
     .await
 }
@@ -36,7 +53,14 @@ async fn all_entries(db: &dyn Database, user: Uuid) -> Vec<LedgerEntry> {
     let mut after = None;
     loop {
         let page = db
-            .ledger_page(user, LedgerQuery { limit: 100, after })
+            .ledger_page(
+                user,
+                LedgerQuery {
+                    limit: 100,
+                    after,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         entries.extend(page.items);
@@ -189,6 +213,7 @@ async fn a_rule_refusal_rolls_everything_back(t: &TestDb) {
             game: "slots",
             bet: 7,
             play: &refuse,
+            idempotency: None,
         })
         .await;
     assert!(
@@ -224,9 +249,16 @@ async fn ledger_pages_walk_every_entry_once_newest_first(t: &TestDb) {
     let mut pages = 0;
     loop {
         let page =
-            t.db.ledger_page(user.id, LedgerQuery { limit: 5, after })
-                .await
-                .unwrap();
+            t.db.ledger_page(
+                user.id,
+                LedgerQuery {
+                    limit: 5,
+                    after,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert!(page.items.len() <= 5);
         pages += 1;
         walked.extend(page.items.iter().map(|e| e.id));
@@ -243,7 +275,7 @@ async fn ledger_pages_walk_every_entry_once_newest_first(t: &TestDb) {
             user.id,
             LedgerQuery {
                 limit: u32::try_from(all.len()).unwrap(),
-                after: None,
+                ..Default::default()
             },
         )
         .await
@@ -257,6 +289,7 @@ async fn ledger_pages_walk_every_entry_once_newest_first(t: &TestDb) {
             LedgerQuery {
                 limit: 100,
                 after: Some(Cursor::after_id(i64::MAX - 1)),
+                ..Default::default()
             },
         )
         .await
@@ -349,7 +382,230 @@ async fn migrations_are_all_applied_and_the_database_answers(t: &TestDb) {
     assert!(stats.size >= stats.idle);
 }
 
+async fn a_repeated_idempotency_key_replays_and_a_different_request_is_refused(t: &TestDb) {
+    let user = t.db.create_user(new_user("Idem", 1_000)).await.unwrap();
+    let first = spin_with_key(t.db.as_ref(), user.id, 10, Some(("k-1", "fp-a")))
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+    let again = spin_with_key(t.db.as_ref(), user.id, 10, Some(("k-1", "fp-a")))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.value, first.value, "the replay is the first response");
+    let other = spin_with_key(t.db.as_ref(), user.id, 20, Some(("k-1", "fp-b"))).await;
+    assert!(
+        matches!(other, Err(StorageError::IdempotencyMismatch)),
+        "{other:?}"
+    );
+    // One effect only.
+    let entries = all_entries(t.db.as_ref(), user.id).await;
+    assert_eq!(
+        entries.iter().filter(|e| e.kind == EntryKind::Bet).count(),
+        1
+    );
+    assert_eq!(
+        t.db.wallet(user.id).await.unwrap().balance,
+        first.value.balance
+    );
+    // Keys are per user: another user may use the same key.
+    let other_user = t.db.create_user(new_user("Idem2", 100)).await.unwrap();
+    let theirs = spin_with_key(t.db.as_ref(), other_user.id, 10, Some(("k-1", "fp-a"))).await;
+    assert!(!theirs.unwrap().replayed);
+}
+
+async fn concurrent_requests_with_one_key_have_one_effect(t: &TestDb) {
+    let user = t.db.create_user(new_user("Racer", 1_000)).await.unwrap();
+    let db: Arc<dyn Database> = t.db.clone();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                spin_with_key(db.as_ref(), user.id, 10, Some(("same", "fp")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    let mut rounds = std::collections::HashSet::new();
+    for task in tasks {
+        let played = task.await.unwrap();
+        fresh += usize::from(!played.replayed);
+        rounds.insert(played.value.round_id);
+    }
+    assert_eq!((fresh, rounds.len()), (1, 1));
+    let entries = all_entries(t.db.as_ref(), user.id).await;
+    assert_eq!(
+        entries.iter().filter(|e| e.kind == EntryKind::Bet).count(),
+        1
+    );
+}
+
+async fn old_idempotency_keys_are_purged(t: &TestDb) {
+    let user = t.db.create_user(new_user("Purge", 100)).await.unwrap();
+    spin_with_key(t.db.as_ref(), user.id, 1, Some(("old", "fp")))
+        .await
+        .unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(t.db.purge_idempotency_keys(hour).await.unwrap(), 0);
+    assert_eq!(
+        t.db.purge_idempotency_keys(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    // After the purge the key is free again.
+    let again = spin_with_key(t.db.as_ref(), user.id, 1, Some(("old", "fp")))
+        .await
+        .unwrap();
+    assert!(!again.replayed);
+}
+
+async fn rotation_reveals_the_old_seed_and_resets_the_nonce(t: &TestDb) {
+    let user = t.db.create_user(new_user("Seeds", 100)).await.unwrap();
+    let before = t.db.fairness(user.id).await.unwrap();
+    assert_eq!(before.nonce, 0);
+    let round = spin(t.db.as_ref(), user.id, 1).await.unwrap();
+    let record = t.db.round(user.id, round.round_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.server_seed, None,
+        "the seed stays secret while in use"
+    );
+    assert_eq!(t.db.fairness(user.id).await.unwrap().nonce, 1);
+
+    let seed = ClientSeed::parse("my-lucky-seed").unwrap();
+    let state = t.db.set_client_seed(user.id, &seed).await.unwrap();
+    assert_eq!(state.client_seed, "my-lucky-seed");
+
+    let next = ServerSeed::from_bytes([7; 32]);
+    let rotation = t.db.rotate_seed(user.id, next.clone()).await.unwrap();
+    let first_seed = ServerSeed::from_bytes(*FIXED_SERVER_SEED);
+    assert_eq!(rotation.revealed_server_seed, first_seed.to_hex());
+    assert_eq!(rotation.revealed_server_seed_hash, before.server_seed_hash);
+    assert_eq!(rotation.server_seed_hash, next.hash_hex());
+    let after = t.db.fairness(user.id).await.unwrap();
+    assert_eq!(
+        (after.server_seed_hash.clone(), after.nonce),
+        (next.hash_hex(), 0)
+    );
+
+    let record = t.db.round(user.id, round.round_id).await.unwrap().unwrap();
+    let revealed = ServerSeed::from_hex(record.server_seed.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        revealed.hash_hex(),
+        record.server_seed_hash,
+        "the seed matches its commitment"
+    );
+    let client = ClientSeed::parse(&record.client_seed).unwrap();
+    let rederived = slots::spin(&mut FairRng::new(&revealed, &client, record.nonce), 1).unwrap();
+    assert_eq!(rederived.win, record.win);
+    // Another user's round does not exist for this one.
+    let stranger = t.db.create_user(new_user("Stranger", 0)).await.unwrap();
+    assert!(
+        t.db.round(stranger.id, round.round_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn ledger_filters_by_kind_and_game(t: &TestDb) {
+    let user = t.db.create_user(new_user("Filter", 1_000)).await.unwrap();
+    for _ in 0..5 {
+        spin(t.db.as_ref(), user.id, 2).await.unwrap();
+    }
+    let page = |kind: Option<EntryKind>, game: Option<&str>| {
+        let game = game.map(str::to_owned);
+        let query = LedgerQuery {
+            limit: 100,
+            kind,
+            game,
+            ..Default::default()
+        };
+        t.db.ledger_page(user.id, query)
+    };
+    let bets = page(Some(EntryKind::Bet), None).await.unwrap().items;
+    assert_eq!(bets.len(), 5);
+    assert!(bets.iter().all(|e| e.kind == EntryKind::Bet));
+    assert_eq!(
+        page(Some(EntryKind::Bonus), None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let slots_entries = page(None, Some("slots")).await.unwrap().items;
+    assert!(slots_entries.len() >= 5);
+    assert!(
+        slots_entries
+            .iter()
+            .all(|e| e.game.as_deref() == Some("slots"))
+    );
+    assert_eq!(
+        page(Some(EntryKind::Bet), Some("slots"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+    assert!(page(None, Some("roulette")).await.unwrap().items.is_empty());
+}
+
+async fn history_and_stats_are_computed_by_the_database(t: &TestDb) {
+    let user = t.db.create_user(new_user("Stats", 1_000)).await.unwrap();
+    let mut rounds = Vec::new();
+    for _ in 0..8 {
+        rounds.push(spin(t.db.as_ref(), user.id, 5).await.unwrap());
+    }
+    let history = t.db.balance_history(user.id, 7).await.unwrap();
+    assert_eq!(history.len(), 7);
+    let today = history.last().unwrap();
+    let balance = t.db.wallet(user.id).await.unwrap().balance;
+    assert_eq!(today.closing_balance, balance);
+    assert_eq!(
+        today.net_change, balance,
+        "the bonus and every round happened today"
+    );
+    let wins = rounds.iter().filter(|r| r.win > 0).count() as u64;
+    assert_eq!(today.entries, 1 + 8 + wins);
+    assert!(
+        history[..6]
+            .iter()
+            .all(|d| d.closing_balance == 0 && d.entries == 0)
+    );
+
+    let stats = t.db.stats(user.id).await.unwrap();
+    assert_eq!(stats.rounds, 8);
+    assert_eq!(stats.wagered, 40);
+    assert_eq!(stats.won, rounds.iter().map(|r| r.win).sum::<i64>());
+    assert_eq!(stats.net, stats.won - 40);
+    assert_eq!(
+        stats.biggest_win,
+        rounds.iter().map(|r| r.win).max().unwrap()
+    );
+    assert_eq!(
+        stats.wins,
+        rounds.iter().filter(|r| r.win > r.bet).count() as u64
+    );
+    assert_eq!(stats.balance, balance);
+    assert!(matches!(
+        t.db.stats(Uuid::now_v7()).await,
+        Err(StorageError::NotFound)
+    ));
+    let unknown = t.db.balance_history(Uuid::now_v7(), 3).await;
+    assert!(matches!(unknown, Err(StorageError::NotFound)));
+}
+
 backend_suite!(
+    a_repeated_idempotency_key_replays_and_a_different_request_is_refused,
+    concurrent_requests_with_one_key_have_one_effect,
+    old_idempotency_keys_are_purged,
+    rotation_reveals_the_old_seed_and_resets_the_nonce,
+    ledger_filters_by_kind_and_game,
+    history_and_stats_are_computed_by_the_database,
     a_new_user_gets_a_wallet_with_the_bonus_as_a_ledger_entry,
     a_zero_starting_balance_writes_no_entry,
     users_are_found_by_username_in_any_case_and_by_email,
