@@ -66,7 +66,7 @@ pub fn with_stack(routes: Router, state: AppState) -> Router {
         .layer(from_fn(middleware::problem_json))
         // The span, the access log and the HTTP metrics see the final status of the inner stack.
         .layer(from_fn_with_state(state.clone(), middleware::observe))
-        // Browser hardening on every response; handlers may override none of these.
+        // Browser hardening on every response; a handler that sets one of these keeps its own.
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
@@ -127,7 +127,11 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("x-request-id"),
             ])
-            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("idempotent-replayed"),
+                header::RETRY_AFTER,
+            ])
             .max_age(Duration::from_secs(3600)),
     )
 }

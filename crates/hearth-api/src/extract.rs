@@ -51,7 +51,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// Parses JSON, mapping serde's errors to field-naming API errors.
+///
+/// Every Hearth request body is an object; serde would also accept an array for a struct, so
+/// anything else is refused up front.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::Validation(
+            vec![FieldError::new("", "the body must be a JSON object")],
+            Default::default(),
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -200,6 +210,13 @@ mod tests {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, vec![]),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn only_objects_are_accepted() {
+        assert_eq!(error_of("[1]").0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error_of("1").0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(parse_json::<Body>(br#" {"bet": 1}"#).is_ok());
     }
 
     #[test]

@@ -145,7 +145,8 @@ pub struct WorkerSettings {
     pub reconcile_interval_secs: u64,
     /// Seconds between purges of expired idempotency keys.
     pub purge_interval_secs: u64,
-    /// Where the worker serves `/metrics` and `/health/live`; unset disables it.
+    /// Where the worker serves `/metrics` and `/health/live`; empty disables it.
+    #[serde(deserialize_with = "optional_addr")]
     pub admin_addr: Option<SocketAddr>,
 }
 
@@ -288,6 +289,20 @@ fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
     })
 }
 
+/// An address, or nothing for an empty value (`HEARTH__WORKER__ADMIN_ADDR=`).
+fn optional_addr<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("{text:?} is not an address such as 127.0.0.1:9091"))
+    })
+}
+
 fn int_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
     match OneOrMany::<i64>::deserialize(deserializer)? {
         OneOrMany::One(text) => text
@@ -356,6 +371,15 @@ mod tests {
         assert_eq!(settings.games.slots.bets, [5, 10]);
         assert_eq!(settings.limits.trusted_proxies.len(), 1);
         assert!(settings.redis.url.is_some());
+    }
+
+    #[test]
+    fn the_worker_admin_port_can_be_turned_off() {
+        let off = Settings::load_from(None, env(&[("HEARTH__WORKER__ADMIN_ADDR", "")])).unwrap();
+        assert_eq!(off.worker.admin_addr, None);
+        let on = Settings::load_from(None, env(&[("HEARTH__WORKER__ADMIN_ADDR", "0.0.0.0:9100")]));
+        assert_eq!(on.unwrap().worker.admin_addr.unwrap().port(), 9100);
+        assert!(Settings::load_from(None, env(&[("HEARTH__WORKER__ADMIN_ADDR", "nope")])).is_err());
     }
 
     #[test]

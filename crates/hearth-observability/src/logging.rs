@@ -76,8 +76,10 @@ pub fn init(settings: &LogSettings, production: bool) -> Result<(), InitError> {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
+                    // The whole span list, so an event inside a handler or repository still
+                    // carries the request span's request id and route.
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(true),
             )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_target(true)).try_init(),
