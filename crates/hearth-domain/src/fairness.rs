@@ -19,6 +19,8 @@
 //! 5. [`RandomSource::below`] turns draws into an integer in `0..n` without
 //!    modulo bias: a draw `x` is rejected (and the next one used) while
 //!    `x >= 2^32 - (2^32 mod n)`; the result is `x mod n`.
+//! 6. [`shuffle`] permutes a list with Fisher–Yates, one `below` per
+//!    position from the last down to the second.
 //!
 //! After the server seed is revealed, anyone can recompute the commitment
 //! and replay every round from the seeds and nonces alone.
@@ -343,6 +345,33 @@ impl<R: RandomSource + ?Sized> RandomSource for &mut R {
 
     fn below(&mut self, n: u32) -> u32 {
         (**self).below(n)
+    }
+}
+
+/// Shuffles `items` in place with the Fisher–Yates algorithm (Durstenfeld's
+/// in-place form), drawing from `rng`:
+///
+/// ```text
+/// for i = len - 1 down to 1:
+///     j = rng.below(i + 1)      // uniform in 0..=i
+///     swap items[i] and items[j]
+/// ```
+///
+/// Exactly `len - 1` calls to [`RandomSource::below`] are made, with bounds
+/// `len, len - 1, …, 2` in that order (nothing is drawn for fewer than two
+/// items). Because `below` is unbiased, every permutation is equally likely.
+///
+/// # Panics
+///
+/// If `items` has more than 2^32 elements (a bound would not fit in a `u32`).
+pub fn shuffle<T>(rng: &mut impl RandomSource, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let Ok(bound) = u32::try_from(i + 1) else {
+            panic!("shuffle supports at most 2^32 items");
+        };
+        // `below(bound) < bound <= items.len()`, so the index is in range.
+        let j = rng.below(bound) as usize;
+        items.swap(i, j);
     }
 }
 
@@ -703,6 +732,55 @@ mod tests {
         assert_eq!(String::from(seed), "player-seed");
     }
 
+    #[test]
+    fn known_answer_shuffle() {
+        // From the Python verifier in docs/games.md.
+        let server = ServerSeed::from_bytes([7; 32]);
+        let client = ClientSeed::parse("lucky").unwrap();
+        let mut rng = FairRng::new(&server, &client, 0);
+        let mut items: Vec<u32> = (0..10).collect();
+        shuffle(&mut rng, &mut items);
+        assert_eq!(items, [0, 7, 1, 6, 8, 4, 2, 3, 9, 5]);
+    }
+
+    #[test]
+    fn shuffle_draws_descending_bounds() {
+        // With draws < 2 nothing is rejected, so each draw is `j` itself.
+        let mut src = Scripted(vec![0, 1, 0].into_iter());
+        let mut items = ['a', 'b', 'c', 'd'];
+        // i = 3: j = 0 -> d b c a; i = 2: j = 1 -> d c b a; i = 1: j = 0 -> c d b a.
+        shuffle(&mut src, &mut items);
+        assert_eq!(items, ['c', 'd', 'b', 'a']);
+        assert_eq!(src.0.len(), 0);
+        // Nothing is drawn for fewer than two items.
+        let mut empty = Scripted(Vec::new().into_iter());
+        shuffle(&mut empty, &mut [1]);
+        shuffle(&mut empty, &mut [0u8; 0]);
+    }
+
+    #[test]
+    fn shuffle_permutations_are_uniform() {
+        // All 6 orders of 3 items; 5 degrees of freedom, upper 0.1% point
+        // 20.515.
+        let server = ServerSeed::from_bytes([0x33; 32]);
+        let client = ClientSeed::parse("shuffle").unwrap();
+        let mut rng = FairRng::new(&server, &client, 0);
+        let mut counts = std::collections::HashMap::new();
+        let rounds = 60_000u32;
+        for _ in 0..rounds {
+            let mut items = [0u8, 1, 2];
+            shuffle(&mut rng, &mut items);
+            *counts.entry(items).or_insert(0u32) += 1;
+        }
+        assert_eq!(counts.len(), 6);
+        let expected = f64::from(rounds) / 6.0;
+        let stat: f64 = counts
+            .values()
+            .map(|&c| (f64::from(c) - expected).powi(2) / expected)
+            .sum();
+        assert!(stat < 20.515, "chi-square {stat} for shuffle of 3");
+    }
+
     proptest! {
         #[test]
         fn below_is_always_in_range(
@@ -727,6 +805,22 @@ mod tests {
             // row, which proptest would have to hit with probability < 2^-64.
             let mut src = Scripted(draws.into_iter());
             prop_assert!(src.below(n) < n);
+        }
+
+        #[test]
+        fn shuffle_is_a_permutation(
+            bytes in any::<[u8; 32]>(),
+            nonce in any::<u64>(),
+            len in 0usize..400,
+        ) {
+            let server = ServerSeed::from_bytes(bytes);
+            let client = ClientSeed::parse("prop").unwrap();
+            let mut rng = FairRng::new(&server, &client, nonce);
+            let mut items: Vec<usize> = (0..len).collect();
+            shuffle(&mut rng, &mut items);
+            let mut sorted = items.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(sorted, (0..len).collect::<Vec<_>>());
         }
 
         #[test]

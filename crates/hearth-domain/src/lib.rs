@@ -15,8 +15,10 @@
 //! - [`fairness`]: provably fair randomness: [`fairness::ServerSeed`] and its
 //!   SHA-256 commitment, [`fairness::ClientSeed`], and the HMAC-SHA256 stream
 //!   [`fairness::FairRng`] behind the [`fairness::RandomSource`] trait.
-//! - [`games`]: game rules; today [`games::slots`], a cherry-themed
-//!   three-reel slot machine.
+//! - [`games`]: game rules: [`games::slots`] (a cherry-themed three-reel
+//!   slot machine), [`games::blackjack`] (six-deck blackjack as a
+//!   serializable state machine), [`games::roulette`] (European single zero)
+//!   and [`games::dice`] (over/under with a configurable house edge).
 //!
 //! # Example
 //!
