@@ -33,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/wallet/history", get(wallet::history))
         .route("/v1/stats", get(wallet::stats))
         .route("/v1/games/slots/spin", post(games::spin_slots))
+        .route("/v1/games/dice/roll", post(games::roll_dice))
+        .route("/v1/games/roulette/spin", post(games::spin_roulette))
         .route("/v1/fairness", get(fairness::current))
         .route("/v1/fairness/client-seed", put(fairness::set_client_seed))
         .route("/v1/fairness/rotate", post(fairness::rotate))

@@ -118,6 +118,7 @@ impl From<StorageError> for ApiError {
                     None => Self::Conflict("the request conflicts with existing data".into(), None),
                 }
             }
+            StorageError::Game(error) => Self::field("bet", error.to_string()),
             StorageError::IdempotencyMismatch => Self::Validation(
                 vec![FieldError::new(
                     "Idempotency-Key",

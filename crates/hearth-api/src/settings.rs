@@ -118,6 +118,73 @@ impl Default for WalletSettings {
 pub struct GamesSettings {
     /// Slots.
     pub slots: SlotsSettings,
+    /// Dice.
+    pub dice: DiceSettings,
+    /// Roulette.
+    pub roulette: RouletteSettings,
+    /// Blackjack.
+    pub blackjack: BlackjackSettings,
+}
+
+/// The `games.dice` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiceSettings {
+    /// The house edge in basis points (100 = 1 %), 0 to 5000.
+    pub house_edge_bp: u32,
+    /// Smallest stake. Payouts are whole coins rounded down, so tiny stakes would lose most of
+    /// a win to rounding; 100 keeps that loss under one percent of a win.
+    pub min_bet: i64,
+    /// Largest stake.
+    pub max_bet: i64,
+}
+
+impl Default for DiceSettings {
+    fn default() -> Self {
+        Self {
+            house_edge_bp: 100,
+            min_bet: 100,
+            max_bet: 100_000,
+        }
+    }
+}
+
+/// The `games.roulette` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouletteSettings {
+    /// Smallest amount on one bet.
+    pub min_bet: i64,
+    /// Largest total staked on one spin.
+    pub max_total_bet: i64,
+}
+
+impl Default for RouletteSettings {
+    fn default() -> Self {
+        Self {
+            min_bet: 1,
+            max_total_bet: 10_000,
+        }
+    }
+}
+
+/// The `games.blackjack` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlackjackSettings {
+    /// Smallest bet (bets must be even so 3:2 pays whole coins).
+    pub min_bet: i64,
+    /// Largest bet.
+    pub max_bet: i64,
+}
+
+impl Default for BlackjackSettings {
+    fn default() -> Self {
+        Self {
+            min_bet: 2,
+            max_bet: 1_000,
+        }
+    }
 }
 
 /// The `games.slots` section.
@@ -225,6 +292,29 @@ impl Settings {
         let mut problems = Vec::new();
         if self.games.slots.bets.is_empty() || self.games.slots.bets.iter().any(|b| *b <= 0) {
             problems.push("games.slots.bets must list positive bets".to_owned());
+        }
+        let games = &self.games;
+        if games.dice.house_edge_bp > 5_000 {
+            problems.push("games.dice.house_edge_bp must be at most 5000 (50 %)".to_owned());
+        }
+        for (name, min, max) in [
+            ("games.dice", games.dice.min_bet, games.dice.max_bet),
+            (
+                "games.roulette",
+                games.roulette.min_bet,
+                games.roulette.max_total_bet,
+            ),
+            (
+                "games.blackjack",
+                games.blackjack.min_bet,
+                games.blackjack.max_bet,
+            ),
+        ] {
+            if min <= 0 || max < min {
+                problems.push(format!(
+                    "{name}: the minimum bet must be positive and not above the maximum"
+                ));
+            }
         }
         if self.wallet.starting_balance < 0 {
             problems.push("wallet.starting_balance must not be negative".to_owned());

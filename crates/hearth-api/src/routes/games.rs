@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use hearth_domain::games::slots;
+use hearth_domain::fairness::FairRng;
+use hearth_domain::games::{dice, roulette, slots};
 use hearth_observability::metrics::names;
 use hearth_storage::{Played, RoundPlay, RoundRequest, SettledRound};
 use serde::{Deserialize, Serialize};
@@ -126,4 +127,132 @@ fn record_round(round: &SettledRound) {
         .increment(u64::try_from(round.bet).unwrap_or(0));
     metrics::counter!(names::GAME_PAID, "game" => game)
         .increment(u64::try_from(round.win).unwrap_or(0));
+}
+
+/// `POST /v1/games/dice/roll`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiceRollRequest {
+    bet: i64,
+    /// In hundredths: 5000 means 50.00.
+    target: u32,
+    direction: dice::Direction,
+}
+
+/// Rolls the dice: win when the roll lands on the chosen side of the target.
+#[tracing::instrument(skip_all, fields(bet = request.bet), err(level = "debug"))]
+pub(crate) async fn roll_dice(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    key: IdempotencyKey,
+    ApiJson(request): ApiJson<DiceRollRequest>,
+) -> Result<Response, ApiError> {
+    let settings = &state.settings.games.dice;
+    if !(settings.min_bet..=settings.max_bet).contains(&request.bet) {
+        let message = format!(
+            "must be between {} and {}",
+            settings.min_bet, settings.max_bet
+        );
+        return Err(ApiError::field("bet", message));
+    }
+    let edge = dice::HouseEdge::from_basis_points(settings.house_edge_bp)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("house edge setting: {e}")))?;
+    let dice_request = dice::DiceRequest {
+        amount: request.bet,
+        direction: request.direction,
+        target: request.target,
+    };
+    let bet = dice::DiceBet::new(&dice_request, edge).map_err(|error| {
+        let field = match error {
+            dice::DiceError::TargetOutOfRange { .. } | dice::DiceError::MultiplierTooLow { .. } => {
+                "target"
+            }
+            _ => "bet",
+        };
+        ApiError::field(field, error.to_string())
+    })?;
+    let idempotency = key.for_request("POST /v1/games/dice/roll", &request)?;
+    let play = |rng: &mut FairRng<'_>| {
+        let outcome = dice::roll(rng, &bet);
+        Ok(RoundPlay {
+            win: outcome.payout,
+            detail: to_detail(&outcome),
+        })
+    };
+    let round = state
+        .db
+        .play_round(RoundRequest {
+            user_id: claims.sub,
+            round_id: uuid::Uuid::now_v7(),
+            game: "dice",
+            bet: request.bet,
+            play: &play,
+            idempotency,
+        })
+        .await?;
+    Ok(round_response(round))
+}
+
+/// `POST /v1/games/roulette/spin`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouletteSpinRequest {
+    bets: Vec<roulette::BetRequest>,
+}
+
+/// Spins a European wheel for one or more bets.
+#[tracing::instrument(skip_all, fields(bets = request.bets.len()), err(level = "debug"))]
+pub(crate) async fn spin_roulette(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    key: IdempotencyKey,
+    ApiJson(request): ApiJson<RouletteSpinRequest>,
+) -> Result<Response, ApiError> {
+    let settings = &state.settings.games.roulette;
+    let bets = roulette::Bets::validate(&request.bets).map_err(|error| match &error {
+        roulette::RouletteError::InvalidBet { index, problem } => {
+            ApiError::field(format!("bets[{index}]"), problem.to_string())
+        }
+        _ => ApiError::field("bets", error.to_string()),
+    })?;
+    if let Some((index, _)) = request
+        .bets
+        .iter()
+        .enumerate()
+        .find(|(_, bet)| bet.amount < settings.min_bet)
+    {
+        let message = format!("amount must be at least {}", settings.min_bet);
+        return Err(ApiError::field(format!("bets[{index}].amount"), message));
+    }
+    let total = bets.total_stake();
+    if total > settings.max_total_bet {
+        let message = format!("the total stake {total} exceeds {}", settings.max_total_bet);
+        return Err(ApiError::field("bets", message));
+    }
+    let idempotency = key.for_request("POST /v1/games/roulette/spin", &request)?;
+    let play = |rng: &mut FairRng<'_>| {
+        let outcome = roulette::spin(rng, &bets);
+        Ok(RoundPlay {
+            win: outcome.total_payout,
+            detail: to_detail(&outcome),
+        })
+    };
+    let round = state
+        .db
+        .play_round(RoundRequest {
+            user_id: claims.sub,
+            round_id: uuid::Uuid::now_v7(),
+            game: "roulette",
+            bet: total,
+            play: &play,
+            idempotency,
+        })
+        .await?;
+    Ok(round_response(round))
+}
+
+/// A game's outcome as the round's stored and returned detail.
+fn to_detail(outcome: &impl Serialize) -> Value {
+    // Outcomes are plain structs of numbers, strings and enums: serialising cannot fail.
+    serde_json::to_value(outcome).unwrap_or(Value::Null)
 }

@@ -244,3 +244,130 @@ async fn bad_history_and_filter_parameters_are_named() {
     }
     app.stop().await.unwrap();
 }
+
+async fn dice_and_roulette_settle_and_rederive(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let token = app.player("Tables").await;
+    let roll = app
+        .post(
+            "/v1/games/dice/roll",
+            Some(&token),
+            &json!({"bet": 100, "target": 5000, "direction": "under"}),
+        )
+        .await;
+    assert_eq!(roll.status(), StatusCode::OK);
+    let roll: Value = roll.json().await.unwrap();
+    assert_eq!(
+        (roll["game"].as_str(), roll["bet"].as_i64()),
+        (Some("dice"), Some(100))
+    );
+    let won = roll["roll"].as_u64().unwrap() < 5000;
+    assert_eq!(roll["won"].as_bool(), Some(won));
+    assert_eq!(
+        roll["win"].as_i64(),
+        Some(if won { 198 } else { 0 }),
+        "1% edge: ×1.98"
+    );
+    for field in [
+        "server_seed_hash",
+        "client_seed",
+        "nonce",
+        "multiplier",
+        "chance",
+    ] {
+        assert!(!roll[field].is_null(), "{field} missing from {roll}");
+    }
+
+    let bets = json!({"bets": [
+        {"kind": "red", "amount": 10},
+        {"kind": "straight", "numbers": [17], "amount": 5},
+        {"kind": "dozen", "numbers": [2], "amount": 5}
+    ]});
+    let spin = app
+        .post("/v1/games/roulette/spin", Some(&token), &bets)
+        .await;
+    assert_eq!(spin.status(), StatusCode::OK);
+    let spin: Value = spin.json().await.unwrap();
+    assert_eq!(spin["bet"], 20);
+    let payouts: i64 = spin["bets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["payout"].as_i64().unwrap())
+        .sum();
+    assert_eq!(spin["win"].as_i64().unwrap(), payouts);
+    let balance = 1_000 - 100 + roll["win"].as_i64().unwrap() - 20 + payouts;
+    assert_eq!(spin["balance"].as_i64().unwrap(), balance);
+
+    // After rotation the dice roll re-derives from the revealed seed.
+    app.post("/v1/fairness/rotate", Some(&token), &json!({}))
+        .await;
+    let path = format!("/v1/fairness/rounds/{}", roll["round_id"].as_str().unwrap());
+    let record: Value = app.get(&path, Some(&token)).await.json().await.unwrap();
+    let seed = ServerSeed::from_hex(record["server_seed"].as_str().unwrap()).unwrap();
+    let client = ClientSeed::parse(record["client_seed"].as_str().unwrap()).unwrap();
+    let request = hearth_domain::games::dice::DiceRequest {
+        amount: 100,
+        direction: hearth_domain::games::dice::Direction::Under,
+        target: 5000,
+    };
+    let edge = hearth_domain::games::dice::HouseEdge::from_basis_points(100).unwrap();
+    let bet = hearth_domain::games::dice::DiceBet::new(&request, edge).unwrap();
+    let mut rng = FairRng::new(&seed, &client, record["nonce"].as_u64().unwrap());
+    let outcome = hearth_domain::games::dice::roll(&mut rng, &bet);
+    assert_eq!(u64::from(outcome.roll), roll["roll"].as_u64().unwrap());
+    app.stop().await.unwrap();
+}
+
+mod tables {
+    use super::*;
+    backend_suite!(dice_and_roulette_settle_and_rederive);
+}
+
+#[tokio::test]
+async fn dice_and_roulette_name_the_bad_field() {
+    let t = sqlite_db().await;
+    let app = spawn_app(&t).await;
+    let token = app.player("BadTables").await;
+    let cases = [
+        (
+            "/v1/games/dice/roll",
+            json!({"bet": 100, "target": 9990, "direction": "under"}),
+            "target",
+        ),
+        (
+            "/v1/games/dice/roll",
+            json!({"bet": 5, "target": 5000, "direction": "under"}),
+            "bet",
+        ),
+        (
+            "/v1/games/dice/roll",
+            json!({"bet": 100, "target": 5000, "direction": "sideways"}),
+            "direction",
+        ),
+        ("/v1/games/roulette/spin", json!({"bets": []}), "bets"),
+        (
+            "/v1/games/roulette/spin",
+            json!({"bets": [{"kind": "red", "amount": 1}, {"kind": "split", "numbers": [1, 5], "amount": 1}]}),
+            "bets[1]",
+        ),
+        (
+            "/v1/games/roulette/spin",
+            json!({"bets": [{"kind": "red", "amount": 20000}]}),
+            "bets",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let response = app.post(path, Some(&token), &body).await;
+        let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+    }
+    let wallet: Value = app
+        .get("/v1/wallet", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wallet["balance"], 1_000, "no refused bet moved money");
+    app.stop().await.unwrap();
+}
