@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hearth_api::Settings;
 
+mod verify;
+
 #[derive(Parser)]
 #[command(version, about = "The Hearth gateway: HTTP API for games and play")]
 struct Cli {
@@ -26,16 +28,27 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Re-derive a round from `GET /v1/fairness/rounds/{id}` output (a file, or - for stdin),
+    /// offline, once its server seed is revealed.
+    VerifyRound {
+        /// The JSON file, or `-` for standard input.
+        file: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Verification needs no settings, database or logging: it is a pure computation.
+    if let Some(Command::VerifyRound { file }) = &cli.command {
+        return verify_round(file);
+    }
     let settings = Settings::load(cli.config.as_deref()).context("loading settings")?;
     hearth_api::telemetry(&settings).context("initialising logging")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::VerifyRound { .. } => unreachable!("handled before loading settings"),
     }
 }
 
@@ -73,5 +86,21 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     db.migrate().await.context("applying migrations")?;
     tracing::info!(applied = ?pending, backend = db.backend(), "migrations up to date");
     db.close().await;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn verify_round(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let record: serde_json::Value = serde_json::from_str(&text).context("the input is not JSON")?;
+    let verified = verify::verify(&record).context("the round does not verify")?;
+    println!(
+        "verified {} round {}: {}",
+        verified.game, record["round_id"], verified.summary
+    );
     Ok(())
 }

@@ -35,6 +35,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/games/slots/spin", post(games::spin_slots))
         .route("/v1/games/dice/roll", post(games::roll_dice))
         .route("/v1/games/roulette/spin", post(games::spin_roulette))
+        .route("/v1/games/blackjack", post(games::start_blackjack))
+        .route(
+            "/v1/games/blackjack/{round_id}/action",
+            post(games::act_blackjack),
+        )
         .route("/v1/fairness", get(fairness::current))
         .route("/v1/fairness/client-seed", put(fairness::set_client_seed))
         .route("/v1/fairness/rotate", post(fairness::rotate))

@@ -34,4 +34,10 @@ pub enum GameError {
     /// The payout does not fit in an `i64`.
     #[error("payout overflows")]
     Overflow,
+    /// The action is not allowed in the round's current state.
+    #[error(transparent)]
+    IllegalAction(#[from] blackjack::IllegalAction),
+    /// A stored open round could not be restored (a bug or a manual edit).
+    #[error("the stored round state is invalid")]
+    CorruptState,
 }

@@ -58,10 +58,7 @@ impl From<sqlx::Error> for StorageError {
                     Some(name) => name.to_owned(),
                     // SQLite does not report the constraint; its message names the columns or
                     // index: "UNIQUE constraint failed: users.email".
-                    None => db
-                        .message()
-                        .rsplit_once("failed: ")
-                        .map_or_else(|| db.message().to_owned(), |(_, what)| what.to_owned()),
+                    None => sqlite_constraint_name(db.message()),
                 };
                 Self::Conflict { constraint }
             }
@@ -73,5 +70,45 @@ impl From<sqlx::Error> for StorageError {
 impl From<uuid::Error> for StorageError {
     fn from(error: uuid::Error) -> Self {
         Self::Corrupt(error.to_string())
+    }
+}
+
+/// SQLite names the columns (or an expression index) a unique constraint covers, not the
+/// constraint; this maps them to the PostgreSQL constraint names so callers see one spelling.
+fn sqlite_constraint_name(message: &str) -> String {
+    let what = message
+        .rsplit_once("failed: ")
+        .map_or(message, |(_, what)| what);
+    let name = match what {
+        "users.email" => "users_email_key",
+        "index 'users_username_lower_key'" => "users_username_lower_key",
+        "users.id" => "users_pkey",
+        "game_rounds.user_id, game_rounds.game" => "game_rounds_one_open_per_game",
+        "idempotency_keys.user_id, idempotency_keys.key" => "idempotency_keys_pkey",
+        other => other,
+    };
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_constraint_name;
+
+    #[test]
+    fn sqlite_messages_map_to_postgres_constraint_names() {
+        assert_eq!(
+            sqlite_constraint_name("UNIQUE constraint failed: users.email"),
+            "users_email_key"
+        );
+        assert_eq!(
+            sqlite_constraint_name(
+                "UNIQUE constraint failed: game_rounds.user_id, game_rounds.game"
+            ),
+            "game_rounds_one_open_per_game"
+        );
+        assert_eq!(
+            sqlite_constraint_name("UNIQUE constraint failed: t.x"),
+            "t.x"
+        );
     }
 }

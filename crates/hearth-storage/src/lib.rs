@@ -33,6 +33,7 @@
 //! It knows no HTTP and no passwords: it stores the hash it is given. Game rules come from
 //! `hearth-domain` as a closure; this crate only runs them inside the transaction.
 
+pub mod leaderboard;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -48,9 +49,10 @@ use uuid::Uuid;
 
 pub use error::StorageError;
 pub use model::{
-    Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery, NewUser, Page,
-    Played, PlayerStats, PoolStats, Reconciliation, RoundPlay, RoundRecord, RoundRequest,
-    SeedRotation, SettledRound, User, UserCredentials, Wallet, WalletMismatch,
+    ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
+    NewUser, Page, Played, PlayerStats, PoolStats, Reconciliation, RoundPlay, RoundRecord,
+    RoundRequest, SeedRotation, SettledRound, Step, StepFn, User, UserCredentials, Wallet,
+    WalletMismatch,
 };
 pub use settings::DatabaseSettings;
 
@@ -145,6 +147,17 @@ pub trait GameRepository: Send + Sync {
         &self,
         request: RoundRequest<'_>,
     ) -> Result<Played<SettledRound>, StorageError>;
+
+    /// Acts on an open round in one transaction: locks the wallet and the round, runs the
+    /// step on the stored state, debits any extra stake, and settles the round (crediting the
+    /// win) when the step says it is over.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for a round that is not the user's or not of this game;
+    /// [`StorageError::Conflict`] with constraint `round_settled` when it is already over;
+    /// [`StorageError::InsufficientBalance`] when the extra stake cannot be covered;
+    /// [`StorageError::Game`] when the rules refuse the action. Nothing is written on error.
+    async fn act(&self, request: ActRequest<'_>) -> Result<Played<SettledRound>, StorageError>;
 
     /// One of the user's rounds, with the server seed once it has been revealed.
     ///

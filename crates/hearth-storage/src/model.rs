@@ -180,6 +180,50 @@ pub struct RoundPlay {
     pub win: i64,
     /// The game-specific outcome (reels, cards, …), stored with the round and returned.
     pub detail: serde_json::Value,
+    /// `Some` keeps the round open with this server-only state (never returned to the
+    /// player) until [`GameRepository::act`](crate::GameRepository::act) settles it; `win`
+    /// must then be 0.
+    pub state: Option<serde_json::Value>,
+}
+
+/// What one action on an open round decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Coins the action adds to the stake (a double), debited now.
+    pub extra_stake: i64,
+    /// The new server-only state, or `None` when the round is over.
+    pub state: Option<serde_json::Value>,
+    /// Coins paid back when the round is over; 0 while it is open.
+    pub win: i64,
+    /// The player-visible outcome so far.
+    pub detail: serde_json::Value,
+}
+
+/// The rules of one action on an open round, given its stored state.
+pub type StepFn<'a> = dyn Fn(serde_json::Value) -> Result<Step, GameError> + Send + Sync + 'a;
+
+/// A request to act on an open round.
+pub struct ActRequest<'a> {
+    /// The player; another user's round is not found.
+    pub user_id: Uuid,
+    /// The open round.
+    pub round_id: Uuid,
+    /// The game the round must belong to.
+    pub game: &'static str,
+    /// The rules.
+    pub step: &'a StepFn<'a>,
+    /// When set, a retry with the same key replays the first result.
+    pub idempotency: Option<Idempotency>,
+}
+
+impl std::fmt::Debug for ActRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActRequest")
+            .field("user_id", &self.user_id)
+            .field("round_id", &self.round_id)
+            .field("game", &self.game)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The rules of one round, run inside the transaction with the user's fair RNG.
@@ -236,6 +280,8 @@ pub struct Played<T> {
 pub struct SettledRound {
     /// The round's id.
     pub round_id: Uuid,
+    /// `settled`, or `open` for a round waiting for the player's next action.
+    pub status: String,
     /// The game.
     pub game: String,
     /// The stake.

@@ -13,18 +13,19 @@ use hearth_domain::fairness::{ClientSeed, FairRng, ServerSeed};
 use hearth_domain::ledger::{EntryKind, EntryStatus};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::rows::{
-    self, CurrentSeedRow, DayRow, FairnessRow, IdempotencyRow, LedgerRow, MismatchRow, RoundLedger,
-    RoundRow, RoundStartRow, StatsRow, UserRow, WalletRow,
+    self, ActStartRow, CurrentSeedRow, DayRow, FairnessRow, IdempotencyRow, LedgerRow, MismatchRow,
+    RoundLedger, RoundRow, RoundStartRow, StatsRow, UserRow, WalletRow,
 };
 use crate::{
-    DailyBalance, DatabaseSettings, FairnessRepository, FairnessState, GameRepository, LedgerEntry,
-    LedgerQuery, Maintenance, NewUser, Page, Played, PlayerStats, PoolStats, Reconciliation,
-    RoundRecord, RoundRequest, SeedRotation, SettledRound, StorageError, User, UserCredentials,
-    UserRepository, Wallet, WalletMismatch, WalletRepository,
+    ActRequest, DailyBalance, DatabaseSettings, FairnessRepository, FairnessState, GameRepository,
+    Idempotency, LedgerEntry, LedgerQuery, Maintenance, NewUser, Page, Played, PlayerStats,
+    PoolStats, Reconciliation, RoundRecord, RoundRequest, SeedRotation, SettledRound, StorageError,
+    User, UserCredentials, UserRepository, Wallet, WalletMismatch, WalletRepository,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -86,6 +87,51 @@ impl PostgresDatabase {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// The stored answer for a repeated idempotency key, read under the round's locks.
+async fn replay(
+    tx: &mut Transaction<'static, Postgres>,
+    user: Uuid,
+    idempotency: Option<&Idempotency>,
+) -> Result<Option<Played<SettledRound>>, StorageError> {
+    let Some(idempotency) = idempotency else {
+        return Ok(None);
+    };
+    let stored: Option<IdempotencyRow> = sqlx::query_as(
+        "SELECT fingerprint, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+    )
+    .bind(user)
+    .bind(&idempotency.key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    stored.map(|row| row.replay(idempotency)).transpose()
+}
+
+/// Remembers the answer for an idempotency key, in the transaction that made the effect.
+async fn remember(
+    tx: &mut Transaction<'static, Postgres>,
+    user: Uuid,
+    idempotency: Option<&Idempotency>,
+    answer: &SettledRound,
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    let Some(idempotency) = idempotency else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, response, round_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(user)
+    .bind(&idempotency.key)
+    .bind(&idempotency.fingerprint)
+    .bind(Json(answer))
+    .bind(answer.round_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -293,38 +339,37 @@ impl GameRepository for PostgresDatabase {
         let mut tx = self.pool.begin().await?;
         let LockedStart { start, now } = sqlx::query_as(
             "SELECT w.balance, f.server_seed, f.server_seed_hash, f.client_seed, f.nonce, \
+                    EXISTS (SELECT 1 FROM game_rounds r WHERE r.user_id = w.user_id \
+                            AND r.game = $2 AND r.status = 'open') AS has_open, \
                     now() AS now \
              FROM wallets w JOIN fairness_seeds f ON f.user_id = w.user_id \
              WHERE w.user_id = $1 FOR UPDATE OF w, f",
         )
         .bind(request.user_id)
+        .bind(request.game)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StorageError::NotFound)?;
         // Read after the wallet lock is held: a concurrent request with the same key has
         // committed (and is seen here) or has not started its writes.
-        if let Some(idempotency) = &request.idempotency {
-            let stored: Option<IdempotencyRow> = sqlx::query_as(
-                "SELECT fingerprint, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-            )
-            .bind(request.user_id)
-            .bind(&idempotency.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(stored) = stored {
-                tx.rollback().await?;
-                return stored.replay(idempotency);
-            }
+        if let Some(answer) = replay(&mut tx, request.user_id, request.idempotency.as_ref()).await?
+        {
+            tx.rollback().await?;
+            return Ok(answer);
         }
+        start.ensure_none_open()?;
         // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
         RoundLedger::compute(start.balance, request.bet, 0)?;
         let (server_seed, client_seed) = rows::seeds(&start)?;
         let nonce =
             u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
         let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce))?;
+        let status = rows::round_status(&play)?;
         let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
+        let state = play.state.clone();
         let settled = SettledRound {
             round_id: request.round_id,
+            status: status.to_owned(),
             game: request.game.to_owned(),
             bet: request.bet,
             win: play.win,
@@ -343,9 +388,10 @@ impl GameRepository for PostgresDatabase {
         // Ledger ids follow VALUES order, so the win always comes after its bet.
         sqlx::query(
             "WITH round AS ( \
-                 INSERT INTO game_rounds (id, user_id, game, bet, win, status, detail, \
-                                          server_seed_hash, client_seed, nonce, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'settled', $6, $7, $8, $9, $10) RETURNING id), \
+                                  INSERT INTO game_rounds (id, user_id, game, bet, win, status, detail, \
+                                          server_seed_hash, client_seed, nonce, created_at, \
+                                          updated_at, state) \
+                 VALUES ($1, $2, $3, $4, $5, $22, $6, $7, $8, $9, $10, $10, $23) RETURNING id), \
              wallet AS (UPDATE wallets SET balance = $11, updated_at = $10 WHERE user_id = $2), \
              seed AS (UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = $2), \
              idem AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, response, round_id, created_at) \
@@ -378,12 +424,120 @@ impl GameRepository for PostgresDatabase {
         .bind(EntryKind::Win.as_str()) // $18
         .bind(key) // $19
         .bind(fingerprint) // $20
-        .bind(Json(&settled)) // $21
+                .bind(Json(&settled)) // $21
+        .bind(status) // $22
+        .bind(state.map(Json)) // $23
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(Played {
             value: settled,
+            replayed: false,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %request.user_id, round_id = %request.round_id), err)]
+    async fn act(&self, request: ActRequest<'_>) -> Result<Played<SettledRound>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let start: ActStartRow = sqlx::query_as(
+            "SELECT w.balance, r.game, r.status, r.bet, r.state, r.server_seed_hash, \
+                    r.client_seed, r.nonce, r.created_at \
+             FROM wallets w JOIN game_rounds r ON r.user_id = w.user_id \
+             WHERE w.user_id = $1 AND r.id = $2 FOR UPDATE OF w, r",
+        )
+        .bind(request.user_id)
+        .bind(request.round_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+        if let Some(answer) = replay(&mut tx, request.user_id, request.idempotency.as_ref()).await?
+        {
+            tx.rollback().await?;
+            return Ok(answer);
+        }
+        let step = rows::run_step(&start, &request)?;
+        let ledger = rows::act_ledger(start.balance, &step)?;
+        let total_bet = start
+            .bet
+            .checked_add(step.extra_stake)
+            .ok_or_else(|| StorageError::Corrupt("stake overflows".into()))?;
+        let status = if step.state.is_some() {
+            "open"
+        } else {
+            "settled"
+        };
+        let now = OffsetDateTime::now_utc();
+        sqlx::query(
+            "UPDATE game_rounds SET bet = $3, win = $4, status = $5, state = $6, \
+             detail = $7, updated_at = $8 WHERE id = $1 AND user_id = $2",
+        )
+        .bind(request.round_id)
+        .bind(request.user_id)
+        .bind(total_bet)
+        .bind(step.win)
+        .bind(status)
+        .bind(step.state.as_ref().map(Json))
+        .bind(Json(&step.detail))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO ledger_entries (user_id, kind, amount, balance_before, balance_after, \
+                                         game, round_id, description, status, created_at) \
+             SELECT $1, v.kind, v.amount, v.before, v.after, $2, $3, v.description, $4, $5 \
+             FROM (VALUES ($6, -$7::BIGINT, $8::BIGINT, $9::BIGINT, $10::TEXT, 1), \
+                          ($11, $12::BIGINT, $9::BIGINT, $13::BIGINT, $14::TEXT, 2)) \
+                  AS v(kind, amount, before, after, description, ord) \
+             WHERE v.amount <> 0 ORDER BY v.ord",
+        )
+        .bind(request.user_id)
+        .bind(request.game)
+        .bind(request.round_id)
+        .bind(EntryStatus::Settled.as_str())
+        .bind(now)
+        .bind(EntryKind::Bet.as_str())
+        .bind(step.extra_stake)
+        .bind(ledger.balance_before)
+        .bind(ledger.after_bet)
+        .bind(format!("{} bet", request.game))
+        .bind(EntryKind::Win.as_str())
+        .bind(step.win)
+        .bind(ledger.after_win)
+        .bind(format!("{} win", request.game))
+        .execute(&mut *tx)
+        .await?;
+        if step.extra_stake > 0 || step.win > 0 {
+            sqlx::query("UPDATE wallets SET balance = $2, updated_at = $3 WHERE user_id = $1")
+                .bind(request.user_id)
+                .bind(ledger.after_win)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let answer = SettledRound {
+            round_id: request.round_id,
+            status: status.to_owned(),
+            game: start.game,
+            bet: total_bet,
+            win: step.win,
+            balance: ledger.after_win,
+            detail: step.detail,
+            server_seed_hash: start.server_seed_hash,
+            client_seed: start.client_seed,
+            nonce: u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?,
+            created_at: start.created_at,
+        };
+        remember(
+            &mut tx,
+            request.user_id,
+            request.idempotency.as_ref(),
+            &answer,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Played {
+            value: answer,
             replayed: false,
         })
     }

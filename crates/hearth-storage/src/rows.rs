@@ -103,6 +103,21 @@ pub(crate) struct RoundStartRow {
     pub(crate) server_seed_hash: String,
     pub(crate) client_seed: String,
     pub(crate) nonce: i64,
+    /// The user already has an open round of this game.
+    pub(crate) has_open: bool,
+}
+
+impl RoundStartRow {
+    /// Refuses a new round while one of the same game is open (the unique index alone would
+    /// let a round that settles at once, such as a natural blackjack, through).
+    pub(crate) fn ensure_none_open(&self) -> Result<(), StorageError> {
+        if self.has_open {
+            return Err(StorageError::Conflict {
+                constraint: "game_rounds_one_open_per_game".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -339,4 +354,66 @@ impl TryFrom<StatsRow> for crate::PlayerStats {
             balance,
         })
     }
+}
+
+/// `open` when the rules keep the round going, `settled` otherwise; an open round pays nothing.
+pub(crate) fn round_status(play: &crate::RoundPlay) -> Result<&'static str, StorageError> {
+    match (&play.state, play.win) {
+        (None, _) => Ok("settled"),
+        (Some(_), 0) => Ok("open"),
+        (Some(_), _) => Err(StorageError::Corrupt("an open round cannot pay".into())),
+    }
+}
+
+/// The locked state an action starts from.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ActStartRow {
+    pub(crate) balance: i64,
+    pub(crate) game: String,
+    pub(crate) status: String,
+    pub(crate) bet: i64,
+    pub(crate) state: Option<Json<serde_json::Value>>,
+    pub(crate) server_seed_hash: String,
+    pub(crate) client_seed: String,
+    pub(crate) nonce: i64,
+    pub(crate) created_at: OffsetDateTime,
+}
+
+/// Checks an action may run on this round and runs the step.
+pub(crate) fn run_step(
+    row: &ActStartRow,
+    request: &crate::ActRequest<'_>,
+) -> Result<crate::Step, StorageError> {
+    if row.game != request.game {
+        return Err(StorageError::NotFound);
+    }
+    let state = match (&row.status[..], &row.state) {
+        ("open", Some(state)) => state.0.clone(),
+        _ => {
+            return Err(StorageError::Conflict {
+                constraint: "round_settled".into(),
+            });
+        }
+    };
+    let step = (request.step)(state)?;
+    if step.extra_stake < 0 || (step.state.is_some() && step.win != 0) || step.win < 0 {
+        return Err(StorageError::Corrupt(
+            "the step's stake or win is inconsistent".into(),
+        ));
+    }
+    Ok(step)
+}
+
+/// Balances around one action: the extra stake's debit, then the win's credit.
+pub(crate) fn act_ledger(balance: i64, step: &crate::Step) -> Result<RoundLedger, StorageError> {
+    if step.extra_stake == 0 {
+        let after_win = hearth_domain::wallet::credit(balance, step.win)
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        return Ok(RoundLedger {
+            balance_before: balance,
+            after_bet: balance,
+            after_win,
+        });
+    }
+    RoundLedger::compute(balance, step.extra_stake, step.win)
 }

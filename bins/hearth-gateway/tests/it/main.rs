@@ -152,3 +152,76 @@ fn the_embedded_default_serves_and_exits_zero_on_sigterm() {
     );
     assert!(messages.iter().any(|m| m == "shut down"), "{messages:?}");
 }
+
+#[test]
+fn verify_round_rederives_every_game_and_catches_a_tampered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, _logs) = start(dir.path());
+    let base = format!("http://{}", running.addr);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let records: Vec<serde_json::Value> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+            let mut request = client.post(format!("{base}{path}")).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let password = "Tr0ub4dor&3x";
+        post("/v1/auth/register", None, serde_json::json!({"username": "verifier", "email": "v@example.com", "password": password})).await.unwrap();
+        let tokens: serde_json::Value = post("/v1/auth/login", None, serde_json::json!({"login": "verifier", "password": password})).await.unwrap().json().await.unwrap();
+        let token = tokens["access_token"].as_str().unwrap().to_owned();
+        let mut rounds = Vec::new();
+        for (path, body) in [
+            ("/v1/games/slots/spin", serde_json::json!({"bet": 5})),
+            ("/v1/games/dice/roll", serde_json::json!({"bet": 100, "target": 4000, "direction": "over"})),
+            ("/v1/games/roulette/spin", serde_json::json!({"bets": [{"kind": "odd", "amount": 3}, {"kind": "corner", "numbers": [1, 2, 4, 5], "amount": 2}]})),
+            ("/v1/games/blackjack", serde_json::json!({"bet": 10})),
+        ] {
+            let round: serde_json::Value = post(path, Some(&token), body).await.unwrap().json().await.unwrap();
+            if round["status"] == "open" {
+                let action = format!("/v1/games/blackjack/{}/action", round["round_id"].as_str().unwrap());
+                post(&action, Some(&token), serde_json::json!({"action": "stand"})).await.unwrap();
+            }
+            rounds.push(round["round_id"].as_str().unwrap().to_owned());
+        }
+        post("/v1/fairness/rotate", Some(&token), serde_json::json!({})).await.unwrap();
+        let mut records = Vec::new();
+        for id in rounds {
+            let response = client.get(format!("{base}/v1/fairness/rounds/{id}")).bearer_auth(&token).send().await.unwrap();
+            records.push(response.json().await.unwrap());
+        }
+        records
+    });
+    drop(running);
+
+    let verify = |record: &serde_json::Value| {
+        let path = dir.path().join("round.json");
+        std::fs::write(&path, record.to_string()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_hearth-gateway"))
+            .env_clear()
+            .arg("verify-round")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    for record in &records {
+        let output = verify(record);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{record}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.starts_with("verified "), "{stdout}");
+    }
+    let mut tampered = records[0].clone();
+    tampered["win"] = serde_json::json!(tampered["win"].as_i64().unwrap() + 1_000);
+    let output = verify(&tampered);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("win differs"));
+}

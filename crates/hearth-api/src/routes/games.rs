@@ -1,15 +1,18 @@
 //! Game rounds.
 
 use axum::Json;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use hearth_domain::fairness::FairRng;
-use hearth_domain::games::{dice, roulette, slots};
+use hearth_domain::games::{GameError, blackjack, dice, roulette, slots};
 use hearth_observability::metrics::names;
-use hearth_storage::{Played, RoundPlay, RoundRequest, SettledRound};
+use hearth_storage::{
+    ActRequest, Played, RoundPlay, RoundRequest, SettledRound, Step, StorageError,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthUser};
@@ -27,6 +30,8 @@ pub(crate) struct SpinRequest {
 #[derive(Serialize)]
 pub(crate) struct RoundResponse {
     round_id: uuid::Uuid,
+    /// `settled`, or `open` for a blackjack hand waiting for an action.
+    status: String,
     game: String,
     bet: i64,
     win: i64,
@@ -49,6 +54,7 @@ impl From<SettledRound> for RoundResponse {
         };
         Self {
             round_id: round.round_id,
+            status: round.status,
             game: round.game,
             bet: round.bet,
             win: round.win,
@@ -87,8 +93,9 @@ pub(crate) async fn spin_slots(
             detail: serde_json::json!({
                 "reels": outcome.reels,
                 "stops": outcome.stops,
-                "multiplier": outcome.multiplier,
+                                "multiplier": outcome.multiplier,
             }),
+            state: None,
         })
     };
     let round = state
@@ -177,6 +184,7 @@ pub(crate) async fn roll_dice(
         Ok(RoundPlay {
             win: outcome.payout,
             detail: to_detail(&outcome),
+            state: None,
         })
     };
     let round = state
@@ -235,6 +243,7 @@ pub(crate) async fn spin_roulette(
         Ok(RoundPlay {
             win: outcome.total_payout,
             detail: to_detail(&outcome),
+            state: None,
         })
     };
     let round = state
@@ -255,4 +264,118 @@ pub(crate) async fn spin_roulette(
 fn to_detail(outcome: &impl Serialize) -> Value {
     // Outcomes are plain structs of numbers, strings and enums: serialising cannot fail.
     serde_json::to_value(outcome).unwrap_or(Value::Null)
+}
+
+/// `POST /v1/games/blackjack`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BlackjackStartRequest {
+    bet: i64,
+}
+
+/// `POST /v1/games/blackjack/{round_id}/action`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BlackjackActionRequest {
+    action: blackjack::Action,
+}
+
+/// What a blackjack hand stores and returns: the whole hand (shoe included) stays on the
+/// server while it is open; the player sees their view, with the hole card hidden.
+fn hand_progress(hand: &blackjack::Hand) -> Result<(Value, Option<Value>, i64), GameError> {
+    if hand.is_over() {
+        Ok((json!({ "hand": hand.full_view() }), None, hand.payout()))
+    } else {
+        let state = serde_json::to_value(hand).map_err(|_| GameError::CorruptState)?;
+        Ok((json!({ "hand": hand.player_view() }), Some(state), 0))
+    }
+}
+
+/// Deals a hand: the bet is debited now; naturals settle at once, other hands stay open.
+#[tracing::instrument(skip_all, fields(bet = request.bet), err(level = "debug"))]
+pub(crate) async fn start_blackjack(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    key: IdempotencyKey,
+    ApiJson(request): ApiJson<BlackjackStartRequest>,
+) -> Result<Response, ApiError> {
+    let settings = &state.settings.games.blackjack;
+    if !(settings.min_bet..=settings.max_bet).contains(&request.bet) || request.bet % 2 != 0 {
+        let message = format!(
+            "must be an even number between {} and {}",
+            settings.min_bet, settings.max_bet
+        );
+        return Err(ApiError::field("bet", message));
+    }
+    let idempotency = key.for_request("POST /v1/games/blackjack", &request)?;
+    let play = |rng: &mut FairRng<'_>| {
+        let hand = blackjack::Hand::deal(rng, request.bet)?;
+        let (detail, state, win) = hand_progress(&hand)?;
+        Ok(RoundPlay { win, detail, state })
+    };
+    let round = state
+        .db
+        .play_round(RoundRequest {
+            user_id: claims.sub,
+            round_id: uuid::Uuid::now_v7(),
+            game: "blackjack",
+            bet: request.bet,
+            play: &play,
+            idempotency,
+        })
+        .await
+        .map_err(|error| match error {
+            StorageError::Conflict { constraint } if constraint.contains("one_open") => {
+                ApiError::Conflict("finish your open blackjack hand first".into(), None)
+            }
+            other => other.into(),
+        })?;
+    Ok(round_response(round))
+}
+
+/// Hits, stands or doubles on an open hand; a double debits the extra stake.
+#[tracing::instrument(skip_all, fields(round_id = %round_id), err(level = "debug"))]
+pub(crate) async fn act_blackjack(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(round_id): Path<String>,
+    key: IdempotencyKey,
+    ApiJson(request): ApiJson<BlackjackActionRequest>,
+) -> Result<Response, ApiError> {
+    const MISSING: ApiError = ApiError::NotFound("no such blackjack hand");
+    let round_id = uuid::Uuid::parse_str(&round_id).map_err(|_| MISSING)?;
+    let route = format!("POST /v1/games/blackjack/{round_id}/action");
+    let idempotency = key.for_request(&route, &request)?;
+    let step = |stored: Value| {
+        let mut hand: blackjack::Hand =
+            serde_json::from_value(stored).map_err(|_| GameError::CorruptState)?;
+        let extra_stake = hand.extra_stake(request.action)?;
+        hand.apply(request.action)?;
+        let (detail, state, win) = hand_progress(&hand)?;
+        Ok(Step {
+            extra_stake,
+            state,
+            win,
+            detail,
+        })
+    };
+    let round = state
+        .db
+        .act(ActRequest {
+            user_id: claims.sub,
+            round_id,
+            game: "blackjack",
+            step: &step,
+            idempotency,
+        })
+        .await
+        .map_err(|error| match error {
+            StorageError::NotFound => MISSING,
+            StorageError::Conflict { .. } => ApiError::Conflict("this hand is over".into(), None),
+            StorageError::Game(GameError::IllegalAction(illegal)) => {
+                ApiError::Conflict(illegal.to_string(), None)
+            }
+            other => other.into(),
+        })?;
+    Ok(round_response(round))
 }

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod architecture;
+mod blackjack;
 mod economy;
 mod errors;
 mod health;

@@ -16,6 +16,7 @@ fn slots_play(bet: i64) -> impl Fn(&mut FairRng<'_>) -> Result<RoundPlay, GameEr
         Ok(RoundPlay {
             win: outcome.win,
             detail: serde_json::json!({ "stops": outcome.stops }),
+            state: None,
         })
     }
 }

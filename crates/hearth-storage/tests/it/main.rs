@@ -3,3 +3,5 @@
 #![allow(unreachable_pub)]
 
 mod conformance;
+mod leaderboard;
+mod open_rounds;

@@ -1,0 +1,5 @@
+-- Server-only state of an open round (a blackjack hand's shoe and actions). Never returned to
+-- players; cleared when the round settles.
+ALTER TABLE game_rounds ADD COLUMN state JSONB;
+ALTER TABLE game_rounds ADD CONSTRAINT game_rounds_state_only_when_open
+    CHECK (state IS NULL OR status = 'open');
