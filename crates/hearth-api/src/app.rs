@@ -18,7 +18,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
-use crate::routes::{auth, fairness, games, health, wallet};
+use crate::routes::{auth, fairness, games, health, leaderboards, wallet};
 use crate::state::AppState;
 use crate::{middleware, request_id};
 
@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/games/blackjack/{round_id}/action",
             post(games::act_blackjack),
         )
+        .route("/v1/leaderboards/{board}", get(leaderboards::top))
         .route("/v1/fairness", get(fairness::current))
         .route("/v1/fairness/client-seed", put(fairness::set_client_seed))
         .route("/v1/fairness/rotate", post(fairness::rotate))
@@ -88,6 +89,9 @@ pub fn with_stack(routes: Router, state: AppState) -> Router {
                 "max-age=63072000; includeSubDomains",
             )
         }))
+        // Limits sit inside the headers (a 429 is still a hardened, observed problem) and
+        // before any body is read or handler runs.
+        .layer(from_fn_with_state(state.clone(), crate::limits::rate_limit))
         // A slow handler is cut off with 503 rather than holding a connection forever.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -61,6 +61,13 @@ pub enum ApiError {
     },
     /// 503: a dependency is down; try again shortly.
     Unavailable(&'static str),
+    /// 429: a rate limit refused the request.
+    RateLimited(hearth_limits::Decision),
+    /// 429: the client is blocked for anomalous traffic.
+    Blocked {
+        /// How long the block lasts.
+        retry_after: std::time::Duration,
+    },
     /// 500: a bug or an unexpected failure.
     Internal(anyhow::Error),
 }
@@ -88,6 +95,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) | Self::Blocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -252,6 +260,28 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            Self::RateLimited(decision) => {
+                let wait = decision
+                    .retry_after
+                    .map_or(1, |d| d.as_secs_f64().ceil() as u64);
+                let detail = format!("rate limit {} exceeded; retry in {wait} s", decision.rule);
+                let mut extra = Map::new();
+                extra.insert("rule".into(), json!(decision.rule));
+                let mut response = problem(status, &detail, extra);
+                for (name, value) in decision.headers() {
+                    response.headers_mut().insert(name, value);
+                }
+                response
+            }
+            Self::Blocked { retry_after } => {
+                let wait = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let detail = format!("unusual traffic from this address; retry in {wait} s");
+                let mut response = problem(status, &detail, Map::new());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(wait));
                 response
             }
             Self::Internal(error) => {

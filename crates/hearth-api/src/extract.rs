@@ -158,6 +158,11 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The rate limiter verified it already.
+        if let Some(verified) = parts.extensions.get::<crate::limits::VerifiedClaims>() {
+            tracing::Span::current().record("user_id", tracing::field::display(verified.0.sub));
+            return Ok(Self(verified.0.clone()));
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)

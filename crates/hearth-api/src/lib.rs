@@ -29,6 +29,7 @@
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod limits;
 pub mod request_id;
 pub mod settings;
 
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use hearth_storage::leaderboard::{InProcessLeaderboards, Leaderboards, RedisLeaderboards};
 use tokio::net::TcpListener;
 
 pub use app::{router, with_stack};
@@ -82,18 +84,71 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             )
         })?;
     db.migrate().await.context("applying database migrations")?;
-    Ok(build_with(db, settings))
+    let app = build_with(db, settings).await?;
+    if app.state.leaderboards.backend() == "in_process" {
+        // Embedded boards live in this process: start them from the database, not empty.
+        let entries = rebuild_leaderboards(&app.state)
+            .await
+            .context("building leaderboards")?;
+        tracing::info!(entries, "leaderboards rebuilt from the database");
+    }
+    Ok(app)
 }
 
-/// Builds the router around an existing database (already migrated).
-pub fn build_with(db: Arc<dyn hearth_storage::Database>, settings: Settings) -> App {
+/// Builds the router around an existing database (already migrated): the limiter and the
+/// leaderboards use Redis when `redis.url` is set, in-process state otherwise.
+///
+/// # Errors
+/// When the Redis URL is malformed.
+pub async fn build_with(
+    db: Arc<dyn hearth_storage::Database>,
+    settings: Settings,
+) -> anyhow::Result<App> {
+    use secrecy::ExposeSecret as _;
     let metrics = hearth_observability::metrics::install();
     hearth_observability::metrics::record_build_info("hearth-gateway", env!("CARGO_PKG_VERSION"));
-    let state = AppState::new(db, settings, metrics);
-    App {
+    let (limiter, leaderboards): (_, Arc<dyn Leaderboards>) = match &settings.redis.url {
+        Some(url) => {
+            let url = url.expose_secret().to_owned();
+            let prefix = &settings.redis.key_prefix;
+            let limiter = hearth_limits::Limiter::builder()
+                .redis(url.as_str(), settings.limits.redis_down)
+                .key_prefix(format!("{prefix}rl:"))
+                .build()
+                .await
+                .context("configuring the Redis rate limiter")?;
+            let boards = RedisLeaderboards::new(url, prefix.clone())
+                .context("configuring Redis leaderboards")?;
+            (limiter, Arc::new(boards))
+        }
+        None => (
+            hearth_limits::Limiter::in_process(),
+            Arc::new(InProcessLeaderboards::new()),
+        ),
+    };
+    let state = AppState::new(db, settings, metrics, limiter, leaderboards);
+    Ok(App {
         router: router(state.clone()),
         state,
-    }
+    })
+}
+
+/// How many entries per board a rebuild keeps: well above what is served (100), so players
+/// just below the top keep their running totals.
+pub const LEADERBOARD_REBUILD_LIMIT: u32 = 1_000;
+
+/// Rebuilds the leaderboards from the database; returns the entries written.
+///
+/// # Errors
+/// When the database or Redis fails.
+pub async fn rebuild_leaderboards(state: &AppState) -> anyhow::Result<usize> {
+    let source = state.db.as_leaderboard_source();
+    let now = time::OffsetDateTime::now_utc();
+    let boards = state.leaderboards.as_ref();
+    Ok(
+        hearth_storage::leaderboard::rebuild(source, boards, now, LEADERBOARD_REBUILD_LIMIT)
+            .await?,
+    )
 }
 
 fn scheme(url: &str) -> &str {

@@ -24,7 +24,7 @@ const UNMATCHED: &str = "unmatched";
 /// and in-flight requests.
 pub(crate) async fn observe(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let route = request
@@ -48,6 +48,9 @@ pub(crate) async fn observe(
                     .and_then(|v| v.to_str().ok());
                 state.client_ip.resolve(peer.ip(), forwarded)
             });
+    if let Some(ip) = client_ip {
+        request.extensions_mut().insert(crate::limits::ClientIp(ip));
+    }
     let span = tracing::info_span!(
         "http_request",
         method = %method,

@@ -4,4 +4,5 @@ pub(crate) mod auth;
 pub(crate) mod fairness;
 pub(crate) mod games;
 pub(crate) mod health;
+pub(crate) mod leaderboards;
 pub(crate) mod wallet;

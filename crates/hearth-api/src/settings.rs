@@ -86,11 +86,22 @@ impl Default for ServerSettings {
 }
 
 /// The `redis` section.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// `redis://host:6379`; may carry a password, hence secret. Unset: embedded mode.
     pub url: Option<SecretString>,
+    /// Prefix of every key Hearth writes, so several deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "hearth:".to_owned(),
+        }
+    }
 }
 
 /// The `wallet` section.
@@ -316,6 +327,7 @@ impl Settings {
                 ));
             }
         }
+        problems.extend(self.limits.problems());
         if self.wallet.starting_balance < 0 {
             problems.push("wallet.starting_balance must not be negative".to_owned());
         }

@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hearth_auth::{PasswordHasher, TokenService};
 use hearth_limits::client_ip::ClientIpResolver;
+use hearth_limits::{AnomalyDetector, Limiter, RouteLimits};
 use hearth_observability::metrics::PrometheusHandle;
 use hearth_storage::Database;
+use hearth_storage::leaderboard::Leaderboards;
 
 use crate::settings::Settings;
 
@@ -28,14 +30,32 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// Who the client is behind the load balancer.
     pub client_ip: ClientIpResolver,
+    /// Rate-limit decisions (Redis or in-process).
+    pub limiter: Limiter,
+    /// Which rules apply to which routes.
+    pub route_limits: RouteLimits,
+    /// Per-IP traffic anomaly detection; in-process per instance.
+    pub anomaly: AnomalyDetector,
+    /// Leaderboards (Redis sorted sets or in-process).
+    pub leaderboards: Arc<dyn Leaderboards>,
     /// Set when graceful shutdown begins, so readiness fails and load balancers drain us.
     draining: AtomicBool,
 }
 
 impl AppState {
     /// Builds the state from its parts.
-    pub fn new(db: Arc<dyn Database>, settings: Settings, metrics: PrometheusHandle) -> Self {
+    pub fn new(
+        db: Arc<dyn Database>,
+        settings: Settings,
+        metrics: PrometheusHandle,
+        limiter: Limiter,
+        leaderboards: Arc<dyn Leaderboards>,
+    ) -> Self {
         Self(Arc::new(Inner {
+            route_limits: crate::limits::route_table(&settings.limits.rules),
+            anomaly: AnomalyDetector::new(settings.limits.anomaly),
+            limiter,
+            leaderboards,
             tokens: TokenService::new(&settings.auth),
             hasher: PasswordHasher::new(
                 settings.auth.bcrypt_cost,

@@ -21,7 +21,7 @@
 //! };
 //! let tokens = TokenService::new(&settings);
 //! let user = uuid::Uuid::now_v7();
-//! let pair = tokens.issue_pair(user, Role::Player).unwrap();
+//! let pair = tokens.issue_pair(user, "alice", Role::Player).unwrap();
 //! let claims = tokens.verify(&pair.access_token, TokenType::Access).unwrap();
 //! assert_eq!(claims.sub, user);
 //! assert!(tokens.verify(&pair.refresh_token, TokenType::Access).is_err());

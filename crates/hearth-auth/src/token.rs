@@ -92,6 +92,10 @@ pub struct Claims {
     pub aud: String,
     /// The user's role when the token was issued.
     pub role: Role,
+    /// The username when the token was issued, for display (leaderboards, logs); never used
+    /// for authorisation.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A freshly issued access and refresh token.
@@ -181,11 +185,11 @@ impl TokenService {
     ///
     /// # Errors
     /// [`TokenError::Signing`] when the key cannot sign.
-    pub fn issue_pair(&self, user: Uuid, role: Role) -> Result<TokenPair, TokenError> {
+    pub fn issue_pair(&self, user: Uuid, name: &str, role: Role) -> Result<TokenPair, TokenError> {
         let now = now_secs();
         Ok(TokenPair {
-            access_token: self.issue(user, role, TokenType::Access, now)?,
-            refresh_token: self.issue(user, role, TokenType::Refresh, now)?,
+            access_token: self.issue(user, name, role, TokenType::Access, now)?,
+            refresh_token: self.issue(user, name, role, TokenType::Refresh, now)?,
             token_type: "Bearer",
             expires_in: self.access_ttl,
         })
@@ -194,6 +198,7 @@ impl TokenService {
     fn issue(
         &self,
         user: Uuid,
+        name: &str,
         role: Role,
         typ: TokenType,
         now: u64,
@@ -212,6 +217,7 @@ impl TokenService {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             role,
+            name: name.to_owned(),
         };
         let mut header = Header::new(ALGORITHM);
         header.typ = Some("JWT".to_owned());
@@ -277,7 +283,7 @@ mod tests {
     fn an_issued_pair_verifies_as_its_own_type_only() {
         let tokens = service("a-test-secret-of-thirty-two-bytes!!");
         let user = Uuid::now_v7();
-        let pair = tokens.issue_pair(user, Role::Admin).unwrap();
+        let pair = tokens.issue_pair(user, "tester", Role::Admin).unwrap();
         let access = tokens
             .verify(&pair.access_token, TokenType::Access)
             .unwrap();
@@ -298,7 +304,7 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_key_is_invalid() {
         let pair = service("key-one-key-one-key-one-key-one-!!")
-            .issue_pair(Uuid::nil(), Role::Player)
+            .issue_pair(Uuid::nil(), "tester", Role::Player)
             .unwrap();
         let result = service("key-two-key-two-key-two-key-two-!!")
             .verify(&pair.access_token, TokenType::Access);
@@ -308,7 +314,9 @@ mod tests {
     #[test]
     fn alg_none_is_refused() {
         let tokens = service("a-test-secret-of-thirty-two-bytes!!");
-        let pair = tokens.issue_pair(Uuid::nil(), Role::Player).unwrap();
+        let pair = tokens
+            .issue_pair(Uuid::nil(), "tester", Role::Player)
+            .unwrap();
         let payload = pair.access_token.split('.').nth(1).unwrap();
         let forged = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
         assert!(matches!(
@@ -320,7 +328,9 @@ mod tests {
     #[test]
     fn a_tampered_payload_is_refused() {
         let tokens = service("a-test-secret-of-thirty-two-bytes!!");
-        let pair = tokens.issue_pair(Uuid::nil(), Role::Player).unwrap();
+        let pair = tokens
+            .issue_pair(Uuid::nil(), "tester", Role::Player)
+            .unwrap();
         let parts: Vec<&str> = pair.access_token.split('.').collect();
         let claims = format!(
             r#"{{"sub":"{}","iat":1,"nbf":1,"exp":99999999999,"jti":"{}","typ":"access","iss":"hearth","aud":"hearth-api","role":"admin"}}"#,
@@ -345,6 +355,7 @@ mod tests {
         let token = tokens
             .issue(
                 Uuid::nil(),
+                "tester",
                 Role::Player,
                 TokenType::Access,
                 now_secs() - 60,

@@ -231,13 +231,29 @@ pub trait Maintenance: Send + Sync {
 
 /// Everything Hearth stores, behind one object.
 pub trait Database:
-    UserRepository + WalletRepository + GameRepository + FairnessRepository + Maintenance
+    UserRepository
+    + WalletRepository
+    + GameRepository
+    + FairnessRepository
+    + leaderboard::LeaderboardSource
+    + Maintenance
 {
+    /// This database as the source of leaderboard rebuilds.
+    fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource;
 }
 
-impl<T> Database for T where
-    T: UserRepository + WalletRepository + GameRepository + FairnessRepository + Maintenance
+impl<T> Database for T
+where
+    T: UserRepository
+        + WalletRepository
+        + GameRepository
+        + FairnessRepository
+        + leaderboard::LeaderboardSource
+        + Maintenance,
 {
+    fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource {
+        self
+    }
 }
 
 /// Connects to the database the URL names (`sqlite:…` or `postgres:…`/`postgresql:…`).

@@ -72,9 +72,12 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
+// The child is owned by `Running`, whose Drop kills and reaps it.
+#[allow(clippy::zombie_processes)]
 fn start(dir: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) {
     let mut child = gateway(dir)
         .env("HEARTH__SERVER__ADDR", "127.0.0.1:0")

@@ -114,7 +114,7 @@ pub(crate) async fn login(
         .map_err(ApiError::internal)?;
     let pair = state
         .tokens
-        .issue_pair(credentials.user.id, role)
+        .issue_pair(credentials.user.id, &credentials.user.username, role)
         .map_err(ApiError::internal)?;
     tracing::info!(user_id = %credentials.user.id, "logged in");
     Ok(Json(pair))

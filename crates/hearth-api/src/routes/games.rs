@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use hearth_domain::fairness::FairRng;
 use hearth_domain::games::{GameError, blackjack, dice, roulette, slots};
 use hearth_observability::metrics::names;
+use hearth_storage::leaderboard::SettledScore;
 use hearth_storage::{
     ActRequest, Played, RoundPlay, RoundRequest, SettledRound, Step, StorageError,
 };
@@ -109,12 +110,16 @@ pub(crate) async fn spin_slots(
             idempotency,
         })
         .await?;
-    Ok(round_response(round))
+    Ok(round_response(&state, &claims, round))
 }
 
 /// The response for a played round; a replay carries `Idempotent-Replayed: true` and is not
 /// counted again in the metrics.
-pub(crate) fn round_response(played: Played<SettledRound>) -> Response {
+pub(crate) fn round_response(
+    state: &AppState,
+    claims: &hearth_auth::Claims,
+    played: Played<SettledRound>,
+) -> Response {
     if played.replayed {
         let mut response = Json(RoundResponse::from(played.value)).into_response();
         response.headers_mut().insert(
@@ -124,6 +129,7 @@ pub(crate) fn round_response(played: Played<SettledRound>) -> Response {
         return response;
     }
     record_round(&played.value);
+    update_leaderboards(state, claims, &played.value);
     Json(RoundResponse::from(played.value)).into_response()
 }
 
@@ -198,7 +204,7 @@ pub(crate) async fn roll_dice(
             idempotency,
         })
         .await?;
-    Ok(round_response(round))
+    Ok(round_response(&state, &claims, round))
 }
 
 /// `POST /v1/games/roulette/spin`.
@@ -257,7 +263,7 @@ pub(crate) async fn spin_roulette(
             idempotency,
         })
         .await?;
-    Ok(round_response(round))
+    Ok(round_response(&state, &claims, round))
 }
 
 /// A game's outcome as the round's stored and returned detail.
@@ -330,7 +336,7 @@ pub(crate) async fn start_blackjack(
             }
             other => other.into(),
         })?;
-    Ok(round_response(round))
+    Ok(round_response(&state, &claims, round))
 }
 
 /// Hits, stands or doubles on an open hand; a double debits the extra stake.
@@ -377,5 +383,19 @@ pub(crate) async fn act_blackjack(
             }
             other => other.into(),
         })?;
-    Ok(round_response(round))
+    Ok(round_response(&state, &claims, round))
+}
+
+/// Feeds a settled round to the leaderboards off the request path: they are a cache, rebuilt
+/// from the database on a schedule, so a failure here is logged, never the player's problem.
+fn update_leaderboards(state: &AppState, claims: &hearth_auth::Claims, round: &SettledRound) {
+    let Some(score) = SettledScore::from_round(claims.sub, claims.name.clone(), round) else {
+        return;
+    };
+    let boards = state.leaderboards.clone();
+    tokio::spawn(async move {
+        if let Err(error) = boards.record(&score).await {
+            tracing::warn!(%error, "leaderboard update failed; the next rebuild repairs it");
+        }
+    });
 }

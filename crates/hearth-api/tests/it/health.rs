@@ -49,7 +49,7 @@ async fn readiness_names_pending_migrations() {
         database: settings,
         ..Default::default()
     };
-    let app = hearth_api::build_with(db, app_settings);
+    let app = hearth_api::build_with(db, app_settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(hearth_api::serve(listener, app, std::future::pending()));

@@ -8,6 +8,7 @@ mod economy;
 mod errors;
 mod health;
 mod http_stack;
+mod limits;
 mod shutdown;
 mod support;
 mod walkthrough;

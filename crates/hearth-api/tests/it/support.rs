@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use hearth_api::{App, AppState, Settings};
+use hearth_limits::{RuleSettings, RuleTable};
 use hearth_test_support::TestDb;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
@@ -28,6 +29,21 @@ pub fn test_settings(t: &TestDb) -> Settings {
         ..Settings::default()
     };
     settings.auth.bcrypt_cost = 4;
+    // Suites about money and errors are not about limits: give them room. The limits suite
+    // restores the defaults.
+    let generous = RuleSettings {
+        per_minute: Some(1_000_000),
+        per_hour: None,
+    };
+    settings.limits.rules = RuleTable {
+        ip: generous,
+        user: generous,
+        login: generous,
+        signup: generous,
+        game: generous,
+        ai: generous,
+        websocket: generous,
+    };
     settings.auth.jwt_secret =
         SecretString::from("integration-test-secret-0123456789abcdef".to_owned());
     settings
@@ -49,7 +65,9 @@ pub async fn spawn_custom(
 ) -> TestApp {
     let mut settings = test_settings(t);
     tweak(&mut settings);
-    let mut app = hearth_api::build_with(t.db.clone(), settings);
+    let mut app = hearth_api::build_with(t.db.clone(), settings)
+        .await
+        .unwrap();
     if let Some(router) = extra(app.state.clone()) {
         app = App {
             router,

@@ -1,0 +1,90 @@
+//! Rate limits, anomaly blocking and the route table they read from.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hearth_auth::{Claims, TokenType};
+use hearth_limits::{KeyBy, LimitKeys, RouteClass, RouteLimits, RuleTable, Verdict};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The client address resolved behind trusted proxies, for every later layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Claims of a bearer token the limiter already verified, so handlers do not verify twice.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedClaims(pub(crate) Claims);
+
+/// Which rules apply where. Every matching row applies; a request pays all of them at once.
+/// Health and metrics sit outside `/v1` and are never limited (load balancers poll them).
+pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
+    use KeyBy::{Ip, User};
+    use RouteClass::{Game, Login, Signup};
+    RouteLimits::new(rules)
+        //     method  path                  rules              keyed by
+        .route("*", "/v1/*", RouteClass::Ip, Ip)
+        .route("*", "/v1/*", RouteClass::User, User)
+        .route("POST", "/v1/auth/login", Login, Ip)
+        .route("POST", "/v1/auth/register", Signup, Ip)
+        .route("POST", "/v1/games/*", Game, User)
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// Middleware: blocks anomalous clients (when configured), then decides every rule of the
+/// request in one limiter call; allowed responses carry the RateLimit headers.
+pub(crate) async fn rate_limit(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let ip = request.extensions().get::<ClientIp>().map(|c| c.0);
+    if let Some(ip) = ip
+        && let Verdict::Blocked { until } =
+            state.anomaly.observe(&format!("ip:{ip}"), Instant::now())
+    {
+        let wait = until.saturating_duration_since(Instant::now());
+        return ApiError::Blocked { retry_after: wait }.into_response();
+    }
+    let claims =
+        bearer(&request).and_then(|token| state.tokens.verify(token, TokenType::Access).ok());
+    let keys = LimitKeys {
+        ip,
+        user: claims.as_ref().map(|c| c.sub.to_string()),
+    };
+    if let Some(claims) = claims {
+        request.extensions_mut().insert(VerifiedClaims(claims));
+    }
+    let checks = state
+        .route_limits
+        .checks(request.method(), request.uri().path(), &keys);
+    if checks.is_empty() {
+        return next.run(request).await;
+    }
+    match state.limiter.check(&checks).await {
+        Ok(decision) if decision.allowed => {
+            let mut response = next.run(request).await;
+            for (name, value) in decision.headers() {
+                response.headers_mut().insert(name, value);
+            }
+            response
+        }
+        Ok(decision) => ApiError::RateLimited(decision).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "rate limiter unavailable; refusing per policy");
+            ApiError::Unavailable("rate limiting is unavailable; retry shortly").into_response()
+        }
+    }
+}

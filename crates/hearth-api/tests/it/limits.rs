@@ -1,0 +1,255 @@
+//! Rate limits and leaderboards through the gateway, in-process and on Redis.
+
+use hearth_api::Settings;
+use hearth_test_support::{REDIS_URL_VAR, TestDb, service_url, sqlite_db};
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, problem, spawn_app_with};
+
+/// The backends every test here runs on: in-process, and Redis when configured.
+enum Backend {
+    InProcess,
+    Redis,
+}
+
+fn configure(backend: &Backend, settings: &mut Settings) -> bool {
+    match backend {
+        Backend::InProcess => true,
+        Backend::Redis => match service_url(REDIS_URL_VAR, "Redis") {
+            Some(url) => {
+                settings.redis.url = Some(SecretString::from(url));
+                // A fresh prefix: counters from other tests or earlier runs never interfere.
+                settings.redis.key_prefix =
+                    format!("hearth-test:{}:", uuid::Uuid::new_v4().simple());
+                true
+            }
+            None => false,
+        },
+    }
+}
+
+async fn spawn(
+    t: &TestDb,
+    backend: &Backend,
+    tweak: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    let mut settings_ok = true;
+    let app = spawn_app_with(t, |settings| {
+        settings.limits.rules = hearth_limits::RuleTable::default();
+        settings_ok = configure(backend, settings);
+        tweak(settings);
+    })
+    .await;
+    if settings_ok { Some(app) } else { None }
+}
+
+async fn login_attempt(app: &TestApp, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .request(Method::POST, "/v1/auth/login", None)
+        .json(&json!({"login": "nobody", "password": "Wrong-pass1!"}));
+    if let Some(ip) = forwarded_for {
+        request = request.header("x-forwarded-for", ip);
+    }
+    request.send().await.unwrap()
+}
+
+async fn the_sixth_login_in_a_minute_is_refused_with_retry_after(backend: Backend) {
+    let t = sqlite_db().await;
+    let Some(app) = spawn(&t, &backend, |_| {}).await else {
+        return;
+    };
+    for attempt in 1..=5 {
+        let response = login_attempt(&app, None).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}"
+        );
+        assert_eq!(response.headers()["ratelimit-limit"], "5");
+        let remaining: u32 = response.headers()["ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(remaining, 5 - attempt);
+    }
+    let refused = login_attempt(&app, None).await;
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    let body = problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["rule"], "login.minute");
+    // Health probes are never limited.
+    for _ in 0..10 {
+        assert_eq!(app.get("/health/live", None).await.status(), StatusCode::OK);
+    }
+    app.stop().await.unwrap();
+}
+
+async fn forwarded_for_counts_only_from_a_trusted_proxy(backend: Backend) {
+    let t = sqlite_db().await;
+    // Untrusted peer: a spoofed X-Forwarded-For changes nothing; all share 127.0.0.1's quota.
+    let Some(app) = spawn(&t, &backend, |_| {}).await else {
+        return;
+    };
+    for i in 0..5 {
+        login_attempt(&app, Some(&format!("203.0.113.{i}"))).await;
+    }
+    let spoofed = login_attempt(&app, Some("198.51.100.77")).await;
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await.unwrap();
+
+    // Trusted proxy: each forwarded client has its own quota.
+    let t = sqlite_db().await;
+    let trusted =
+        |s: &mut Settings| s.limits.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let Some(app) = spawn(&t, &backend, trusted).await else {
+        return;
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            login_attempt(&app, Some("203.0.113.1")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_attempt(&app, Some("203.0.113.1")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_attempt(&app, Some("203.0.113.2")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await.unwrap();
+}
+
+async fn game_actions_are_limited_per_user(backend: Backend) {
+    let t = sqlite_db().await;
+    let tweak = |s: &mut Settings| {
+        s.limits.rules.game.per_minute = Some(3);
+        s.limits.rules.user.per_minute = Some(1_000);
+    };
+    let Some(app) = spawn(&t, &backend, tweak).await else {
+        return;
+    };
+    let token = app.player("Limited").await;
+    for _ in 0..3 {
+        assert_eq!(app.spin(&token, 1).await.status(), StatusCode::OK);
+    }
+    let body = problem(app.spin(&token, 1).await, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["rule"], "game.minute");
+    // Reading the wallet is not a game action.
+    assert_eq!(
+        app.get("/v1/wallet", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    // Another player has their own quota.
+    let other = app.player("Unlimited").await;
+    assert_eq!(app.spin(&other, 1).await.status(), StatusCode::OK);
+    let stats: Value = app
+        .get("/v1/stats", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["rounds"], 3, "the refused spin moved no money");
+    app.stop().await.unwrap();
+}
+
+async fn leaderboards_rank_players_as_rounds_settle(backend: Backend) {
+    let t = sqlite_db().await;
+    let Some(app) = spawn(&t, &backend, |_| {}).await else {
+        return;
+    };
+    let mut best = Vec::new();
+    for name in ["Ann", "Bob", "Cid"] {
+        let token = app.player(name).await;
+        let mut biggest = 0;
+        for _ in 0..5 {
+            let round: Value = app.spin(&token, 10).await.json().await.unwrap();
+            biggest = biggest.max(round["win"].as_i64().unwrap());
+        }
+        best.push((name, biggest));
+    }
+    // Updates are asynchronous; give them a moment.
+    let mut board = Value::Null;
+    for _ in 0..50 {
+        board = app
+            .get("/v1/leaderboards/balance", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if board["entries"].as_array().is_some_and(|e| e.len() == 3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let entries = board["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{board}");
+    let scores: Vec<i64> = entries
+        .iter()
+        .map(|e| e["score"].as_i64().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "ranked: {scores:?}"
+    );
+    assert_eq!(entries[0]["rank"], 1);
+
+    let daily: Value = app
+        .get("/v1/leaderboards/biggest_win?period=daily&limit=5", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let winners = best.iter().filter(|(_, b)| *b > 0).count();
+    assert_eq!(
+        daily["entries"].as_array().unwrap().len(),
+        winners,
+        "{daily}"
+    );
+
+    let body = problem(
+        app.get("/v1/leaderboards/balance?period=daily", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "period");
+    problem(
+        app.get("/v1/leaderboards/luckiest", None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let body = problem(
+        app.get("/v1/leaderboards/net_won?limit=101", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "limit");
+    app.stop().await.unwrap();
+}
+
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod in_process {
+            $( #[tokio::test] async fn $name() { super::$name(super::Backend::InProcess).await } )+
+        }
+        mod redis {
+            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await } )+
+        }
+    };
+}
+
+on_both!(
+    the_sixth_login_in_a_minute_is_refused_with_retry_after,
+    forwarded_for_counts_only_from_a_trusted_proxy,
+    game_actions_are_limited_per_user,
+    leaderboards_rank_players_as_rounds_settle,
+);
