@@ -28,6 +28,8 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Rebuild the leaderboards (Redis when configured) from the database and exit.
+    RebuildLeaderboards,
     /// Re-derive a round from `GET /v1/fairness/rounds/{id}` output (a file, or - for stdin),
     /// offline, once its server seed is revealed.
     VerifyRound {
@@ -48,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::RebuildLeaderboards => rebuild_leaderboards(settings).await,
         Command::VerifyRound { .. } => unreachable!("handled before loading settings"),
     }
 }
@@ -102,5 +105,24 @@ fn verify_round(file: &std::path::Path) -> anyhow::Result<()> {
         "verified {} round {}: {}",
         verified.game, record["round_id"], verified.summary
     );
+    Ok(())
+}
+
+async fn rebuild_leaderboards(settings: Settings) -> anyhow::Result<()> {
+    let app = hearth_api::build(settings).await.context("connecting")?;
+    // `build` already rebuilt in-process boards; Redis ones are rebuilt here.
+    if app.state.leaderboards.backend() != "in_process" {
+        let entries = hearth_api::rebuild_leaderboards(&app.state).await?;
+        tracing::info!(
+            entries,
+            backend = app.state.leaderboards.backend(),
+            "leaderboards rebuilt"
+        );
+    } else {
+        tracing::warn!(
+            "no Redis configured: in-process leaderboards live in each gateway, which rebuilds them at start"
+        );
+    }
+    app.state.db.close().await;
     Ok(())
 }

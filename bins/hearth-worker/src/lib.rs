@@ -5,6 +5,7 @@
 //!   every wallet, logs each mismatch as an error and sets the `hearth_reconciliation_*`
 //!   metrics.
 //! - [`purge_idempotency_keys`]: forgets `Idempotency-Key`s past their retention.
+//! - [`rebuild_leaderboards`]: rebuilds the shared (Redis) leaderboards from the database.
 //! - [`run`]: the schedule loop, until shutdown.
 //! - [`admin_router`]: `/metrics` and `/health/live` for the worker's admin port.
 //!
@@ -19,6 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use hearth_observability::metrics::{PrometheusHandle, names};
+use hearth_storage::leaderboard::{self, LeaderboardError, Leaderboards};
 use hearth_storage::{Database, Reconciliation, StorageError};
 
 /// Runs one reconciliation and records its outcome in logs and metrics.
@@ -76,7 +78,7 @@ pub async fn purge_idempotency_keys(
 }
 
 /// How often each job runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Schedule {
     /// Between reconciliation runs.
     pub reconcile_every: Duration,
@@ -84,6 +86,51 @@ pub struct Schedule {
     pub purge_every: Duration,
     /// How long idempotency keys are kept.
     pub idempotency_retention: Duration,
+    /// Shared leaderboards to rebuild, and how often (`None` in embedded mode, where each
+    /// gateway keeps its own).
+    pub leaderboards: Option<(Arc<dyn Leaderboards>, Duration)>,
+}
+
+impl std::fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schedule")
+            .field("reconcile_every", &self.reconcile_every)
+            .field("purge_every", &self.purge_every)
+            .field("idempotency_retention", &self.idempotency_retention)
+            .field(
+                "leaderboards_every",
+                &self.leaderboards.as_ref().map(|(_, every)| every),
+            )
+            .finish()
+    }
+}
+
+/// How many entries per board a rebuild keeps (players just below the top keep their totals).
+pub const LEADERBOARD_REBUILD_LIMIT: u32 = 1_000;
+
+/// Rebuilds the shared leaderboards from the database.
+///
+/// # Errors
+/// When the database or Redis fails; also counted.
+#[tracing::instrument(skip_all, err)]
+pub async fn rebuild_leaderboards(
+    db: &dyn Database,
+    boards: &dyn Leaderboards,
+) -> Result<usize, LeaderboardError> {
+    let now = time::OffsetDateTime::now_utc();
+    let result = leaderboard::rebuild(
+        db.as_leaderboard_source(),
+        boards,
+        now,
+        LEADERBOARD_REBUILD_LIMIT,
+    )
+    .await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!(names::LEADERBOARD_REBUILDS, "outcome" => outcome).increment(1);
+    if let Ok(entries) = &result {
+        tracing::info!(entries, "leaderboards rebuilt");
+    }
+    result
 }
 
 /// Runs every job now and then on its schedule until `shutdown` completes. A job in progress
@@ -93,6 +140,13 @@ pub async fn run(db: Arc<dyn Database>, schedule: Schedule, shutdown: impl Futur
     reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut purge = tokio::time::interval(schedule.purge_every);
     purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (boards, rebuild_every) = match &schedule.leaderboards {
+        Some((boards, every)) => (Some(boards.clone()), *every),
+        // Never ticks: a day is far longer than any run of the loop between shutdown checks.
+        None => (None, Duration::from_secs(24 * 60 * 60)),
+    };
+    let mut rebuild = tokio::time::interval(rebuild_every);
+    rebuild.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         // Errors are logged and counted inside each job; the next tick tries again.
@@ -101,8 +155,13 @@ pub async fn run(db: Arc<dyn Database>, schedule: Schedule, shutdown: impl Futur
             _ = reconcile.tick() => {
                 let _ = reconcile_once(db.as_ref()).await;
             }
-            _ = purge.tick() => {
+                        _ = purge.tick() => {
                 let _ = purge_idempotency_keys(db.as_ref(), schedule.idempotency_retention).await;
+            }
+            _ = rebuild.tick(), if boards.is_some() => {
+                if let Some(boards) = &boards {
+                    let _ = rebuild_leaderboards(db.as_ref(), boards.as_ref()).await;
+                }
             }
         }
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use hearth_api::Settings;
+use hearth_storage::leaderboard::{Leaderboards, RedisLeaderboards};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,17 @@ async fn main() -> anyhow::Result<()> {
         reconcile_every: Duration::from_secs(settings.worker.reconcile_interval_secs.max(1)),
         purge_every: Duration::from_secs(settings.worker.purge_interval_secs.max(1)),
         idempotency_retention: Duration::from_secs(settings.wallet.idempotency_retention_secs),
+        leaderboards: match &settings.redis.url {
+            Some(url) => {
+                use secrecy::ExposeSecret as _;
+                let boards =
+                    RedisLeaderboards::new(url.expose_secret(), settings.redis.key_prefix.clone())
+                        .context("configuring Redis leaderboards")?;
+                let every = Duration::from_secs(settings.worker.leaderboard_rebuild_secs.max(1));
+                Some((Arc::new(boards) as Arc<dyn Leaderboards>, every))
+            }
+            None => None,
+        },
     };
     tracing::info!(?schedule, backend = db.backend(), "hearth-worker started");
     let signal = async move {

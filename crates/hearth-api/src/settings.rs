@@ -223,6 +223,9 @@ pub struct WorkerSettings {
     pub reconcile_interval_secs: u64,
     /// Seconds between purges of expired idempotency keys.
     pub purge_interval_secs: u64,
+    /// Seconds between leaderboard rebuilds from the database (Redis deployments only:
+    /// embedded boards live in the gateway process).
+    pub leaderboard_rebuild_secs: u64,
     /// Where the worker serves `/metrics` and `/health/live`; empty disables it.
     #[serde(deserialize_with = "optional_addr")]
     pub admin_addr: Option<SocketAddr>,
@@ -233,6 +236,7 @@ impl Default for WorkerSettings {
         Self {
             reconcile_interval_secs: 300,
             purge_interval_secs: 3600,
+            leaderboard_rebuild_secs: 300,
             admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
         }
     }

@@ -32,6 +32,8 @@ pub mod names {
     pub const RECONCILIATION_WALLETS: &str = "hearth_reconciliation_wallets_checked";
     /// Counter: idempotency keys deleted after their retention.
     pub const IDEMPOTENCY_KEYS_PURGED: &str = "hearth_idempotency_keys_purged_total";
+    /// Counter: leaderboard rebuilds by `outcome`.
+    pub const LEADERBOARD_REBUILDS: &str = "hearth_leaderboard_rebuilds_total";
     /// Gauge (always 1): build information in labels `version` and `service`.
     pub const BUILD_INFO: &str = "hearth_build_info";
     /// Gauge: open database connections by `state` (`idle`, `in_use`).
@@ -94,6 +96,10 @@ fn describe() {
         "Wallets checked at the last run"
     );
     describe_gauge!(names::BUILD_INFO, "Build information");
+    describe_counter!(
+        names::LEADERBOARD_REBUILDS,
+        "Leaderboard rebuilds by outcome"
+    );
     describe_counter!(
         names::IDEMPOTENCY_KEYS_PURGED,
         "Idempotency keys deleted after retention"

@@ -41,6 +41,10 @@ async fn the_schedule_runs_until_shutdown(t: &TestDb) {
         reconcile_every: Duration::from_millis(20),
         purge_every: Duration::from_millis(20),
         idempotency_retention: Duration::from_secs(3600),
+        leaderboards: Some((
+            std::sync::Arc::new(hearth_storage::leaderboard::InProcessLeaderboards::new()),
+            Duration::from_millis(20),
+        )),
     };
     let worker = tokio::spawn(hearth_worker::run(t.db.clone(), schedule, async {
         let _ = stopped.await;
@@ -58,6 +62,10 @@ async fn the_schedule_runs_until_shutdown(t: &TestDb) {
     );
     assert!(
         metrics.contains("hearth_idempotency_keys_purged_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearth_leaderboard_rebuilds_total{outcome=\"ok\"}"),
         "{metrics}"
     );
 }

@@ -371,3 +371,97 @@ async fn dice_and_roulette_name_the_bad_field() {
     assert_eq!(wallet["balance"], 1_000, "no refused bet moved money");
     app.stop().await.unwrap();
 }
+
+async fn a_thousand_concurrent_mixed_bets_with_retries_keep_every_ledger_exact(t: &TestDb) {
+    let app = crate::support::spawn_app_with(t, |s| s.wallet.starting_balance = 10_000).await;
+    let mut tokens = Vec::new();
+    for i in 0..51 {
+        tokens.push(app.player(&format!("load{i:02}")).await);
+    }
+    let hot = tokens[50].clone();
+    let bodies = [
+        ("/v1/games/slots/spin", json!({"bet": 5})),
+        (
+            "/v1/games/dice/roll",
+            json!({"bet": 100, "target": 5000, "direction": "under"}),
+        ),
+        (
+            "/v1/games/roulette/spin",
+            json!({"bets": [{"kind": "red", "amount": 5}]}),
+        ),
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..1_000usize {
+        // A quarter of all bets land on one hot wallet; the rest spread over fifty.
+        let token = if i % 4 == 0 {
+            hot.clone()
+        } else {
+            tokens[i % 50].clone()
+        };
+        let (path, body) = bodies[i % 3].clone();
+        // Every tenth request is sent twice at once with the same key: a client retry.
+        let copies = if i % 10 == 0 { 2 } else { 1 };
+        for _ in 0..copies {
+            let (client, url, token, body) = (
+                app.client.clone(),
+                app.url(path),
+                token.clone(),
+                body.clone(),
+            );
+            let key = format!("mixed-{i}");
+            tasks.push(tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .bearer_auth(&token)
+                    .header("idempotency-key", &key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let replayed = response.headers().contains_key("idempotent-replayed");
+                let status = response.status();
+                (
+                    token,
+                    key,
+                    status,
+                    replayed,
+                    response.json::<Value>().await.unwrap(),
+                )
+            }));
+        }
+    }
+    let mut by_key: std::collections::HashMap<(String, String), Vec<(bool, Value)>> =
+        Default::default();
+    for task in tasks {
+        let (token, key, status, replayed, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        by_key
+            .entry((token, key))
+            .or_default()
+            .push((replayed, body));
+    }
+    for ((_, key), answers) in &by_key {
+        let fresh = answers.iter().filter(|(replayed, _)| !replayed).count();
+        assert_eq!(fresh, 1, "{key} had {fresh} effects");
+        let round = &answers[0].1["round_id"];
+        assert!(
+            answers.iter().all(|(_, body)| body["round_id"] == *round),
+            "{key} answered differently"
+        );
+    }
+    let report = t.db.reconcile().await.unwrap();
+    assert_eq!(report.wallets, 51);
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    let hot_stats: Value = app.get("/v1/stats", Some(&hot)).await.json().await.unwrap();
+    assert_eq!(
+        hot_stats["rounds"], 250,
+        "one effect per key on the hot wallet"
+    );
+    assert!(hot_stats["balance"].as_i64().unwrap() >= 0);
+    app.stop().await.unwrap();
+}
+
+mod load {
+    use super::*;
+    backend_suite!(a_thousand_concurrent_mixed_bets_with_retries_keep_every_ledger_exact);
+}
