@@ -32,7 +32,5 @@ CREATE UNIQUE INDEX game_rounds_one_open_per_game ON game_rounds (user_id, game)
 -- History filters: one user's entries of one kind or one game, newest first.
 CREATE INDEX ledger_entries_user_kind_idx ON ledger_entries (user_id, kind, id DESC);
 CREATE INDEX ledger_entries_user_game_idx ON ledger_entries (user_id, game, id DESC) WHERE game IS NOT NULL;
--- Balance history by day.
-CREATE INDEX ledger_entries_user_created_idx ON ledger_entries (user_id, created_at);
 -- Leaderboards: biggest wins in a period.
 CREATE INDEX game_rounds_settled_win_idx ON game_rounds (created_at, win DESC) WHERE status = 'settled';

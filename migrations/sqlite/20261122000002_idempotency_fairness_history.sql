@@ -27,5 +27,4 @@ CREATE UNIQUE INDEX game_rounds_one_open_per_game ON game_rounds (user_id, game)
 
 CREATE INDEX ledger_entries_user_kind_idx ON ledger_entries (user_id, kind, id DESC);
 CREATE INDEX ledger_entries_user_game_idx ON ledger_entries (user_id, game, id DESC) WHERE game IS NOT NULL;
-CREATE INDEX ledger_entries_user_created_idx ON ledger_entries (user_id, created_at);
 CREATE INDEX game_rounds_settled_win_idx ON game_rounds (created_at, win DESC) WHERE status = 'settled';

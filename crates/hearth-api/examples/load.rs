@@ -37,7 +37,7 @@ fn args() -> Args {
             "--base" => args.base = value(),
             "--users" => args.users = value().parse().expect("a number"),
             "--concurrency" => args.concurrency = value().parse().expect("a number"),
-            "--seconds" => args.seconds = value().parse().expect("a number").min(60),
+            "--seconds" => args.seconds = value().parse::<u64>().expect("a number").min(60),
             "--hot" => args.hot = true,
             other => panic!("unknown flag {other}"),
         }
@@ -52,15 +52,28 @@ async fn main() {
         args.base.starts_with("http://127.") || args.base.starts_with("http://localhost"),
         "load runs target loopback only"
     );
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
     let run = uuid::Uuid::new_v4().simple().to_string();
     let password = "Tr0ub4dor&3x";
     let mut tokens = Vec::new();
     for i in 0..args.users {
         let name = format!("load{}_{i}", &run[..8]);
-        let body = json!({"username": name, "email": format!("{name}@example.com"), "password": password});
-        let response = client.post(format!("{}/v1/auth/register", args.base)).json(&body).send().await.unwrap();
-        assert!(response.status().is_success(), "register: {}", response.status());
+        let body =
+            json!({"username": name, "email": format!("{name}@example.com"), "password": password});
+        let response = client
+            .post(format!("{}/v1/auth/register", args.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "register: {}",
+            response.status()
+        );
         let login: Value = client
             .post(format!("{}/v1/auth/login", args.base))
             .json(&json!({"login": name, "password": password}))
@@ -77,17 +90,30 @@ async fn main() {
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|worker| {
-            let (client, tokens, url) = (client.clone(), tokens.clone(), format!("{}/v1/games/slots/spin", args.base));
+            let (client, tokens, url) = (
+                client.clone(),
+                tokens.clone(),
+                format!("{}/v1/games/slots/spin", args.base),
+            );
             let hot = args.hot;
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
                 let mut n = worker;
                 while Instant::now() < deadline {
-                    let token = if hot { &tokens[0] } else { &tokens[n % tokens.len()] };
+                    let token = if hot {
+                        &tokens[0]
+                    } else {
+                        &tokens[n % tokens.len()]
+                    };
                     n += 1;
                     let sent = Instant::now();
-                    let response = client.post(&url).bearer_auth(token).json(&json!({"bet": 1})).send().await;
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(token)
+                        .json(&json!({"bet": 1}))
+                        .send()
+                        .await;
                     match response {
                         Ok(r) if r.status().is_success() => {
                             let _ = r.bytes().await;
@@ -110,7 +136,8 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     let pct = |p: f64| {
-        latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     println!(

@@ -69,6 +69,9 @@ impl PostgresDatabase {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
         let options = PgConnectOptions::from_str(&settings.url)?.application_name("hearth");
         let pool = PgPoolOptions::new()
+            // No ping before every checkout: it is a round trip per transaction. A dead
+            // connection fails its first statement instead, and idle/lifetime limits recycle.
+            .test_before_acquire(false)
             .max_connections(settings.max_connections.max(1))
             .min_connections(settings.min_connections)
             .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))

@@ -99,18 +99,28 @@ pub(crate) async fn spin_slots(
             state: None,
         })
     };
-    let round = state
-        .db
-        .play_round(RoundRequest {
-            user_id: claims.sub,
-            round_id: uuid::Uuid::now_v7(),
-            game: "slots",
-            bet: request.bet,
-            play: &play,
-            idempotency,
-        })
-        .await?;
-    Ok(round_response(&state, &claims, round))
+    play_new_round(&state, &claims, "slots", request.bet, &play, idempotency).await
+}
+
+/// Plays a single-request round and answers it.
+async fn play_new_round(
+    state: &AppState,
+    claims: &hearth_auth::Claims,
+    game: &'static str,
+    bet: i64,
+    play: &hearth_storage::model::PlayFn<'_>,
+    idempotency: Option<hearth_storage::Idempotency>,
+) -> Result<Response, ApiError> {
+    let request = RoundRequest {
+        user_id: claims.sub,
+        round_id: uuid::Uuid::now_v7(),
+        game,
+        bet,
+        play,
+        idempotency,
+    };
+    let round = state.db.play_round(request).await?;
+    Ok(round_response(state, claims, round))
 }
 
 /// The response for a played round; a replay carries `Idempotent-Replayed: true` and is not
@@ -193,18 +203,7 @@ pub(crate) async fn roll_dice(
             state: None,
         })
     };
-    let round = state
-        .db
-        .play_round(RoundRequest {
-            user_id: claims.sub,
-            round_id: uuid::Uuid::now_v7(),
-            game: "dice",
-            bet: request.bet,
-            play: &play,
-            idempotency,
-        })
-        .await?;
-    Ok(round_response(&state, &claims, round))
+    play_new_round(&state, &claims, "dice", request.bet, &play, idempotency).await
 }
 
 /// `POST /v1/games/roulette/spin`.
@@ -252,18 +251,7 @@ pub(crate) async fn spin_roulette(
             state: None,
         })
     };
-    let round = state
-        .db
-        .play_round(RoundRequest {
-            user_id: claims.sub,
-            round_id: uuid::Uuid::now_v7(),
-            game: "roulette",
-            bet: total,
-            play: &play,
-            idempotency,
-        })
-        .await?;
-    Ok(round_response(&state, &claims, round))
+    play_new_round(&state, &claims, "roulette", total, &play, idempotency).await
 }
 
 /// A game's outcome as the round's stored and returned detail.
