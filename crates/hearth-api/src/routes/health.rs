@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hearth_limits::RedisDownPolicy;
 use hearth_observability::metrics::names;
 use serde_json::{Map, Value, json};
 
@@ -46,6 +47,24 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
             tracing::warn!(%error, "readiness: database unreachable");
             checks.insert("database".into(), json!("unreachable"));
             failing.push("database");
+        }
+    }
+    if state.limiter.backend() == "redis" {
+        // Under the `local` policy a Redis outage degrades limits to per-instance ones and the
+        // gateway keeps serving, so readiness stays green (failing it would drain every
+        // gateway at once); under `refuse` every limited request is refused, so it fails.
+        let refusing = state.settings.limits.redis_down == RedisDownPolicy::Refuse;
+        match (state.limiter.is_degraded(), refusing) {
+            (false, _) => {
+                checks.insert("redis".into(), json!("ok"));
+            }
+            (true, false) => {
+                checks.insert("redis".into(), json!("degraded: per-instance limits"));
+            }
+            (true, true) => {
+                checks.insert("redis".into(), json!("unreachable"));
+                failing.push("redis");
+            }
         }
     }
     if failing.is_empty() {

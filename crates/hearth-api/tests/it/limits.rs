@@ -253,3 +253,46 @@ on_both!(
     game_actions_are_limited_per_user,
     leaderboards_rank_players_as_rounds_settle,
 );
+
+#[tokio::test]
+async fn readiness_reports_redis_when_it_backs_the_limits() {
+    let t = sqlite_db().await;
+    let Some(app) = spawn(&t, &Backend::Redis, |_| {}).await else {
+        return;
+    };
+    let body: Value = app.get("/health/ready", None).await.json().await.unwrap();
+    assert_eq!(body["checks"]["redis"], "ok", "{body}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_the_refuse_policy_an_unreachable_redis_fails_readiness_and_refuses_requests() {
+    let t = sqlite_db().await;
+    let app = spawn_app_with(&t, |s| {
+        s.limits.rules = hearth_limits::RuleTable::default();
+        // Nothing listens on port 1: the limiter starts degraded.
+        s.redis.url = Some(SecretString::from("redis://127.0.0.1:1".to_owned()));
+        s.limits.redis_down = hearth_limits::RedisDownPolicy::Refuse;
+    })
+    .await;
+    let body = problem(
+        app.get("/health/ready", None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(body["checks"]["redis"], "unreachable", "{body}");
+    let refused = problem(
+        app.get("/v1/leaderboards/balance", None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rate limiting"),
+        "{refused}"
+    );
+    assert_eq!(app.get("/health/live", None).await.status(), StatusCode::OK);
+    app.stop().await.unwrap();
+}
