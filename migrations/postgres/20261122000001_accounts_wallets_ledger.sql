@@ -33,9 +33,12 @@ CREATE TABLE fairness_seeds (
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+-- Rounds reference the wallet, not the user: a round's transaction already holds the wallet row
+-- locked, so the foreign-key check costs nothing, where a check against users would lock (and
+-- write) the user row on every round.
 CREATE TABLE game_rounds (
     id               UUID PRIMARY KEY,
-    user_id          UUID NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    user_id          UUID NOT NULL REFERENCES wallets (user_id) ON DELETE RESTRICT,
     game             TEXT NOT NULL,
     bet              BIGINT NOT NULL CHECK (bet > 0),
     win              BIGINT NOT NULL CHECK (win >= 0),

@@ -3,7 +3,8 @@
 -- One row per (user, Idempotency-Key), written in the same transaction as the effect it guards,
 -- so a key can never exist without its effect or the reverse.
 CREATE TABLE idempotency_keys (
-    user_id     UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- The wallet, locked by the transaction that writes the key (see game_rounds).
+    user_id     UUID NOT NULL REFERENCES wallets (user_id) ON DELETE CASCADE,
     key         TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
     fingerprint TEXT NOT NULL,
     -- The response of the first request, replayed verbatim for a retry.

@@ -29,9 +29,12 @@ CREATE TABLE fairness_seeds (
     created_at       TEXT NOT NULL
 ) STRICT;
 
+-- Rounds reference the wallet, not the user: a round's transaction already holds the wallet row
+-- locked, so the foreign-key check costs nothing, where a check against users would lock (and
+-- write) the user row on every round.
 CREATE TABLE game_rounds (
     id               BLOB PRIMARY KEY NOT NULL,
-    user_id          BLOB NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    user_id          BLOB NOT NULL REFERENCES wallets (user_id) ON DELETE RESTRICT,
     game             TEXT NOT NULL,
     bet              INTEGER NOT NULL CHECK (bet > 0),
     win              INTEGER NOT NULL CHECK (win >= 0),

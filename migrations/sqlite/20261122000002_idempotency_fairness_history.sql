@@ -1,7 +1,8 @@
 -- Idempotent money movements, revealed seeds, and the indexes the history and stats queries use.
 
 CREATE TABLE idempotency_keys (
-    user_id     BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- The wallet, locked by the transaction that writes the key (see game_rounds).
+    user_id     BLOB NOT NULL REFERENCES wallets (user_id) ON DELETE CASCADE,
     key         TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
     fingerprint TEXT NOT NULL,
     response    TEXT NOT NULL,
