@@ -106,6 +106,7 @@ pub async fn build_with(
 ) -> anyhow::Result<App> {
     use secrecy::ExposeSecret as _;
     let metrics = hearth_observability::metrics::install();
+    hearth_limits::metric_names::describe();
     hearth_observability::metrics::record_build_info("hearth-gateway", env!("CARGO_PKG_VERSION"));
     let (limiter, leaderboards): (_, Arc<dyn Leaderboards>) = match &settings.redis.url {
         Some(url) => {

@@ -16,3 +16,22 @@ pub const BUDGET_SPENT: &str = "hearth_budget_spent_total";
 pub const BUDGET_REFUSALS: &str = "hearth_budget_refusals_total";
 /// Counter: anomalies detected (once per key and interval).
 pub const ANOMALIES: &str = "hearth_anomalies_total";
+
+/// Registers help text for every metric above with the installed recorder, so an exposition
+/// (Prometheus) is self-describing. Call once after installing the recorder; harmless twice.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        DECISIONS,
+        "Rate-limit decisions by deciding rule and outcome"
+    );
+    describe_counter!(REFUSALS, "Requests refused by a rate limit, by rule");
+    describe_counter!(REDIS_ERRORS, "Failed Redis calls by component");
+    describe_gauge!(
+        DEGRADED,
+        "1 while Redis is unreachable and the down policy applies"
+    );
+    describe_counter!(BUDGET_SPENT, "Settled spending in micro-units by scope");
+    describe_counter!(BUDGET_REFUSALS, "Budget reservations refused by outcome");
+    describe_counter!(ANOMALIES, "Traffic anomalies detected");
+}

@@ -107,3 +107,58 @@ async fn metrics_count_requests_by_route_template_games_and_login_failures() {
     assert!(!text.contains("12345"), "a raw path became a label");
     app.stop().await.unwrap();
 }
+
+/// `promtool` from Debian's `prometheus` package, if installed (`.ci/run` installs it).
+fn promtool() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join("promtool"))
+        .find(|path| path.is_file())
+}
+
+#[tokio::test]
+async fn the_metrics_exposition_passes_promtool() {
+    let Some(promtool) = promtool() else {
+        assert!(
+            !hearth_test_support::in_ci(),
+            "promtool is required under CI (Debian package prometheus)"
+        );
+        eprintln!("SKIPPED: promtool check (install Debian's prometheus package to run it)");
+        return;
+    };
+    let t = sqlite_db().await;
+    let app =
+        crate::support::spawn_app_with(&t, |s| s.limits.rules.login.per_minute = Some(1)).await;
+    // Touch every family: a round, a failed login, a refusal, an unmatched route.
+    let token = app.player("Scraped").await;
+    app.spin(&token, 5).await;
+    let bad = json!({"login": "Scraped", "password": "Wrong-pass1!"});
+    app.post("/v1/auth/login", None, &bad).await;
+    app.post("/v1/auth/login", None, &bad).await;
+    app.get("/nope", None).await;
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    app.stop().await.unwrap();
+
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool check metrics:\n{report}");
+}
