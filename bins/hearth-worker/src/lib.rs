@@ -142,8 +142,8 @@ pub async fn run(db: Arc<dyn Database>, schedule: Schedule, shutdown: impl Futur
     purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (boards, rebuild_every) = match &schedule.leaderboards {
         Some((boards, every)) => (Some(boards.clone()), *every),
-        // Never ticks: a day is far longer than any run of the loop between shutdown checks.
-        None => (None, Duration::from_secs(24 * 60 * 60)),
+        // Without shared boards the branch below is disabled; the interval is never polled.
+        None => (None, Duration::from_secs(3600)),
     };
     let mut rebuild = tokio::time::interval(rebuild_every);
     rebuild.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

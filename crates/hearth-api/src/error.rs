@@ -4,6 +4,7 @@ use std::fmt;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hearth_domain::games::GameError;
 use hearth_storage::StorageError;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -126,6 +127,8 @@ impl From<StorageError> for ApiError {
                     None => Self::Conflict("the request conflicts with existing data".into(), None),
                 }
             }
+            // A stored round that no longer restores is our fault, not the request's.
+            StorageError::Game(error @ GameError::CorruptState) => Self::Internal(error.into()),
             StorageError::Game(error) => Self::field("bet", error.to_string()),
             StorageError::IdempotencyMismatch => Self::Validation(
                 vec![FieldError::new(

@@ -147,6 +147,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+///
+/// # Errors
+/// A 401 saying whether the header is missing or malformed.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized(
+            "the Authorization header must be 'Bearer <token>'",
+        ))
+}
+
 /// The authenticated caller, from `Authorization: Bearer <access token>`.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
@@ -163,19 +182,7 @@ impl FromRequestParts<AppState> for AuthUser {
             tracing::Span::current().record("user_id", tracing::field::display(verified.0.sub));
             return Ok(Self(verified.0.clone()));
         }
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized(
-                "the Authorization header must be 'Bearer <token>'",
-            ))?;
+        let token = bearer_token(&parts.headers)?;
         let claims = state
             .tokens
             .verify(token, TokenType::Access)

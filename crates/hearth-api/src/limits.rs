@@ -4,13 +4,13 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hearth_auth::{Claims, TokenType};
 use hearth_limits::{KeyBy, LimitKeys, RouteClass, RouteLimits, RuleTable, Verdict};
 
 use crate::error::ApiError;
+use crate::extract::bearer_token;
 use crate::state::AppState;
 
 /// The client address resolved behind trusted proxies, for every later layer.
@@ -35,14 +35,6 @@ pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
         .route("POST", "/v1/games/*", Game, User)
 }
 
-fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-}
-
 /// Middleware: blocks anomalous clients (when configured), then decides every rule of the
 /// request in one limiter call; allowed responses carry the RateLimit headers.
 pub(crate) async fn rate_limit(
@@ -58,8 +50,9 @@ pub(crate) async fn rate_limit(
         let wait = until.saturating_duration_since(Instant::now());
         return ApiError::Blocked { retry_after: wait }.into_response();
     }
-    let claims =
-        bearer(&request).and_then(|token| state.tokens.verify(token, TokenType::Access).ok());
+    let claims = bearer_token(request.headers())
+        .ok()
+        .and_then(|token| state.tokens.verify(token, TokenType::Access).ok());
     let keys = LimitKeys {
         ip,
         user: claims.as_ref().map(|c| c.sub.to_string()),

@@ -248,9 +248,14 @@ pub enum SettingsError {
     /// A source could not be read or a value has the wrong type.
     #[error("invalid settings: {0}")]
     Invalid(#[from] config::ConfigError),
-    /// Production checks failed; every problem is listed.
-    #[error("refusing to start in production:\n  - {}", .0.join("\n  - "))]
-    Insecure(Vec<String>),
+    /// Checks failed (in production, also the security ones); every problem is listed.
+    #[error("refusing to start{}:\n  - {}", if *.production { " in production" } else { "" }, .problems.join("\n  - "))]
+    Insecure {
+        /// One line per problem.
+        problems: Vec<String>,
+        /// Whether the production checks applied.
+        production: bool,
+    },
 }
 
 /// The shortest JWT secret accepted in production, in bytes.
@@ -371,7 +376,10 @@ impl Settings {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(SettingsError::Insecure(problems))
+            Err(SettingsError::Insecure {
+                problems,
+                production: self.is_production(),
+            })
         }
     }
 }
@@ -526,7 +534,7 @@ mod tests {
             ]),
         )
         .unwrap_err();
-        let SettingsError::Insecure(problems) = &error else {
+        let SettingsError::Insecure { problems, .. } = &error else {
             panic!("{error}")
         };
         assert_eq!(problems.len(), 4, "{problems:#?}");

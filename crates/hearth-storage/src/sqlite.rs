@@ -180,6 +180,48 @@ async fn remember(
     Ok(())
 }
 
+/// The ledger lines of one step of a round.
+struct RoundLines {
+    user_id: Uuid,
+    game: &'static str,
+    round_id: Uuid,
+}
+
+impl RoundLines {
+    /// Writes the stake (when there is one) and then the win (when there is one), with the
+    /// balances `ledger` computed for them.
+    async fn insert(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        stake: i64,
+        win: i64,
+        ledger: &RoundLedger,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let line = |kind, amount, balance_before, word| LedgerInsert {
+            user_id: self.user_id,
+            kind,
+            amount,
+            balance_before,
+            game: Some(self.game),
+            round_id: Some(self.round_id),
+            description: format!("{} {word}", self.game),
+            created_at: now,
+        };
+        if stake > 0 {
+            insert_ledger(
+                tx,
+                line(EntryKind::Bet, -stake, ledger.balance_before, "bet"),
+            )
+            .await?;
+        }
+        if win > 0 {
+            insert_ledger(tx, line(EntryKind::Win, win, ledger.after_bet, "win")).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl UserRepository for SqliteDatabase {
     #[tracing::instrument(skip_all, fields(user_id = %new.id), err)]
@@ -437,30 +479,14 @@ impl GameRepository for SqliteDatabase {
         .bind(play.state.as_ref().map(Json))
         .execute(&mut *tx)
         .await?;
-        let bet = LedgerInsert {
+        let lines = RoundLines {
             user_id: request.user_id,
-            kind: EntryKind::Bet,
-            amount: -request.bet,
-            balance_before: ledger.balance_before,
-            game: Some(request.game),
-            round_id: Some(request.round_id),
-            description: format!("{} bet", request.game),
-            created_at: now,
+            game: request.game,
+            round_id: request.round_id,
         };
-        insert_ledger(&mut tx, bet).await?;
-        if play.win > 0 {
-            let win = LedgerInsert {
-                kind: EntryKind::Win,
-                amount: play.win,
-                balance_before: ledger.after_bet,
-                description: format!("{} win", request.game),
-                user_id: request.user_id,
-                game: Some(request.game),
-                round_id: Some(request.round_id),
-                created_at: now,
-            };
-            insert_ledger(&mut tx, win).await?;
-        }
+        lines
+            .insert(&mut tx, request.bet, play.win, &ledger, now)
+            .await?;
         sqlx::query("UPDATE wallets SET balance = ?2, updated_at = ?3 WHERE user_id = ?1")
             .bind(request.user_id)
             .bind(ledger.after_win)
@@ -544,32 +570,14 @@ impl GameRepository for SqliteDatabase {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if step.extra_stake > 0 {
-            let entry = LedgerInsert {
-                user_id: request.user_id,
-                kind: EntryKind::Bet,
-                amount: -step.extra_stake,
-                balance_before: ledger.balance_before,
-                game: Some(request.game),
-                round_id: Some(request.round_id),
-                description: format!("{} bet", request.game),
-                created_at: now,
-            };
-            insert_ledger(&mut tx, entry).await?;
-        }
-        if step.win > 0 {
-            let entry = LedgerInsert {
-                user_id: request.user_id,
-                kind: EntryKind::Win,
-                amount: step.win,
-                balance_before: ledger.after_bet,
-                game: Some(request.game),
-                round_id: Some(request.round_id),
-                description: format!("{} win", request.game),
-                created_at: now,
-            };
-            insert_ledger(&mut tx, entry).await?;
-        }
+        let lines = RoundLines {
+            user_id: request.user_id,
+            game: request.game,
+            round_id: request.round_id,
+        };
+        lines
+            .insert(&mut tx, step.extra_stake, step.win, &ledger, now)
+            .await?;
         if step.extra_stake > 0 || step.win > 0 {
             sqlx::query("UPDATE wallets SET balance = ?2, updated_at = ?3 WHERE user_id = ?1")
                 .bind(request.user_id)

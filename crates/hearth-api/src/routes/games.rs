@@ -130,17 +130,19 @@ pub(crate) fn round_response(
     claims: &hearth_auth::Claims,
     played: Played<SettledRound>,
 ) -> Response {
-    if played.replayed {
-        let mut response = Json(RoundResponse::from(played.value)).into_response();
-        response.headers_mut().insert(
-            IDEMPOTENT_REPLAYED.clone(),
-            HeaderValue::from_static("true"),
-        );
-        return response;
+    // A replay changed nothing: it is not counted or ranked again.
+    if !played.replayed {
+        record_round(&played.value);
+        update_leaderboards(state, claims, &played.value);
     }
-    record_round(&played.value);
-    update_leaderboards(state, claims, &played.value);
-    Json(RoundResponse::from(played.value)).into_response()
+    let mut response = Json(RoundResponse::from(played.value)).into_response();
+    if played.replayed {
+        let marker = HeaderValue::from_static("true");
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED.clone(), marker);
+    }
+    response
 }
 
 fn record_round(round: &SettledRound) {
