@@ -30,6 +30,14 @@ enum Command {
     Migrate,
     /// Rebuild the leaderboards (Redis when configured) from the database and exit.
     RebuildLeaderboards,
+    /// Give an account a role (`admin` or `player`) and exit. Takes effect at the account's
+    /// next login; admin routes check the stored role on every request.
+    SetRole {
+        /// The username.
+        username: String,
+        /// `admin` or `player`.
+        role: hearth_auth::Role,
+    },
     /// Re-derive a round from `GET /v1/fairness/rounds/{id}` output (a file, or - for stdin),
     /// offline, once its server seed is revealed.
     VerifyRound {
@@ -51,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::RebuildLeaderboards => rebuild_leaderboards(settings).await,
+        Command::SetRole { username, role } => set_role(settings, &username, role).await,
         Command::VerifyRound { .. } => unreachable!("handled before loading settings"),
     }
 }
@@ -105,6 +114,24 @@ fn verify_round(file: &std::path::Path) -> anyhow::Result<()> {
         "verified {} round {}: {}",
         verified.game, record["round_id"], verified.summary
     );
+    Ok(())
+}
+
+async fn set_role(
+    settings: Settings,
+    username: &str,
+    role: hearth_auth::Role,
+) -> anyhow::Result<()> {
+    let db = hearth_storage::connect(&settings.database)
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("applying migrations")?;
+    let user = db
+        .set_role(username, role.as_str())
+        .await
+        .with_context(|| format!("setting the role of {username:?}"))?;
+    tracing::info!(user_id = %user.id, username = %user.username, role = %role, "role set");
+    db.close().await;
     Ok(())
 }
 

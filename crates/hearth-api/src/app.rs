@@ -18,7 +18,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
-use crate::routes::{auth, fairness, games, health, leaderboards, wallet};
+use crate::routes::{admin, auth, fairness, games, health, leaderboards, wallet};
 use crate::state::AppState;
 use crate::{middleware, request_id};
 
@@ -27,6 +27,20 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v1/auth/register", post(auth::register))
         .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/password", post(auth::change_password))
+        .route(
+            "/v1/auth/password-reset",
+            post(auth::request_password_reset),
+        )
+        .route(
+            "/v1/auth/password-reset/confirm",
+            post(auth::confirm_password_reset),
+        )
+        .route("/v1/auth/totp/enroll", post(auth::enroll_totp))
+        .route("/v1/auth/totp/confirm", post(auth::confirm_totp))
+        .route("/v1/admin/users/{user_id}", get(admin::user))
         .route("/v1/me", get(auth::me))
         .route("/v1/wallet", get(wallet::wallet))
         .route("/v1/wallet/transactions", get(wallet::transactions))
@@ -137,11 +151,13 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 header::CONTENT_TYPE,
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-csrf-token"),
             ])
             .expose_headers([
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("idempotent-replayed"),
                 header::RETRY_AFTER,
+                HeaderName::from_static("x-token-refresh-suggested"),
             ])
             .max_age(Duration::from_secs(3600)),
     )

@@ -69,6 +69,15 @@ pub enum ApiError {
         /// How long the block lasts.
         retry_after: std::time::Duration,
     },
+    /// 401: the password was right but the account needs a second-factor code.
+    TotpRequired,
+    /// 403: a cookie-authenticated request without a valid CSRF token.
+    CsrfRejected,
+    /// 429: too many failed logins for this account or address.
+    Locked {
+        /// How long the lock lasts.
+        retry_after: std::time::Duration,
+    },
     /// 500: a bug or an unexpected failure.
     Internal(anyhow::Error),
 }
@@ -90,13 +99,16 @@ impl ApiError {
             Self::Validation(..) | Self::InsufficientBalance { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::TotpRequired => StatusCode::UNAUTHORIZED,
+            Self::CsrfRejected => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RateLimited(_) | Self::Blocked { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::Blocked { .. } | Self::Locked { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -282,6 +294,31 @@ impl IntoResponse for ApiError {
                 let wait = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 let detail = format!("unusual traffic from this address; retry in {wait} s");
                 let mut response = problem(status, &detail, Map::new());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                response
+            }
+            Self::TotpRequired => {
+                let mut extra = Map::new();
+                extra.insert("totp_required".into(), json!(true));
+                typed_problem(
+                    status,
+                    "totp-required",
+                    "this account needs a code from its authenticator app (or a backup code) in \"totp\"",
+                    extra,
+                )
+            }
+            Self::CsrfRejected => typed_problem(
+                status,
+                "csrf",
+                "a cookie-authenticated request that changes state needs the X-CSRF-Token header from login",
+                Map::new(),
+            ),
+            Self::Locked { retry_after } => {
+                let wait = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let detail = format!("too many failed logins; retry in {wait} s");
+                let mut response = typed_problem(status, "locked", &detail, Map::new());
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(wait));

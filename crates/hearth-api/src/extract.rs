@@ -4,8 +4,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
-use hearth_auth::{Claims, TokenType};
+use axum::http::{HeaderMap, Method, StatusCode};
+use hearth_auth::{Claims, Role, TokenError, TokenType};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
@@ -152,21 +152,111 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// # Errors
 /// A 401 saying whether the header is missing or malformed.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let header = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
-    header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized(
-            "the Authorization header must be 'Bearer <token>'",
-        ))
+    if headers.get(AUTHORIZATION).is_none() {
+        return Err(ApiError::Unauthorized("a bearer token is required"));
+    }
+    hearth_auth::bearer(headers).ok_or(ApiError::Unauthorized(
+        "the Authorization header must be 'Bearer <token>'",
+    ))
 }
 
-/// The authenticated caller, from `Authorization: Bearer <access token>`.
+/// The cookie holding the access token in browser mode.
+pub(crate) const ACCESS_COOKIE: &str = "hearth_access";
+/// The cookie holding the refresh token (sent to `/v1/auth` only).
+pub(crate) const REFRESH_COOKIE: &str = "hearth_refresh";
+/// The cookie holding the CSRF token, readable by the page's script.
+pub(crate) const CSRF_COOKIE: &str = "hearth_csrf";
+/// The header a cookie-authenticated, state-changing request repeats the CSRF token in.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Where a request's credentials came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenSource {
+    /// `Authorization: Bearer`: no CSRF token needed (a browser never adds it by itself).
+    Bearer,
+    /// A session cookie: state-changing requests must carry the CSRF token.
+    Cookie,
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// The access token of a request: the bearer token if there is an `Authorization` header,
+/// else the session cookie.
+pub(crate) fn access_token(headers: &HeaderMap) -> Option<(&str, TokenSource)> {
+    if headers.contains_key(AUTHORIZATION) {
+        return hearth_auth::bearer(headers).map(|t| (t, TokenSource::Bearer));
+    }
+    cookie(headers, ACCESS_COOKIE).map(|t| (t, TokenSource::Cookie))
+}
+
+/// Whether a method changes state (everything but GET, HEAD and OPTIONS).
+pub(crate) fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Refuses a cookie-authenticated, state-changing request without the session's CSRF token.
+pub(crate) fn require_csrf(
+    state: &AppState,
+    parts: &Parts,
+    family: uuid::Uuid,
+) -> Result<(), ApiError> {
+    if !changes_state(&parts.method) {
+        return Ok(());
+    }
+    let presented = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if state.tokens.verify_csrf(family, presented) {
+        Ok(())
+    } else {
+        Err(ApiError::CsrfRejected)
+    }
+}
+
+/// Maps an authentication failure to its response: 401 for a refused token, 503 when the
+/// revocation store cannot answer (Hearth fails closed).
+pub(crate) fn auth_failure(error: &hearth_auth::AuthError) -> ApiError {
+    match error {
+        hearth_auth::AuthError::Token(error) => {
+            tracing::debug!(%error, "token refused");
+            metrics::counter!(crate::routes::auth::TOKEN_REFUSALS, "reason" => refusal_reason(error))
+                .increment(1);
+            ApiError::Unauthorized("the access token is invalid, expired or revoked")
+        }
+        hearth_auth::AuthError::Store(error) => {
+            tracing::warn!(%error, "revocation store unavailable; refusing");
+            ApiError::Unavailable("authentication is unavailable; retry shortly")
+        }
+    }
+}
+
+fn refusal_reason(error: &TokenError) -> &'static str {
+    match error {
+        TokenError::Expired => "expired",
+        TokenError::NotYetValid => "not_yet_valid",
+        TokenError::Invalid | TokenError::Signing(_) => "invalid",
+        TokenError::UnknownKey => "unknown_key",
+        TokenError::WrongType => "wrong_type",
+        TokenError::Revoked => "revoked",
+    }
+}
+
+/// The authenticated caller: a valid, unrevoked access token from `Authorization: Bearer`
+/// or, in browser mode, the session cookie (then state-changing requests also need the CSRF
+/// token).
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
 
@@ -177,21 +267,94 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // The rate limiter verified it already.
-        if let Some(verified) = parts.extensions.get::<crate::limits::VerifiedClaims>() {
-            tracing::Span::current().record("user_id", tracing::field::display(verified.0.sub));
-            return Ok(Self(verified.0.clone()));
+        let (token, source) = match access_token(&parts.headers) {
+            Some(found) => found,
+            None => {
+                bearer_token(&parts.headers)?;
+                return Err(ApiError::Unauthorized("a bearer token is required"));
+            }
+        };
+        // The rate limiter verified the signature already; the revocation check is still due.
+        let verified = parts
+            .extensions
+            .get::<crate::limits::VerifiedClaims>()
+            .map(|v| v.0.clone());
+        let result = match verified {
+            Some(claims) => state.auth.check_revocation(claims).await,
+            None => state.auth.authenticate(token, TokenType::Access).await,
+        };
+        let claims = result.map_err(|error| auth_failure(&error))?;
+        if source == TokenSource::Cookie {
+            require_csrf(state, parts, claims.fam)?;
         }
-        let token = bearer_token(&parts.headers)?;
-        let claims = state
-            .tokens
-            .verify(token, TokenType::Access)
-            .map_err(|error| {
-                tracing::debug!(%error, "access token refused");
-                ApiError::Unauthorized("the access token is invalid or expired")
-            })?;
         tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
         Ok(Self(claims))
+    }
+}
+
+/// An administrator: an access token with the `admin` role, the role still held in the
+/// database, and a client address on `admin.allowed_ips` (when set). Anyone else gets 404, as
+/// if admin routes did not exist.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub Claims);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        const HIDDEN: ApiError = ApiError::NotFound("no resource at this path");
+        let allowed = &state.settings.admin.allowed_ips;
+        if !allowed.is_empty() {
+            let ip = parts
+                .extensions
+                .get::<crate::limits::ClientIp>()
+                .map(|c| c.0);
+            if !ip.is_some_and(|ip| allowed.iter().any(|cidr| cidr.contains(ip))) {
+                return Err(HIDDEN);
+            }
+        }
+        let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
+        if claims.role != Role::Admin {
+            return Err(HIDDEN);
+        }
+        // Tokens live 15 minutes; a demotion takes effect at once.
+        let user = state.db.find_user(claims.sub).await?;
+        if user.is_none_or(|u| u.role != Role::Admin.as_str()) {
+            return Err(HIDDEN);
+        }
+        Ok(Self(claims))
+    }
+}
+
+/// A JSON body that may be absent: an empty body is `None`; anything else is read as
+/// [`ApiJson`] would.
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_body = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.trim() != "0");
+        if !has_body || !request.headers().contains_key(CONTENT_TYPE) {
+            let bytes = Bytes::from_request(request, state)
+                .await
+                .map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Self(None));
+            }
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        ApiJson::from_request(request, state)
+            .await
+            .map(|ApiJson(value)| Self(Some(value)))
     }
 }
 

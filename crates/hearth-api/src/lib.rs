@@ -51,7 +51,7 @@ use tokio::net::TcpListener;
 pub use app::{router, with_stack};
 pub use error::ApiError;
 pub use settings::Settings;
-pub use state::AppState;
+pub use state::{AppState, SessionStores};
 
 /// A built application: its router and the state behind it.
 pub struct App {
@@ -108,7 +108,9 @@ pub async fn build_with(
     let metrics = hearth_observability::metrics::install();
     hearth_limits::metric_names::describe();
     hearth_observability::metrics::record_build_info("hearth-gateway", env!("CARGO_PKG_VERSION"));
-    let (limiter, leaderboards): (_, Arc<dyn Leaderboards>) = match &settings.redis.url {
+    crate::routes::auth::describe_metrics();
+    let (limiter, leaderboards, sessions): (_, Arc<dyn Leaderboards>, _) = match &settings.redis.url
+    {
         Some(url) => {
             let url = url.expose_secret().to_owned();
             let prefix = &settings.redis.key_prefix;
@@ -118,19 +120,45 @@ pub async fn build_with(
                 .build()
                 .await
                 .context("configuring the Redis rate limiter")?;
-            let boards = RedisLeaderboards::new(url, prefix.clone())
+            let boards = RedisLeaderboards::new(url.as_str(), prefix.clone())
                 .context("configuring Redis leaderboards")?;
-            (limiter, Arc::new(boards))
+            let sessions = redis_sessions(&url, &format!("{prefix}auth:"))
+                .context("configuring Redis session stores")?;
+            (limiter, Arc::new(boards), sessions)
         }
-        None => (
-            hearth_limits::Limiter::in_process(),
-            Arc::new(InProcessLeaderboards::new()),
-        ),
+        None => {
+            if settings.is_production() {
+                tracing::warn!(
+                    "redis.url is unset: revocations and login lockouts live in this process, \
+                     so replicas do not share them; run one replica or set HEARTH__REDIS__URL"
+                );
+            }
+            (
+                hearth_limits::Limiter::in_process(),
+                Arc::new(InProcessLeaderboards::new()),
+                SessionStores::in_process(),
+            )
+        }
     };
-    let state = AppState::new(db, settings, metrics, limiter, leaderboards);
+    let state = AppState::new(db, settings, metrics, limiter, leaderboards, sessions);
     Ok(App {
         router: router(state.clone()),
         state,
+    })
+}
+
+/// Revocations and lockouts in Redis, on one lazily connecting, self-reconnecting connection.
+fn redis_sessions(url: &str, prefix: &str) -> redis::RedisResult<SessionStores> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_number_of_retries(1)
+        .set_max_delay(std::time::Duration::from_millis(200));
+    let conn =
+        redis::aio::ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?;
+    Ok(SessionStores {
+        revocations: Arc::new(hearth_auth::RedisRevocations::new(conn.clone(), prefix)),
+        lockouts: Arc::new(hearth_auth::RedisLockouts::new(conn, prefix)),
     })
 }
 

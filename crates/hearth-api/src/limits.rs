@@ -10,7 +10,7 @@ use hearth_auth::{Claims, TokenType};
 use hearth_limits::{KeyBy, LimitKeys, RouteClass, RouteLimits, RuleTable, Verdict};
 
 use crate::error::ApiError;
-use crate::extract::bearer_token;
+use crate::extract::access_token;
 use crate::state::AppState;
 
 /// The client address resolved behind trusted proxies, for every later layer.
@@ -32,6 +32,9 @@ pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
         .route("*", "/v1/*", RouteClass::User, User)
         .route("POST", "/v1/auth/login", Login, Ip)
         .route("POST", "/v1/auth/register", Signup, Ip)
+        .route("POST", "/v1/auth/password-reset", Signup, Ip)
+        .route("POST", "/v1/auth/password-reset/confirm", Login, Ip)
+        .route("POST", "/v1/auth/refresh", Login, Ip)
         .route("POST", "/v1/games/*", Game, User)
 }
 
@@ -50,9 +53,11 @@ pub(crate) async fn rate_limit(
         let wait = until.saturating_duration_since(Instant::now());
         return ApiError::Blocked { retry_after: wait }.into_response();
     }
-    let claims = bearer_token(request.headers())
-        .ok()
-        .and_then(|token| state.tokens.verify(token, TokenType::Access).ok());
+    let claims = access_token(request.headers())
+        .and_then(|(token, _)| state.tokens.verify(token, TokenType::Access).ok());
+    let suggest_refresh = claims
+        .as_ref()
+        .is_some_and(|c| state.tokens.refresh_suggested(c));
     let keys = LimitKeys {
         ip,
         user: claims.as_ref().map(|c| c.sub.to_string()),
@@ -60,9 +65,32 @@ pub(crate) async fn rate_limit(
     if let Some(claims) = claims {
         request.extensions_mut().insert(VerifiedClaims(claims));
     }
+    let response = limited(&state, request, next, &keys).await;
+    if suggest_refresh {
+        suggest(response)
+    } else {
+        response
+    }
+}
+
+/// Marks a successful answer to an aging access token: time to use the refresh token.
+fn suggest(mut response: Response) -> Response {
+    if response.status() != axum::http::StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            REFRESH_SUGGESTED,
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+/// The header telling a client its access token is old enough to refresh.
+pub(crate) const REFRESH_SUGGESTED: &str = "x-token-refresh-suggested";
+
+async fn limited(state: &AppState, request: Request, next: Next, keys: &LimitKeys) -> Response {
     let checks = state
         .route_limits
-        .checks(request.method(), request.uri().path(), &keys);
+        .checks(request.method(), request.uri().path(), keys);
     if checks.is_empty() {
         return next.run(request).await;
     }

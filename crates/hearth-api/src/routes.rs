@@ -1,5 +1,6 @@
 //! Route handlers, one module per area.
 
+pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod fairness;
 pub(crate) mod games;

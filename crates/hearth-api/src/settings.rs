@@ -49,6 +49,19 @@ pub struct Settings {
     pub limits: LimitsSettings,
     /// The background worker.
     pub worker: WorkerSettings,
+    /// Admin routes.
+    pub admin: AdminSettings,
+}
+
+/// The `admin` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// `HEARTH__ADMIN__ALLOWED_IPS`: CIDRs (comma-separated) from which admin routes answer;
+    /// empty allows any address. Admin routes also need an `admin` access token. Elsewhere they
+    /// answer 404, as if they did not exist.
+    #[serde(deserialize_with = "cidr_list")]
+    pub allowed_ips: Vec<hearth_limits::client_ip::Cidr>,
 }
 
 /// The `server` section.
@@ -337,6 +350,18 @@ impl Settings {
             }
         }
         problems.extend(self.limits.problems());
+        if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
+            problems.push(
+                "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"
+                    .to_owned(),
+            );
+        }
+        if self.auth.previous_jwt_key_id.as_deref() == Some(self.auth.jwt_key_id.as_str()) {
+            problems.push("auth.previous_jwt_key_id must differ from auth.jwt_key_id".to_owned());
+        }
+        if self.auth.lockout.max_failures == 0 {
+            problems.push("auth.lockout.max_failures must be at least 1".to_owned());
+        }
         if self.wallet.starting_balance < 0 {
             problems.push("wallet.starting_balance must not be negative".to_owned());
         }
@@ -365,6 +390,19 @@ impl Settings {
                     "database.url is SQLite; use PostgreSQL, or set HEARTH__DATABASE__ALLOW_SQLITE_IN_PRODUCTION=true for a single instance"
                         .to_owned(),
                 );
+            }
+            if !self.auth.cookie_secure {
+                problems.push(
+                    "auth.cookie_secure (HEARTH__AUTH__COOKIE_SECURE) is false; session cookies must be Secure"
+                        .to_owned(),
+                );
+            }
+            if let Some(previous) = &self.auth.previous_jwt_secret
+                && previous.expose_secret().len() < MIN_JWT_SECRET_BYTES
+            {
+                problems.push(format!(
+                    "auth.previous_jwt_secret (HEARTH__AUTH__PREVIOUS_JWT_SECRET) is shorter than {MIN_JWT_SECRET_BYTES} bytes"
+                ));
             }
             if self.auth.bcrypt_cost < MIN_PRODUCTION_BCRYPT_COST {
                 problems.push(format!(
@@ -415,6 +453,19 @@ fn optional_addr<'de, D: Deserializer<'de>>(
     text.parse().map(Some).map_err(|_| {
         serde::de::Error::custom(format!("{text:?} is not an address such as 127.0.0.1:9091"))
     })
+}
+
+fn cidr_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<hearth_limits::client_ip::Cidr>, D::Error> {
+    string_list(deserializer)?
+        .iter()
+        .map(|text| {
+            text.parse().map_err(|_| {
+                serde::de::Error::custom(format!("{text:?} is not a CIDR such as 10.0.0.0/8"))
+            })
+        })
+        .collect()
 }
 
 fn int_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {

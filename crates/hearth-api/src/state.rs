@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hearth_auth::{PasswordHasher, TokenService};
+use hearth_auth::{Authenticator, LockoutStore, PasswordHasher, RevocationStore, TokenService};
 use hearth_limits::client_ip::ClientIpResolver;
 use hearth_limits::{AnomalyDetector, Limiter, RouteLimits};
 use hearth_observability::metrics::PrometheusHandle;
@@ -11,6 +11,25 @@ use hearth_storage::Database;
 use hearth_storage::leaderboard::Leaderboards;
 
 use crate::settings::Settings;
+
+/// Where sessions live: revocations and login lockouts.
+#[derive(Clone)]
+pub struct SessionStores {
+    /// Revoked tokens, sessions and users.
+    pub revocations: Arc<dyn RevocationStore>,
+    /// Failed-login counts and locks.
+    pub lockouts: Arc<dyn LockoutStore>,
+}
+
+impl SessionStores {
+    /// Both in this process: right for one embedded instance.
+    pub fn in_process() -> Self {
+        Self {
+            revocations: Arc::new(hearth_auth::InProcessRevocations::new()),
+            lockouts: Arc::new(hearth_auth::InProcessLockouts::new()),
+        }
+    }
+}
 
 /// Shared application state; cloning is cheap.
 #[derive(Clone)]
@@ -22,6 +41,10 @@ pub struct Inner {
     pub db: Arc<dyn Database>,
     /// Token issue and verification.
     pub tokens: TokenService,
+    /// Verification plus the revocation check (Redis or in-process).
+    pub auth: Authenticator,
+    /// Failed-login counts and locks (Redis or in-process).
+    pub lockouts: Arc<dyn LockoutStore>,
     /// bcrypt off the async threads.
     pub hasher: PasswordHasher,
     /// The settings the app was built with.
@@ -50,13 +73,17 @@ impl AppState {
         metrics: PrometheusHandle,
         limiter: Limiter,
         leaderboards: Arc<dyn Leaderboards>,
+        sessions: SessionStores,
     ) -> Self {
+        let tokens = TokenService::new(&settings.auth);
         Self(Arc::new(Inner {
+            auth: Authenticator::new(tokens.clone(), sessions.revocations),
+            lockouts: sessions.lockouts,
             route_limits: crate::limits::route_table(&settings.limits.rules),
             anomaly: AnomalyDetector::new(settings.limits.anomaly),
             limiter,
             leaderboards,
-            tokens: TokenService::new(&settings.auth),
+            tokens,
             hasher: PasswordHasher::new(
                 settings.auth.bcrypt_cost,
                 settings.auth.max_concurrent_hashes,

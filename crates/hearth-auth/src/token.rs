@@ -4,9 +4,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::AuthSettings;
@@ -82,7 +84,8 @@ pub struct Claims {
     pub nbf: u64,
     /// Expires at, seconds since the epoch.
     pub exp: u64,
-    /// Unique token id, the handle for revocation.
+    /// Unique token id (UUIDv7, so it also records the millisecond it was minted), the handle
+    /// for revocation.
     pub jti: Uuid,
     /// Access or refresh.
     pub typ: TokenType,
@@ -96,6 +99,28 @@ pub struct Claims {
     /// for authorisation.
     #[serde(default)]
     pub name: String,
+    /// The session ("token family"): every pair a login and its refreshes produce shares it,
+    /// so logout or a detected refresh-token theft revokes them all at once.
+    pub fam: Uuid,
+}
+
+impl Claims {
+    /// When the token was minted, in milliseconds since the epoch (read from the UUIDv7
+    /// `jti`; `iat` has only whole seconds).
+    pub fn minted_at_ms(&self) -> u64 {
+        self.jti
+            .get_timestamp()
+            .map(|ts| {
+                let (secs, nanos) = ts.to_unix();
+                secs * 1_000 + u64::from(nanos) / 1_000_000
+            })
+            .unwrap_or(self.iat * 1_000)
+    }
+
+    /// Seconds until the token expires (0 once it has).
+    pub fn remaining_secs(&self) -> u64 {
+        self.exp.saturating_sub(now_secs())
+    }
 }
 
 /// A freshly issued access and refresh token.
@@ -109,6 +134,11 @@ pub struct TokenPair {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
+    /// The session both tokens belong to.
+    #[serde(skip)]
+    pub family: Uuid,
 }
 
 /// Why a token was refused. Every variant means 401 to a client; they differ for logs and
@@ -124,30 +154,52 @@ pub enum TokenError {
     /// Signature, algorithm, issuer, audience or shape is wrong.
     #[error("token invalid")]
     Invalid,
+    /// The header names a key this service does not have.
+    #[error("unknown signing key")]
+    UnknownKey,
     /// A valid token of the other type (a refresh token used as access, or the reverse).
     #[error("wrong token type")]
     WrongType,
+    /// The token, its session or every session of its user was revoked.
+    #[error("token revoked")]
+    Revoked,
     /// Signing failed (a misconfigured key).
     #[error("token could not be signed")]
     Signing(#[source] jsonwebtoken::errors::Error),
 }
 
-/// Issues and verifies tokens with the configured key, issuer, audience and lifetimes.
+/// One verification key and what it is called.
+#[derive(Clone)]
+struct VerifyKey {
+    kid: String,
+    decoding: DecodingKey,
+    /// Derived from the same secret; keys CSRF tokens of sessions signed with this key.
+    csrf: [u8; 32],
+}
+
+/// Issues and verifies tokens with the configured keys, issuer, audience and lifetimes.
+///
+/// Tokens are signed with the current key and carry its `kid`; a token verifies with the key
+/// its `kid` names, which may be the current or the previous one (key rotation without
+/// logging everyone out). A token without a known `kid` is refused.
 #[derive(Clone)]
 pub struct TokenService {
+    current_kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: Vec<VerifyKey>,
     validation: Validation,
     issuer: String,
     audience: String,
     access_ttl: u64,
     refresh_ttl: u64,
+    suggest_after: u64,
 }
 
 impl fmt::Debug for TokenService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Keys are deliberately absent.
         f.debug_struct("TokenService")
+            .field("current_kid", &self.current_kid)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
@@ -165,14 +217,23 @@ impl TokenService {
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        let mut keys = vec![verify_key(&settings.jwt_key_id, secret)];
+        if let (Some(previous), Some(kid)) =
+            (&settings.previous_jwt_secret, &settings.previous_jwt_key_id)
+            && *kid != settings.jwt_key_id
+        {
+            keys.push(verify_key(kid, previous.expose_secret().as_bytes()));
+        }
         Self {
+            current_kid: settings.jwt_key_id.clone(),
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            keys,
             validation,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             access_ttl: settings.access_ttl_secs,
             refresh_ttl: settings.refresh_ttl_secs,
+            suggest_after: settings.refresh_suggest_after_secs,
         }
     }
 
@@ -181,68 +242,145 @@ impl TokenService {
         self.access_ttl
     }
 
-    /// Issues a new access and refresh token for a user.
+    /// Lifetime of refresh tokens in seconds.
+    pub fn refresh_ttl(&self) -> u64 {
+        self.refresh_ttl
+    }
+
+    /// Issues the first pair of a new session.
     ///
     /// # Errors
     /// [`TokenError::Signing`] when the key cannot sign.
     pub fn issue_pair(&self, user: Uuid, name: &str, role: Role) -> Result<TokenPair, TokenError> {
-        let now = now_secs();
-        Ok(TokenPair {
-            access_token: self.issue(user, name, role, TokenType::Access, now)?,
-            refresh_token: self.issue(user, name, role, TokenType::Refresh, now)?,
-            token_type: "Bearer",
-            expires_in: self.access_ttl,
-        })
+        self.issue_pair_in(Uuid::now_v7(), user, name, role)
     }
 
-    fn issue(
+    /// Issues a pair in an existing session (refresh rotation keeps the family).
+    ///
+    /// # Errors
+    /// [`TokenError::Signing`] when the key cannot sign.
+    pub fn issue_pair_in(
         &self,
+        family: Uuid,
         user: Uuid,
         name: &str,
         role: Role,
-        typ: TokenType,
-        now: u64,
-    ) -> Result<String, TokenError> {
-        let ttl = match typ {
-            TokenType::Access => self.access_ttl,
-            TokenType::Refresh => self.refresh_ttl,
-        };
-        let claims = Claims {
+    ) -> Result<TokenPair, TokenError> {
+        let now = now_secs();
+        let base = Claims {
             sub: user,
             iat: now,
             nbf: now,
-            exp: now + ttl,
-            jti: Uuid::new_v4(),
-            typ,
+            exp: now + self.access_ttl,
+            jti: Uuid::now_v7(),
+            typ: TokenType::Access,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             role,
             name: name.to_owned(),
+            fam: family,
         };
-        let mut header = Header::new(ALGORITHM);
-        header.typ = Some("JWT".to_owned());
-        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(TokenError::Signing)
+        let refresh = Claims {
+            exp: now + self.refresh_ttl,
+            jti: Uuid::now_v7(),
+            typ: TokenType::Refresh,
+            ..base.clone()
+        };
+        Ok(TokenPair {
+            access_token: self.sign(&base)?,
+            refresh_token: self.sign(&refresh)?,
+            token_type: "Bearer",
+            expires_in: self.access_ttl,
+            refresh_expires_in: self.refresh_ttl,
+            family,
+        })
     }
 
-    /// Verifies signature, algorithm, lifetime, issuer, audience and type.
+    /// Signs arbitrary claims with the current key. Meant for tests and tools; services use
+    /// [`Self::issue_pair`].
+    ///
+    /// # Errors
+    /// [`TokenError::Signing`] when the key cannot sign.
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        let mut header = Header::new(ALGORITHM);
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(self.current_kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(TokenError::Signing)
+    }
+
+    /// Verifies algorithm, key id, signature, lifetime, issuer, audience and type. Revocation
+    /// is not looked at: see [`crate::revocation`].
     ///
     /// # Errors
     /// A [`TokenError`] naming why the token was refused.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|error| match error.kind() {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.alg != ALGORITHM {
+            return Err(TokenError::Invalid);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(
+            |error| match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 _ => TokenError::Invalid,
-            })?;
+            },
+        )?;
         if data.claims.typ != expected {
             return Err(TokenError::WrongType);
         }
         Ok(data.claims)
     }
+
+    /// Whether an access token is old enough that the client should refresh it soon.
+    pub fn refresh_suggested(&self, claims: &Claims) -> bool {
+        now_secs().saturating_sub(claims.iat) >= self.suggest_after
+    }
+
+    /// The CSRF token of a cookie session: an HMAC of the session id under the current key,
+    /// so it cannot be forged or planted from another session (signed double submit).
+    pub fn csrf_token(&self, family: Uuid) -> String {
+        csrf_for(&self.keys[0].csrf, family)
+    }
+
+    /// Whether `presented` is the CSRF token of the session `family` under any configured key.
+    pub fn verify_csrf(&self, family: Uuid, presented: &str) -> bool {
+        self.keys.iter().any(|key| {
+            let expected = csrf_for(&key.csrf, family);
+            constant_time_eq(expected.as_bytes(), presented.as_bytes())
+        })
+    }
 }
 
-fn now_secs() -> u64 {
+fn verify_key(kid: &str, secret: &[u8]) -> VerifyKey {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(b"hearth csrf key");
+    VerifyKey {
+        kid: kid.to_owned(),
+        decoding: DecodingKey::from_secret(secret),
+        csrf: mac.finalize().into_bytes().into(),
+    }
+}
+
+fn csrf_for(key: &[u8; 32], family: Uuid) -> String {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(family.as_bytes());
+    crate::onetime::hex(&mac.finalize().into_bytes())
+}
+
+/// Compares without an early exit, so timing says nothing about where two values differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -346,25 +484,73 @@ mod tests {
 
     #[test]
     fn an_expired_token_is_refused_as_expired() {
-        let mut settings = AuthSettings {
-            jwt_secret: SecretString::from("a-test-secret-of-thirty-two-bytes!!".to_owned()),
-            ..AuthSettings::default()
-        };
-        settings.access_ttl_secs = 0;
-        let tokens = TokenService::new(&settings);
-        let token = tokens
-            .issue(
-                Uuid::nil(),
-                "tester",
-                Role::Player,
-                TokenType::Access,
-                now_secs() - 60,
-            )
+        let tokens = service("a-test-secret-of-thirty-two-bytes!!");
+        let pair = tokens
+            .issue_pair(Uuid::nil(), "tester", Role::Player)
             .unwrap();
+        let mut claims = tokens
+            .verify(&pair.access_token, TokenType::Access)
+            .unwrap();
+        claims.exp = now_secs() - 60;
+        let token = tokens.sign(&claims).unwrap();
         assert!(matches!(
             tokens.verify(&token, TokenType::Access),
             Err(TokenError::Expired)
         ));
+    }
+
+    #[test]
+    fn keys_rotate_by_kid() {
+        let old = service("the-old-key-the-old-key-the-old-key!");
+        let old_pair = old.issue_pair(Uuid::nil(), "tester", Role::Player).unwrap();
+        let rotated = TokenService::new(&AuthSettings {
+            jwt_secret: SecretString::from("the-new-key-the-new-key-the-new-key!".to_owned()),
+            jwt_key_id: "k2".to_owned(),
+            previous_jwt_secret: Some(SecretString::from(
+                "the-old-key-the-old-key-the-old-key!".to_owned(),
+            )),
+            previous_jwt_key_id: Some("k1".to_owned()),
+            ..AuthSettings::default()
+        });
+        // Old tokens still verify; new ones are signed with k2, which the old service lacks.
+        assert!(
+            rotated
+                .verify(&old_pair.access_token, TokenType::Access)
+                .is_ok()
+        );
+        let new_pair = rotated
+            .issue_pair(Uuid::nil(), "tester", Role::Player)
+            .unwrap();
+        assert!(
+            rotated
+                .verify(&new_pair.access_token, TokenType::Access)
+                .is_ok()
+        );
+        assert!(matches!(
+            old.verify(&new_pair.access_token, TokenType::Access),
+            Err(TokenError::UnknownKey)
+        ));
+        // CSRF tokens of sessions from before the rotation stay valid too.
+        let family = Uuid::now_v7();
+        assert!(rotated.verify_csrf(family, &old.csrf_token(family)));
+        assert!(!rotated.verify_csrf(Uuid::now_v7(), &old.csrf_token(family)));
+    }
+
+    #[test]
+    fn minted_at_comes_from_the_v7_jti() {
+        let tokens = service("a-test-secret-of-thirty-two-bytes!!");
+        let pair = tokens
+            .issue_pair(Uuid::nil(), "tester", Role::Player)
+            .unwrap();
+        let claims = tokens
+            .verify(&pair.access_token, TokenType::Access)
+            .unwrap();
+        let ms = claims.minted_at_ms();
+        assert!(
+            ms / 1_000 == claims.iat || ms / 1_000 + 1 == claims.iat,
+            "{ms} vs {}",
+            claims.iat
+        );
     }
 
     #[test]

@@ -50,9 +50,9 @@ use uuid::Uuid;
 pub use error::StorageError;
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
-    NewUser, Page, Played, PlayerStats, PoolStats, Reconciliation, RoundPlay, RoundRecord,
-    RoundRequest, SeedRotation, SettledRound, Step, StepFn, User, UserCredentials, Wallet,
-    WalletMismatch,
+    NewEmail, NewPasswordReset, NewUser, OutboxEmail, Page, Played, PlayerStats, PoolStats,
+    Reconciliation, RoundPlay, RoundRecord, RoundRequest, SeedRotation, SettledRound, Step, StepFn,
+    TotpState, User, UserCredentials, Wallet, WalletMismatch,
 };
 pub use settings::DatabaseSettings;
 
@@ -78,6 +78,90 @@ pub trait UserRepository: Send + Sync {
     /// # Errors
     /// As [`UserRepository::find_credentials`].
     async fn find_user(&self, id: Uuid) -> Result<Option<User>, StorageError>;
+}
+
+/// Account security: passwords, roles, resets with their outbox e-mail, and the second factor.
+#[async_trait]
+pub trait AccountRepository: Send + Sync {
+    /// Replaces a user's password hash.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when there is no such user.
+    async fn set_password(&self, user: Uuid, password_hash: &str) -> Result<(), StorageError>;
+
+    /// Sets the role of the user with this username (case-insensitive) and returns them.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when there is no such user.
+    async fn set_role(&self, username: &str, role: &str) -> Result<User, StorageError>;
+
+    /// Finds a user by normalised e-mail.
+    ///
+    /// # Errors
+    /// When the query fails.
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StorageError>;
+
+    /// Stores a reset token's hash and queues its e-mail, in one transaction.
+    ///
+    /// # Errors
+    /// When the write fails (nothing is written then).
+    async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<(), StorageError>;
+
+    /// Uses a reset token: when it exists, is unused and has not expired at `now`, marks it
+    /// used and sets the new password hash, in one transaction, and returns the user. `None`
+    /// for any other token (a second use included).
+    ///
+    /// # Errors
+    /// When the write fails (nothing is written then).
+    async fn complete_password_reset(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<Uuid>, StorageError>;
+
+    /// The user's second-factor state.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when there is no such user.
+    async fn totp(&self, user: Uuid) -> Result<TotpState, StorageError>;
+
+    /// Stores a new secret for enrolment; `false` (and nothing changes) while one is enabled.
+    ///
+    /// # Errors
+    /// When the write fails.
+    async fn begin_totp(&self, user: Uuid, secret: &str) -> Result<bool, StorageError>;
+
+    /// Enables the second factor with the step the confirming code matched and the hashes of
+    /// fresh backup codes (replacing any earlier ones); `false` if it was already enabled or
+    /// enrolment never began.
+    ///
+    /// # Errors
+    /// When the write fails (nothing is written then).
+    async fn enable_totp(
+        &self,
+        user: Uuid,
+        step: i64,
+        backup_code_hashes: &[String],
+    ) -> Result<bool, StorageError>;
+
+    /// Records a login code's step; `false` if that step (or a later one) was used already.
+    ///
+    /// # Errors
+    /// When the write fails.
+    async fn use_totp_step(&self, user: Uuid, step: i64) -> Result<bool, StorageError>;
+
+    /// Uses up a backup code by its hash; `false` if it is unknown or used.
+    ///
+    /// # Errors
+    /// When the write fails.
+    async fn use_backup_code(&self, user: Uuid, code_hash: &str) -> Result<bool, StorageError>;
+
+    /// The oldest unsent outbox messages.
+    ///
+    /// # Errors
+    /// When the query fails.
+    async fn pending_emails(&self, limit: u32) -> Result<Vec<OutboxEmail>, StorageError>;
 }
 
 /// Wallets and the ledger.
@@ -232,6 +316,7 @@ pub trait Maintenance: Send + Sync {
 /// Everything Hearth stores, behind one object.
 pub trait Database:
     UserRepository
+    + AccountRepository
     + WalletRepository
     + GameRepository
     + FairnessRepository
@@ -245,6 +330,7 @@ pub trait Database:
 impl<T> Database for T
 where
     T: UserRepository
+        + AccountRepository
         + WalletRepository
         + GameRepository
         + FairnessRepository

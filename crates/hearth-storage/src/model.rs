@@ -435,3 +435,56 @@ pub struct PlayerStats {
     /// The wallet balance now.
     pub balance: i64,
 }
+
+/// A password-reset request: the token's hash and the e-mail carrying the token, written
+/// together.
+#[derive(Debug, Clone)]
+pub struct NewPasswordReset {
+    /// The account.
+    pub user_id: Uuid,
+    /// SHA-256 hex of the token.
+    pub token_hash: String,
+    /// When the token stops working.
+    pub expires_at: OffsetDateTime,
+    /// The message for the outbox.
+    pub email: NewEmail,
+}
+
+/// A message for the outbox.
+#[derive(Debug, Clone)]
+pub struct NewEmail {
+    /// Recipient.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxEmail {
+    /// Id (UUIDv7).
+    pub id: Uuid,
+    /// Recipient.
+    pub to_address: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// When it was written.
+    pub created_at: OffsetDateTime,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+}
+
+/// A user's second-factor state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TotpState {
+    /// The base32 secret, once enrolment began.
+    pub secret: Option<String>,
+    /// Whether login requires a code.
+    pub enabled: bool,
+    /// The last step accepted (a code works once).
+    pub last_step: Option<i64>,
+}

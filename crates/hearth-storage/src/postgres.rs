@@ -5,6 +5,8 @@
 //! new balance and the next nonce; `COMMIT`. The row lock serialises rounds on one wallet and
 //! leaves every other wallet free.
 
+mod accounts;
+
 use std::str::FromStr;
 use std::time::Duration;
 

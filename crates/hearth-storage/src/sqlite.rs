@@ -4,6 +4,8 @@
 //! fails half-way on a lock upgrade; WAL mode lets readers carry on meanwhile, and the busy
 //! timeout makes concurrent writers queue instead of failing.
 
+mod accounts;
+
 use std::str::FromStr;
 use std::time::Duration;
 

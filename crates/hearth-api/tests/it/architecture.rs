@@ -105,16 +105,22 @@ fn libraries_point_toward_the_domain_never_back() {
         "hearth-limits requires redis"
     );
     assert!(!all["hearth-limits"].contains("hearth-storage"));
+    // The auth crate's tower layer and Redis stores are features: the core needs neither.
+    for optional in ["axum", "tower", "redis"] {
+        assert!(
+            !required["hearth-auth"].contains(optional),
+            "hearth-auth requires {optional}"
+        );
+    }
     for lib in [
         "hearth-domain",
-        "hearth-auth",
         "hearth-storage",
         "hearth-limits",
         "hearth-observability",
     ] {
         assert!(
             !all[lib].contains("axum"),
-            "{lib} knows axum; only hearth-api should"
+            "{lib} knows axum; only hearth-api (and hearth-auth's optional layer) should"
         );
         assert!(
             !all[lib].contains("hearth-test-support"),
@@ -197,6 +203,14 @@ fn every_key_in_env_example_is_a_real_setting() {
     for (key, value) in &vars {
         let mut env = std::collections::HashMap::new();
         env.insert(key.clone(), value.clone());
+        // Keys that only make sense together load together.
+        if key.starts_with("HEARTH__AUTH__PREVIOUS_JWT_") {
+            env.extend(
+                vars.iter()
+                    .filter(|(k, _)| k.starts_with("HEARTH__AUTH__PREVIOUS_JWT_"))
+                    .cloned(),
+            );
+        }
         let settings = hearth_api::settings::Settings::load_from_map(env);
         if key == "HEARTH__ENVIRONMENT" && value == "production" {
             continue;

@@ -9,6 +9,8 @@ mod errors;
 mod health;
 mod http_stack;
 mod limits;
+mod sessions;
 mod shutdown;
 mod support;
+mod token_attacks;
 mod walkthrough;

@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub)]
 
+mod accounts;
 mod conformance;
 mod leaderboard;
 mod open_rounds;

@@ -1,0 +1,243 @@
+//! Revoked tokens, sessions and users, with the rotation rule for refresh tokens.
+//!
+//! A token is refused when its `jti` was revoked (logout), its session (`fam`) was revoked
+//! (logout, or a reused refresh token), or its user revoked every session minted before a
+//! moment (password change or reset). Entries expire when nothing they could refuse is still
+//! alive, so the store never grows without bound.
+//!
+//! Two stores share one contract and one test suite: [`InProcessRevocations`] for a single
+//! embedded process and [`RedisRevocations`] (feature `redis`) for a fleet, where a check is one
+//! `MGET` round trip.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::token::{Claims, now_secs};
+
+/// The store could not answer (Redis unreachable). Callers refuse the request (fail closed).
+#[derive(Debug, thiserror::Error)]
+#[error("revocation store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Where revocations live.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Whether the token, its session or its user's sessions were revoked.
+    async fn is_revoked(&self, claims: &Claims) -> Result<bool, StoreError>;
+
+    /// Revokes one token until it would have expired (`exp`, epoch seconds).
+    async fn revoke_token(&self, jti: Uuid, exp: u64) -> Result<(), StoreError>;
+
+    /// Revokes a session (every token with this `fam`) until `until` (epoch seconds; the
+    /// latest expiry any of its tokens can have).
+    async fn revoke_family(&self, family: Uuid, until: u64) -> Result<(), StoreError>;
+
+    /// Revokes every token of `user` minted at or before `at_ms` (epoch milliseconds), until
+    /// `until` (epoch seconds).
+    async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError>;
+
+    /// Marks a refresh token as exchanged. `true` the first time; `false` if it was exchanged
+    /// before, which means it was stolen or replayed.
+    async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError>;
+}
+
+fn jti_key(jti: Uuid) -> String {
+    format!("rev:jti:{jti}")
+}
+
+fn family_key(family: Uuid) -> String {
+    format!("rev:fam:{family}")
+}
+
+fn user_key(user: Uuid) -> String {
+    format!("rev:user:{user}")
+}
+
+fn used_key(jti: Uuid) -> String {
+    format!("rev:used:{jti}")
+}
+
+/// Revocations in this process's memory: right for one embedded instance, wrong for a fleet
+/// (another replica would not see them).
+#[derive(Debug, Default)]
+pub struct InProcessRevocations {
+    /// key → (value, expiry in epoch seconds)
+    entries: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl InProcessRevocations {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn get(&self, key: &str, now: u64) -> Option<u64> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(value, _)| *value)
+    }
+
+    /// Inserts unless a live entry exists (when `only_new`); returns whether it inserted.
+    fn put(&self, key: String, value: u64, until: u64, only_new: bool) -> bool {
+        let now = now_secs();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= 4_096 && entries.len().is_power_of_two() {
+            entries.retain(|_, (_, until)| *until > now);
+        }
+        if only_new && entries.get(&key).is_some_and(|(_, until)| *until > now) {
+            return false;
+        }
+        entries.insert(key, (value, until));
+        true
+    }
+}
+
+#[async_trait]
+impl RevocationStore for InProcessRevocations {
+    async fn is_revoked(&self, claims: &Claims) -> Result<bool, StoreError> {
+        let now = now_secs();
+        Ok(self.get(&jti_key(claims.jti), now).is_some()
+            || self.get(&family_key(claims.fam), now).is_some()
+            || self
+                .get(&user_key(claims.sub), now)
+                .is_some_and(|cutoff| claims.minted_at_ms() <= cutoff))
+    }
+
+    async fn revoke_token(&self, jti: Uuid, exp: u64) -> Result<(), StoreError> {
+        self.put(jti_key(jti), 1, exp, false);
+        Ok(())
+    }
+
+    async fn revoke_family(&self, family: Uuid, until: u64) -> Result<(), StoreError> {
+        self.put(family_key(family), 1, until, false);
+        Ok(())
+    }
+
+    async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError> {
+        self.put(user_key(user), at_ms, until, false);
+        Ok(())
+    }
+
+    async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError> {
+        Ok(self.put(used_key(jti), 1, exp, true))
+    }
+}
+
+#[cfg(feature = "redis")]
+pub use self::redis_store::RedisRevocations;
+
+#[cfg(feature = "redis")]
+mod redis_store {
+    use redis::AsyncCommands;
+    use redis::aio::ConnectionManager;
+
+    use super::*;
+
+    /// Revocations in Redis, shared by every gateway. Keys are `{prefix}rev:jti:{jti}`,
+    /// `{prefix}rev:fam:{fam}`, `{prefix}rev:user:{user}` (value: the cutoff in ms) and
+    /// `{prefix}rev:used:{jti}`, each with a TTL of the remaining lifetime of what it refuses.
+    #[derive(Clone)]
+    pub struct RedisRevocations {
+        conn: ConnectionManager,
+        prefix: String,
+    }
+
+    impl std::fmt::Debug for RedisRevocations {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RedisRevocations")
+                .field("prefix", &self.prefix)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl RedisRevocations {
+        /// Revocations under keys starting with `prefix`, on an existing connection manager.
+        pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+            Self {
+                conn,
+                prefix: prefix.into(),
+            }
+        }
+
+        fn key(&self, key: String) -> String {
+            format!("{}{key}", self.prefix)
+        }
+
+        async fn set(&self, key: String, value: u64, until: u64) -> Result<(), StoreError> {
+            let ttl = ttl(until);
+            let mut conn = self.conn.clone();
+            conn.set_ex::<_, _, ()>(self.key(key), value, ttl)
+                .await
+                .map_err(store_error)
+        }
+    }
+
+    /// Longest TTL written: no Hearth token lives longer, and Redis refuses absurd ones.
+    const MAX_TTL_SECS: u64 = 366 * 24 * 60 * 60;
+
+    /// Seconds from now until `until`, at least 1 and at most [`MAX_TTL_SECS`].
+    fn ttl(until: u64) -> u64 {
+        until.saturating_sub(now_secs()).clamp(1, MAX_TTL_SECS)
+    }
+
+    fn store_error(error: redis::RedisError) -> StoreError {
+        StoreError(error.to_string())
+    }
+
+    #[async_trait]
+    impl RevocationStore for RedisRevocations {
+        async fn is_revoked(&self, claims: &Claims) -> Result<bool, StoreError> {
+            let mut conn = self.conn.clone();
+            let keys = [
+                self.key(jti_key(claims.jti)),
+                self.key(family_key(claims.fam)),
+                self.key(user_key(claims.sub)),
+            ];
+            let values: Vec<Option<u64>> = conn.mget(&keys).await.map_err(store_error)?;
+            Ok(match values.as_slice() {
+                [jti, family, user] => {
+                    jti.is_some()
+                        || family.is_some()
+                        || user.is_some_and(|cutoff| claims.minted_at_ms() <= cutoff)
+                }
+                _ => {
+                    return Err(StoreError(
+                        "MGET answered the wrong number of values".into(),
+                    ));
+                }
+            })
+        }
+
+        async fn revoke_token(&self, jti: Uuid, exp: u64) -> Result<(), StoreError> {
+            self.set(jti_key(jti), 1, exp).await
+        }
+
+        async fn revoke_family(&self, family: Uuid, until: u64) -> Result<(), StoreError> {
+            self.set(family_key(family), 1, until).await
+        }
+
+        async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError> {
+            self.set(user_key(user), at_ms, until).await
+        }
+
+        async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError> {
+            let ttl = ttl(exp);
+            let mut conn = self.conn.clone();
+            let set: Option<String> = redis::cmd("SET")
+                .arg(self.key(used_key(jti)))
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl)
+                .query_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            Ok(set.is_some())
+        }
+    }
+}
