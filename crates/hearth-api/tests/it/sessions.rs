@@ -665,3 +665,66 @@ async fn another_players_resources_are_not_found(t: &TestDb) {
     // Wallet, ledger, history, stats and fairness take no id: they are always the caller's own.
     app.stop().await.unwrap();
 }
+
+/// Two gateways sharing PostgreSQL and Redis, as a fleet runs: a logout, a reused refresh token
+/// and a lockout on one are in force on the other.
+#[tokio::test]
+async fn two_gateways_sharing_redis_share_revocations_and_locks() {
+    let Some(t) = hearth_test_support::postgres_db().await else {
+        return;
+    };
+    let Some(redis) = hearth_test_support::service_url(hearth_test_support::REDIS_URL_VAR, "Redis")
+    else {
+        return;
+    };
+    let prefix = format!("hearth-test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |s: &mut hearth_api::Settings| {
+        s.redis.url = Some(secrecy::SecretString::from(redis.clone()));
+        s.redis.key_prefix = prefix.clone();
+    };
+    let a = spawn_app_with(&t, shared).await;
+    let b = spawn_app_with(&t, shared).await;
+    a.register("Roamer").await;
+    let session = tokens(a.login("roamer").await).await;
+    let access = session["access_token"].as_str().unwrap();
+    assert_eq!(b.get("/v1/me", Some(access)).await.status(), StatusCode::OK);
+    let logout = a
+        .request(Method::POST, "/v1/auth/logout", Some(access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    problem(
+        b.get("/v1/me", Some(access)).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
+    // A refresh token used on one gateway and replayed on the other kills the session.
+    let session = tokens(b.login("roamer").await).await;
+    let rotated = tokens(refresh(&a, session["refresh_token"].as_str().unwrap()).await).await;
+    problem(
+        refresh(&b, session["refresh_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    problem(
+        a.get("/v1/me", Some(rotated["access_token"].as_str().unwrap()))
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
+    // Failures spread over both gateways add up to one lock.
+    for attempt in 0..5 {
+        let gateway = if attempt % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            wrong_login(gateway, "roamer").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    problem(a.login("roamer").await, StatusCode::TOO_MANY_REQUESTS).await;
+    problem(b.login("roamer").await, StatusCode::TOO_MANY_REQUESTS).await;
+    b.stop().await.unwrap();
+    t.cleanup().await;
+}
