@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fairness/rounds/{round_id}", get(fairness::round))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/health/details", get(health::details))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state.clone());

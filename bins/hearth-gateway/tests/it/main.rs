@@ -102,7 +102,7 @@ fn start(dir: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) 
         let log: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         if log["message"] == "hearth-gateway listening" {
-            let addr = log["addr"].as_str().unwrap().to_owned();
+            let addr = log["fields"]["addr"].as_str().unwrap().to_owned();
             return (Running { child, addr }, rx);
         }
     }
