@@ -11,4 +11,5 @@ mod http_stack;
 mod limits;
 mod shutdown;
 mod support;
+mod telemetry;
 mod walkthrough;
