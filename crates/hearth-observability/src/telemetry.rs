@@ -211,7 +211,12 @@ where
     let provider = provider.build();
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(name))
-        .with_threads(false);
+        .with_threads(false)
+        // A request span is entered and left on every poll: timing each of those, and
+        // attaching its context to the thread each time, cost more than the span itself.
+        // Nothing here reads the ambient OpenTelemetry context; propagation asks the span.
+        .with_tracked_inactivity(false)
+        .with_context_activation(false);
 
     let format = log.format.unwrap_or(if service.production {
         LogFormat::Json
