@@ -138,10 +138,12 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 header::CONTENT_TYPE,
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("traceparent"),
             ])
             .expose_headers([
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("idempotent-replayed"),
+                HeaderName::from_static("traceparent"),
                 header::RETRY_AFTER,
             ])
             .max_age(Duration::from_secs(3600)),

@@ -330,6 +330,26 @@ async fn a_request_without_traceparent_starts_a_trace_and_the_header_is_optional
     assert_eq!(malformed.status(), StatusCode::OK);
     app.stop().await.unwrap();
 
+    // A browser page may send its trace on: CORS lets the header through.
+    let cors = spawn_app_with(&t, |s| {
+        s.server.cors_origins = vec!["https://play.example".into()];
+    })
+    .await;
+    let preflight = cors
+        .request(reqwest::Method::OPTIONS, "/v1/me", None)
+        .header("origin", "https://play.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "traceparent")
+        .send()
+        .await
+        .unwrap();
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed.contains("traceparent"), "{allowed}");
+    cors.stop().await.unwrap();
+
     let quiet = spawn_app_with(&t, |_| {}).await;
     let response = quiet.get("/health/live", None).await;
     assert!(response.headers().get("traceparent").is_none());
