@@ -54,7 +54,9 @@ async fn main() -> anyhow::Result<()> {
         return verify_round(file);
     }
     let settings = Settings::load(cli.config.as_deref()).context("loading settings")?;
-    hearth_api::telemetry(&settings).context("initialising logging")?;
+    // Held until exit: dropping it flushes the spans still queued for export.
+    let _telemetry =
+        hearth_api::telemetry(&settings, "hearth-gateway").context("initialising telemetry")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
@@ -82,6 +84,23 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "hearth-gateway listening"
     );
+    if let Some(admin) = app.state.settings.telemetry.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("binding the metrics port {admin}"))?;
+        let admin = listener
+            .local_addr()
+            .context("reading the metrics address")?;
+        tracing::info!(%admin, "metrics listening on the admin port");
+        let state = app.state.clone();
+        // The admin port closes with the process; scrapes are read-only.
+        tokio::spawn(async move {
+            let serve = hearth_api::telemetry::serve_admin(listener, state, std::future::pending());
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "metrics port failed");
+            }
+        });
+    }
     hearth_api::serve(listener, app, hearth_api::shutdown_signal())
         .await
         .context("serving")

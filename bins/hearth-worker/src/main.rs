@@ -24,7 +24,9 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref()).context("loading settings")?;
-    hearth_api::telemetry(&settings).context("initialising logging")?;
+    // Held until exit: dropping it flushes the spans still queued for export.
+    let _telemetry =
+        hearth_api::telemetry(&settings, "hearth-worker").context("initialising telemetry")?;
     let metrics = hearth_observability::metrics::install();
     hearth_observability::metrics::record_build_info("hearth-worker", env!("CARGO_PKG_VERSION"));
 

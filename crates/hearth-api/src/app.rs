@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fairness/rounds/{round_id}", get(fairness::round))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/health/details", get(health::details))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state.clone());
@@ -152,10 +153,12 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("x-csrf-token"),
+                HeaderName::from_static("traceparent"),
             ])
             .expose_headers([
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("idempotent-replayed"),
+                HeaderName::from_static("traceparent"),
                 header::RETRY_AFTER,
                 HeaderName::from_static("x-token-refresh-suggested"),
             ])

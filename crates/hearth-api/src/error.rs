@@ -326,6 +326,8 @@ impl IntoResponse for ApiError {
             }
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "internal error");
+                metrics::counter!(hearth_observability::metrics::names::INTERNAL_ERRORS)
+                    .increment(1);
                 problem(status, default_detail(status), Map::new())
             }
         }

@@ -1,6 +1,6 @@
 //! The Hearth HTTP application: settings, router, handlers, errors and the tower stack.
 //!
-//! The binaries stay thin: they load [`Settings`], call [`telemetry`], [`build`] the app and
+//! The binaries stay thin: they load [`Settings`], call [`telemetry()`], [`build`] the app and
 //! [`serve`] it until a shutdown signal. Tests do the same on port 0.
 //!
 //! # Layout
@@ -11,6 +11,8 @@
 //! - [`extract`]: JSON, query and Bearer-token extractors whose rejections use that format.
 //! - `routes`: handlers for auth, wallet, games, health and metrics.
 //! - [`request_id`]: the `x-request-id` middleware.
+//! - [`mod@telemetry`]: W3C trace context on requests and responses; the admin listener for
+//!   `/metrics`.
 //!
 //! # Example
 //! ```no_run
@@ -32,6 +34,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod request_id;
 pub mod settings;
+pub mod telemetry;
 
 mod app;
 mod middleware;
@@ -61,12 +64,26 @@ pub struct App {
     pub state: AppState,
 }
 
-/// Installs logging for this process from settings.
+/// Installs logging and tracing for this process from settings; `service` names it in
+/// exported spans unless `telemetry.service_name` is set. Keep the guard until exit: dropping
+/// it flushes the spans still queued.
 ///
 /// # Errors
-/// When the log level directive is invalid or a subscriber is already installed.
-pub fn telemetry(settings: &Settings) -> Result<(), hearth_observability::logging::InitError> {
-    hearth_observability::logging::init(&settings.log, settings.is_production())
+/// When the log level directive is invalid, the OTLP exporter cannot be built, or a subscriber
+/// is already installed.
+pub fn telemetry(
+    settings: &Settings,
+    service: &'static str,
+) -> Result<hearth_observability::Guard, hearth_observability::InitError> {
+    hearth_observability::init(
+        &settings.log,
+        &settings.telemetry,
+        hearth_observability::Service {
+            name: service,
+            version: env!("CARGO_PKG_VERSION"),
+            production: settings.is_production(),
+        },
+    )
 }
 
 /// Connects to the database, applies migrations, installs the metrics registry and builds the
@@ -106,6 +123,7 @@ pub async fn build_with(
 ) -> anyhow::Result<App> {
     use secrecy::ExposeSecret as _;
     let metrics = hearth_observability::metrics::install();
+    hearth_observability::process::mark_start();
     hearth_limits::metric_names::describe();
     hearth_observability::metrics::record_build_info("hearth-gateway", env!("CARGO_PKG_VERSION"));
     crate::routes::auth::describe_metrics();

@@ -58,7 +58,14 @@ pub(crate) async fn observe(
         request_id = %request_id,
         client_ip = client_ip.map(tracing::field::display),
         user_id = tracing::field::Empty,
+        // For the OpenTelemetry layer: a server span named by method and route template.
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    // Continue the caller's W3C trace if it sent one; otherwise this span starts a trace.
+    crate::telemetry::continue_trace(&span, request.headers());
 
     let started = Instant::now();
     let in_flight = metrics::gauge!(names::HTTP_IN_FLIGHT);
@@ -66,10 +73,16 @@ pub(crate) async fn observe(
     // Decrements even if the client disconnects and this future is dropped mid-request.
     let _in_flight = OnDrop(move || in_flight.decrement(1.0));
 
-    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
 
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    // As i64: the OpenTelemetry layer keeps integers only when they come as signed.
+    span.record("http.response.status_code", i64::from(status));
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    crate::telemetry::answer_traceparent(&span, &state, response.headers_mut());
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -10,6 +10,7 @@ use config::{Config, Environment, File};
 use hearth_auth::{AuthSettings, DEV_JWT_SECRET};
 use hearth_limits::LimitsSettings;
 use hearth_observability::LogSettings;
+use hearth_observability::TelemetrySettings;
 use hearth_storage::DatabaseSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
@@ -49,6 +50,8 @@ pub struct Settings {
     pub limits: LimitsSettings,
     /// The background worker.
     pub worker: WorkerSettings,
+    /// Traces (OTLP export, sampling, `traceparent`) and where `/metrics` is served.
+    pub telemetry: TelemetrySettings,
     /// Admin routes.
     pub admin: AdminSettings,
 }
@@ -362,6 +365,7 @@ impl Settings {
         if self.auth.lockout.max_failures == 0 {
             problems.push("auth.lockout.max_failures must be at least 1".to_owned());
         }
+        problems.extend(self.telemetry.problems());
         if self.wallet.starting_balance < 0 {
             problems.push("wallet.starting_balance must not be negative".to_owned());
         }

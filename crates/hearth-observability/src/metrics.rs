@@ -38,6 +38,15 @@ pub mod names {
     pub const BUILD_INFO: &str = "hearth_build_info";
     /// Gauge: open database connections by `state` (`idle`, `in_use`).
     pub const DB_POOL_CONNECTIONS: &str = "hearth_db_pool_connections";
+    /// Gauge: the most connections the pool may open (`database.max_connections`).
+    pub const DB_POOL_MAX: &str = "hearth_db_pool_max_connections";
+    /// Counter: responses that were 500s because of an internal error or a panic; each is
+    /// logged at ERROR with its cause chain.
+    pub const INTERNAL_ERRORS: &str = "hearth_http_internal_errors_total";
+    /// Gauge: seconds since the process started.
+    pub const UPTIME: &str = "hearth_process_uptime_seconds";
+    /// Gauge: resident memory of the process in bytes (Linux only).
+    pub const RESIDENT_MEMORY: &str = "hearth_process_resident_memory_bytes";
 }
 
 /// Latency buckets in seconds: fine below 100 ms where a healthy API lives, coarse above.
@@ -107,6 +116,21 @@ fn describe() {
     describe_gauge!(
         names::DB_POOL_CONNECTIONS,
         "Database pool connections by state"
+    );
+    describe_gauge!(names::DB_POOL_MAX, "Most connections the pool may open");
+    describe_counter!(
+        names::INTERNAL_ERRORS,
+        "Internal errors and panics answered with a 500"
+    );
+    describe_gauge!(
+        names::UPTIME,
+        Unit::Seconds,
+        "Time since the process started"
+    );
+    describe_gauge!(
+        names::RESIDENT_MEMORY,
+        Unit::Bytes,
+        "Resident memory of the process"
     );
 }
 

@@ -76,10 +76,18 @@ impl Drop for Running {
     }
 }
 
+fn start(dir: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) {
+    start_with(dir, &[])
+}
+
 // The child is owned by `Running`, whose Drop kills and reaps it.
 #[allow(clippy::zombie_processes)]
-fn start(dir: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) {
+fn start_with(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Running, std::sync::mpsc::Receiver<String>) {
     let mut child = gateway(dir)
+        .envs(env.iter().copied())
         .env("HEARTH__SERVER__ADDR", "127.0.0.1:0")
         .env("HEARTH__LOG__FORMAT", "json")
         .env("HEARTH__AUTH__BCRYPT_COST", "4")
@@ -102,7 +110,7 @@ fn start(dir: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) 
         let log: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         if log["message"] == "hearth-gateway listening" {
-            let addr = log["addr"].as_str().unwrap().to_owned();
+            let addr = log["fields"]["addr"].as_str().unwrap().to_owned();
             return (Running { child, addr }, rx);
         }
     }
@@ -154,6 +162,117 @@ fn the_embedded_default_serves_and_exits_zero_on_sigterm() {
         "{messages:?}"
     );
     assert!(messages.iter().any(|m| m == "shut down"), "{messages:?}");
+}
+
+/// A bare OTLP/HTTP receiver: answers every POST with 200 and hands over its path and body.
+fn otlp_sink() -> (String, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
+            let _ = tx.send((path, body));
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn the_binary_exports_its_spans_at_exit_and_serves_metrics_on_the_admin_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, exports) = otlp_sink();
+    let (mut running, logs) = start_with(
+        dir.path(),
+        &[
+            ("HEARTH__TELEMETRY__OTLP_ENDPOINT", endpoint.as_str()),
+            ("HEARTH__TELEMETRY__SERVICE_NAME", "gateway-under-test"),
+            ("HEARTH__TELEMETRY__METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let admin = loop {
+        let line = logs
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the admin port line");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if log["message"] == "metrics listening on the admin port" {
+            break log["fields"]["admin"].as_str().unwrap().to_owned();
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (main_metrics, admin_metrics) = runtime.block_on(async {
+        let main = reqwest::get(format!("http://{}/metrics", running.addr))
+            .await
+            .unwrap()
+            .status();
+        let admin = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (main, admin)
+    });
+    assert_eq!(main_metrics, 404, "metrics left the public port");
+    assert!(
+        admin_metrics.contains("hearth_build_info{"),
+        "{admin_metrics}"
+    );
+
+    // SIGTERM: the guard flushes the queued spans before the process exits.
+    let pid = running.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    // An earlier timed batch may hold the start-up spans; the request's comes with the flush.
+    loop {
+        let (path, body) = exports
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the request's span exported before exit");
+        assert_eq!(path, "/v1/traces");
+        assert!(
+            contains(&body, b"gateway-under-test"),
+            "service.name in the resource"
+        );
+        if contains(&body, b"GET /metrics") {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while running.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the gateway did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

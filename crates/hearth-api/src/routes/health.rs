@@ -1,4 +1,6 @@
-//! Liveness, readiness and metrics.
+//! Liveness, readiness, detailed health for admins, and metrics.
+
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -6,9 +8,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_limits::RedisDownPolicy;
 use hearth_observability::metrics::names;
+use hearth_storage::leaderboard::{Board, Period};
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
-use crate::error::problem;
+use crate::error::{ApiError, problem};
+use crate::extract::AdminUser;
 use crate::state::AppState;
 
 /// `GET /health/live`: the process is up and serving.
@@ -79,12 +84,27 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     )
 }
 
-/// `GET /metrics`: Prometheus text exposition.
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics` on the main port: the Prometheus exposition, unless
+/// `telemetry.metrics_addr` moves it to the admin listener, in which case this is a 404.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    if state.settings.telemetry.metrics_addr.is_some() {
+        return ApiError::NotFound("no resource at this path").into_response();
+    }
+    render_metrics(State(state)).await.into_response()
+}
+
+/// The Prometheus text exposition, with the pool gauges sampled now.
+pub(crate) async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     let pool = state.db.pool_stats();
     metrics::gauge!(names::DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
     metrics::gauge!(names::DB_POOL_CONNECTIONS, "state" => "in_use")
         .set(f64::from(pool.size.saturating_sub(pool.idle)));
+    metrics::gauge!(names::DB_POOL_MAX).set(f64::from(state.settings.database.max_connections));
+    metrics::gauge!(names::UPTIME).set(hearth_observability::process::uptime().as_secs_f64());
+    if let Some(rss) = hearth_observability::process::rss_bytes() {
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!(names::RESIDENT_MEMORY).set(rss as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -92,4 +112,70 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         )],
         state.metrics.render(),
     )
+}
+
+/// `GET /health/details`, for admins only ([`AdminUser`]: the role, still held, from an allowed
+/// address): version, uptime, memory, and the latency and state of the database and Redis.
+/// Anyone else gets what a missing page gets (404), so the route does not advertise itself;
+/// without a token, 401 like every protected route.
+pub(crate) async fn details(State(state): State<AppState>, _admin: AdminUser) -> Response {
+    let started = Instant::now();
+    let database = match state.db.ping().await {
+        Ok(()) => json!({ "status": "ok", "latency_ms": millis(started.elapsed()) }),
+        Err(error) => {
+            tracing::warn!(%error, "health details: database unreachable");
+            json!({ "status": "unreachable", "latency_ms": millis(started.elapsed()) })
+        }
+    };
+    let pool = state.db.pool_stats();
+    let mut database = database;
+    database["backend"] = json!(state.db.backend());
+    database["pool"] = json!({
+        "size": pool.size,
+        "idle": pool.idle,
+        "in_use": pool.size.saturating_sub(pool.idle),
+        "max": state.settings.database.max_connections,
+    });
+    let redis = if state.leaderboards.backend() == "redis" || state.limiter.backend() == "redis" {
+        // One real round trip: the cheapest read Hearth makes on Redis.
+        let started = Instant::now();
+        let read = state
+            .leaderboards
+            .top(
+                Board::Balance,
+                Period::AllTime,
+                OffsetDateTime::now_utc(),
+                1,
+            )
+            .await;
+        let latency = millis(started.elapsed());
+        let status = match (&read, state.limiter.is_degraded()) {
+            (Ok(_), false) => "ok",
+            (Ok(_), true) => "degraded: limits per instance",
+            (Err(_), _) => "unreachable",
+        };
+        json!({ "status": status, "latency_ms": latency })
+    } else {
+        json!({ "status": "not configured" })
+    };
+    Json(json!({
+        "status": if state.is_draining() { "draining" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "environment": if state.settings.is_production() { "production" } else { "development" },
+        "uptime_secs": hearth_observability::process::uptime().as_secs(),
+        "rss_bytes": hearth_observability::process::rss_bytes(),
+        "database": database,
+        "redis": redis,
+        "limits": { "backend": state.limiter.backend(), "degraded": state.limiter.is_degraded() },
+        "leaderboards": { "backend": state.leaderboards.backend() },
+        "tracing": {
+            "exporting": state.settings.telemetry.otlp_endpoint.is_some(),
+            "sample_ratio": state.settings.telemetry.sample_ratio,
+        },
+    }))
+    .into_response()
+}
+
+fn millis(elapsed: Duration) -> f64 {
+    (elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0
 }

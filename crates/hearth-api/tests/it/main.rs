@@ -12,5 +12,6 @@ mod limits;
 mod sessions;
 mod shutdown;
 mod support;
+mod telemetry;
 mod token_attacks;
 mod walkthrough;

@@ -1,0 +1,177 @@
+//! What the full middleware stack costs: one handler served twice on loopback, bare and
+//! behind `hearth_api::with_stack` (request id, compression, problem+json, the request span
+//! with OpenTelemetry ids, the JSON access log, HTTP metrics, security headers, the rate
+//! limiter, timeout, body limits, panic recovery), loaded alternately by the same client in the
+//! same run. Prints each round and the median throughput ratio.
+//!
+//! ```text
+//! cargo run --release -p hearth-api --example stack_overhead -- \
+//!     [--seconds 5] [--concurrency 32] [--rounds 3] [--log-level info]
+//! ```
+//! `--log-level off` leaves spans and log lines out, to tell their cost from the layers'.
+//! `ONLY=bare` or `ONLY=full` in the environment loads one router only, for a profiler.
+//! The log lines are JSON, formatted in full and written to a sink, so the logging cost is in
+//! the figure but the terminal is not. Client and server share the machine, as they do in
+//! every figure in docs/benchmarks.md.
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use hearth_limits::{RuleSettings, RuleTable};
+use hearth_observability::{LogFormat, LogSettings, Service, TelemetrySettings};
+
+struct Args {
+    seconds: u64,
+    concurrency: usize,
+    rounds: usize,
+    level: String,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        seconds: 5,
+        concurrency: 32,
+        rounds: 3,
+        level: "info".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().expect("a value after the flag");
+        match flag.as_str() {
+            "--seconds" => args.seconds = value().parse::<u64>().expect("a number").min(60),
+            "--concurrency" => args.concurrency = value().parse().expect("a number"),
+            "--rounds" => args.rounds = value().parse().expect("a number"),
+            "--log-level" => args.level = value(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    addr
+}
+
+/// Requests per second that `concurrency` keep-alive clients get from `url` in `seconds`.
+async fn load(url: &str, concurrency: usize, seconds: u64) -> f64 {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, done, url) = (client.clone(), done.clone(), url.to_owned());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let response = client.get(&url).send().await.unwrap();
+                    assert!(response.status().is_success(), "{}", response.status());
+                    response.bytes().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    rate
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let log = LogSettings {
+        format: Some(LogFormat::Json),
+        level: args.level.clone(),
+    };
+    let service = Service {
+        name: "stack-overhead",
+        version: env!("CARGO_PKG_VERSION"),
+        production: true,
+    };
+    let (dispatch, _guard) =
+        hearth_observability::dispatch(&log, &TelemetrySettings::default(), service, std::io::sink)
+            .unwrap();
+    tracing::dispatcher::set_global_default(dispatch).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = hearth_api::Settings::default();
+    settings.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    // The limiter runs on every request but never refuses one.
+    let open = RuleSettings {
+        per_minute: Some(1_000_000_000),
+        per_hour: None,
+    };
+    settings.limits.rules = RuleTable {
+        ip: open,
+        user: open,
+        login: open,
+        signup: open,
+        game: open,
+        ai: open,
+        websocket: open,
+    };
+    let app = hearth_api::build(settings).await.unwrap();
+
+    let route = "/v1/bench";
+    let bare = serve(Router::new().route(route, get(hello))).await;
+    let full = serve(hearth_api::with_stack(
+        Router::new().route(route, get(hello)),
+        app.state.clone(),
+    ))
+    .await;
+    let (bare_url, full_url) = (
+        format!("http://{bare}{route}"),
+        format!("http://{full}{route}"),
+    );
+    if let Ok(only) = std::env::var("ONLY") {
+        let url = if only == "bare" { &bare_url } else { &full_url };
+        let rate = load(url, args.concurrency, args.seconds).await;
+        println!("{only}: {rate:.0} req/s");
+        return;
+    }
+    // Warm both: connections, allocator, metric handles.
+    load(&bare_url, args.concurrency, 1).await;
+    load(&full_url, args.concurrency, 1).await;
+
+    let (mut bare_rates, mut full_rates) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let b = load(&bare_url, args.concurrency, args.seconds).await;
+        let f = load(&full_url, args.concurrency, args.seconds).await;
+        println!(
+            "round {round}: bare {b:.0} req/s, full stack {f:.0} req/s, ratio {:.3}",
+            f / b
+        );
+        bare_rates.push(b);
+        full_rates.push(f);
+    }
+    let (b, f) = (median(bare_rates), median(full_rates));
+    println!(
+        "median: bare {b:.0} req/s, full stack {f:.0} req/s; the stack keeps {:.1} % of bare throughput (costs {:.1} %)",
+        100.0 * f / b,
+        100.0 * (1.0 - f / b)
+    );
+}
