@@ -314,16 +314,19 @@ impl TokenService {
     /// # Errors
     /// A [`TokenError`] naming why the token was refused.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if header.alg != ALGORITHM {
-            return Err(TokenError::Invalid);
-        }
-        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.kid == kid)
-            .ok_or(TokenError::UnknownKey)?;
+        // With one key (no rotation under way) the header is read once, by `decode`, and its
+        // `kid` checked after; with two, it is read first to pick the key.
+        let key = match self.keys.as_slice() {
+            [only] => only,
+            keys => {
+                let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+                let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+                keys.iter()
+                    .find(|k| k.kid == kid)
+                    .ok_or(TokenError::UnknownKey)?
+            }
+        };
+        // `decode` refuses any `alg` but the one `validation` allows, `none` included.
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(
             |error| match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -331,6 +334,12 @@ impl TokenService {
                 _ => TokenError::Invalid,
             },
         )?;
+        if data.header.alg != ALGORITHM {
+            return Err(TokenError::Invalid);
+        }
+        if data.header.kid.as_deref() != Some(key.kid.as_str()) {
+            return Err(TokenError::UnknownKey);
+        }
         if data.claims.typ != expected {
             return Err(TokenError::WrongType);
         }
@@ -526,8 +535,26 @@ mod tests {
                 .verify(&new_pair.access_token, TokenType::Access)
                 .is_ok()
         );
+        // The old service has one key: the signature fails before the kid is looked at.
         assert!(matches!(
             old.verify(&new_pair.access_token, TokenType::Access),
+            Err(TokenError::Invalid | TokenError::UnknownKey)
+        ));
+        // A token with the right secret but a kid this service does not use is refused too.
+        let mut claims = rotated
+            .verify(&new_pair.access_token, TokenType::Access)
+            .unwrap();
+        claims.jti = Uuid::now_v7();
+        let same_secret_other_kid = TokenService::new(&AuthSettings {
+            jwt_secret: SecretString::from("the-old-key-the-old-key-the-old-key!".to_owned()),
+            jwt_key_id: "k7".to_owned(),
+            ..AuthSettings::default()
+        });
+        assert!(matches!(
+            old.verify(
+                &same_secret_other_kid.sign(&claims).unwrap(),
+                TokenType::Access
+            ),
             Err(TokenError::UnknownKey)
         ));
         // CSRF tokens of sessions from before the rotation stay valid too.
