@@ -18,8 +18,8 @@
 //! # Layout
 //! - [`identity`]: username rules and e-mail normalisation (parse, don't validate).
 //! - [`password`]: the password policy with a strength score, and [`PasswordHasher`], which runs
-//!   bcrypt on the blocking pool with bounded concurrency so a login storm cannot starve the
-//!   async threads.
+//!   bcrypt on a few threads of its own at a lower priority, so a login storm uses the spare
+//!   CPU without starving the async threads.
 //! - [`token`]: [`TokenService`] issues and verifies tokens; only HS256 with a known `kid`
 //!   verifies, and a refresh token is never accepted where an access token is expected.
 //! - [`revocation`] and [`Authenticator`]: revoked tokens, sessions and users, and the one call

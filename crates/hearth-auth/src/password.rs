@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 
 /// bcrypt reads at most this many bytes; longer passwords are refused, never truncated.
 pub const MAX_PASSWORD_BYTES: usize = 72;
@@ -129,20 +129,22 @@ pub enum HashError {
     /// bcrypt itself failed (a malformed stored hash, an invalid cost).
     #[error("bcrypt failed")]
     Bcrypt(#[from] bcrypt::BcryptError),
-    /// The blocking task panicked or was cancelled.
+    /// The hashing thread panicked, or the pool is gone.
     #[error("the hashing task did not complete")]
-    Join(#[from] tokio::task::JoinError),
+    Lost,
 }
 
-/// Hashes and verifies passwords with bcrypt on tokio's blocking pool.
+/// Hashes and verifies passwords with bcrypt on its own threads, never the async ones.
 ///
-/// Cloning is cheap and clones share the concurrency bound.
+/// `max_concurrent` threads do the hashing, so a login storm queues instead of taking every
+/// CPU. On Linux they run at a lower scheduling priority (nice 10): they use all the CPU that
+/// is spare, but a request thread that wakes up runs first, so health probes and other
+/// requests stay fast while logins saturate the cores. Cloning is cheap; clones share the
+/// threads, which end when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     cost: u32,
-    /// Bounds concurrent hashes: bcrypt holds a blocking thread for hundreds of milliseconds,
-    /// and without a bound a login storm would fill the blocking pool and the CPUs.
-    permits: Arc<Semaphore>,
+    pool: Arc<HashPool>,
     /// A hash of a random password, verified against when the account does not exist so that
     /// unknown users take as long as wrong passwords. Computed on first use.
     dummy: Arc<OnceCell<String>>,
@@ -153,7 +155,7 @@ impl PasswordHasher {
     pub fn new(cost: u32, max_concurrent: usize) -> Self {
         Self {
             cost,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            pool: Arc::new(HashPool::new(max_concurrent.max(1))),
             dummy: Arc::new(OnceCell::new()),
         }
     }
@@ -218,13 +220,59 @@ impl PasswordHasher {
         F: FnOnce() -> Result<T, HashError> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let (done, result) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work)).await?
+        self.pool.submit(Box::new(move || {
+            let _ = done.send(span.in_scope(work));
+        }))?;
+        result.await.map_err(|_| HashError::Lost)?
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads and their queue.
+#[derive(Debug)]
+struct HashPool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("hearth-bcrypt-{n}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(job) = job else { break };
+                        // A panicking job loses its own answer (the caller sees `Lost`), not
+                        // the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "could not start a password hashing thread");
+            }
+        }
+        Self { jobs }
+    }
+
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        self.jobs.send(job).map_err(|_| HashError::Lost)
+    }
+}
+
+/// Nice 10 for the calling thread (on Linux the nice value is per thread). Elsewhere it would
+/// apply to the whole process, so it is left alone.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!(%error, "could not lower the hashing thread's priority");
     }
 }
 

@@ -19,8 +19,8 @@ pub struct AuthSettings {
     pub previous_jwt_key_id: Option<String>,
     /// bcrypt cost factor: 12 in production; tests lower it to keep suites fast.
     pub bcrypt_cost: u32,
-    /// How many bcrypt hashes may run at once. Each takes a blocking thread for its whole
-    /// duration (~270 ms at cost 12), so this bounds how much CPU logins can take.
+    /// How many bcrypt hashes may run at once: the number of hashing threads (at nice 10 on
+    /// Linux). Each hash takes ~270–390 ms at cost 12, so this bounds how much CPU logins take.
     pub max_concurrent_hashes: usize,
     /// Lifetime of access tokens in seconds.
     pub access_ttl_secs: u64,
