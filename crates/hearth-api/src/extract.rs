@@ -208,14 +208,14 @@ pub(crate) fn changes_state(method: &Method) -> bool {
 /// Refuses a cookie-authenticated, state-changing request without the session's CSRF token.
 pub(crate) fn require_csrf(
     state: &AppState,
-    parts: &Parts,
+    method: &Method,
+    headers: &HeaderMap,
     family: uuid::Uuid,
 ) -> Result<(), ApiError> {
-    if !changes_state(&parts.method) {
+    if !changes_state(method) {
         return Ok(());
     }
-    let presented = parts
-        .headers
+    let presented = headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -285,7 +285,7 @@ impl FromRequestParts<AppState> for AuthUser {
         };
         let claims = result.map_err(|error| auth_failure(&error))?;
         if source == TokenSource::Cookie {
-            require_csrf(state, parts, claims.fam)?;
+            require_csrf(state, &parts.method, &parts.headers, claims.fam)?;
         }
         tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
         Ok(Self(claims))

@@ -116,11 +116,6 @@ impl Claims {
             })
             .unwrap_or(self.iat * 1_000)
     }
-
-    /// Seconds until the token expires (0 once it has).
-    pub fn remaining_secs(&self) -> u64 {
-        self.exp.saturating_sub(now_secs())
-    }
 }
 
 /// A freshly issued access and refresh token.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hearth_auth::onetime::{backup_codes, hash_secret, reset_token};
 use hearth_auth::{
@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::{
-    ACCESS_COOKIE, ApiJson, AuthUser, CSRF_COOKIE, CSRF_HEADER, OptionalJson, REFRESH_COOKIE,
-    auth_failure, cookie,
+    ACCESS_COOKIE, ApiJson, AuthUser, CSRF_COOKIE, OptionalJson, REFRESH_COOKIE, auth_failure,
+    cookie, require_csrf,
 };
 use crate::limits::ClientIp;
 use crate::state::AppState;
@@ -83,6 +83,27 @@ fn policy_errors(
             "password_strength".into(),
             json!({ "score": refusal.score, "feedback": refusal.feedback }),
         );
+    }
+}
+
+/// Refuses a new password the policy rejects: 422 naming `field`, with the strength score.
+fn require_policy(field: &str, password: &SecretString) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let mut extra = Map::new();
+    policy_errors(field, password, &mut errors, &mut extra);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors, extra))
+    }
+}
+
+/// The lockout key of an account: its id when it exists, else the login as typed (lower case),
+/// so an unknown login locks exactly like a real one.
+fn account_key(user: Option<Uuid>, login: &str) -> String {
+    match user {
+        Some(id) => format!("account:{id}"),
+        None => format!("account:{}", login.trim().to_lowercase()),
     }
 }
 
@@ -157,10 +178,7 @@ pub(crate) async fn login(
 ) -> Result<Response, ApiError> {
     let credentials = state.db.find_credentials(&request.login).await?;
     // An unknown login is locked just like a real one, so locks reveal nothing.
-    let account_key = match &credentials {
-        Some(c) => format!("account:{}", c.user.id),
-        None => format!("account:{}", request.login.trim().to_lowercase()),
-    };
+    let account_key = account_key(credentials.as_ref().map(|c| c.user.id), &request.login);
     let mut keys = vec![account_key.clone()];
     if let Some(axum::Extension(ClientIp(ip))) = client {
         keys.push(format!("ip:{ip}"));
@@ -220,22 +238,24 @@ pub(crate) async fn login(
 /// Counts a failed login; the answer is the same 401 whatever failed.
 async fn failed_login(state: &AppState, keys: &[String], reason: &'static str) -> ApiError {
     metrics::counter!(names::LOGIN_FAILURES, "reason" => reason).increment(1);
-    match state
+    match count_failure(state, keys).await {
+        Ok(()) => ApiError::Unauthorized("the login or password is incorrect"),
+        Err(error) => error,
+    }
+}
+
+/// Counts a failed password (or code) against `keys`, starting a lock at the limit.
+async fn count_failure(state: &AppState, keys: &[String]) -> Result<(), ApiError> {
+    let lock = state
         .lockouts
         .record_failure(keys, &state.settings.auth.lockout)
         .await
-    {
-        Ok(Some(lock)) => {
-            metrics::counter!(LOCKOUTS).increment(1);
-            tracing::warn!(
-                lock_secs = lock.as_secs(),
-                "login locked after repeated failures"
-            );
-        }
-        Ok(None) => {}
-        Err(error) => return store_down(error),
+        .map_err(store_down)?;
+    if let Some(lock) = lock {
+        metrics::counter!(LOCKOUTS).increment(1);
+        tracing::warn!(lock_secs = lock.as_secs(), "locked after repeated failures");
     }
-    ApiError::Unauthorized("the login or password is incorrect")
+    Ok(())
 }
 
 /// Checks a TOTP code (each step works once) or, failing that, uses up a backup code.
@@ -369,13 +389,7 @@ pub(crate) async fn refresh(
         .await
         .map_err(|error| refresh_refused(&error))?;
     if from_cookie {
-        let presented = headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !state.tokens.verify_csrf(claims.fam, presented) {
-            return Err(ApiError::CsrfRejected);
-        }
+        require_csrf(&state, &Method::POST, &headers, claims.fam)?;
     }
     let first_use = state
         .auth
@@ -495,22 +509,17 @@ pub(crate) async fn change_password(
     AuthUser(claims): AuthUser,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> Result<Response, ApiError> {
-    let mut errors = Vec::new();
-    let mut extra = Map::new();
-    policy_errors(
-        "new_password",
-        &request.new_password,
-        &mut errors,
-        &mut extra,
-    );
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors, extra));
-    }
+    require_policy("new_password", &request.new_password)?;
     let user = state
         .db
         .find_user(claims.sub)
         .await?
         .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+    // A locked account cannot be guessed at through this route either.
+    let keys = [account_key(Some(user.id), "")];
+    if let Some(retry_after) = state.lockouts.locked(&keys).await.map_err(store_down)? {
+        return Err(ApiError::Locked { retry_after });
+    }
     let credentials = state.db.find_credentials(&user.username).await?;
     let matched = state
         .hasher
@@ -519,11 +528,7 @@ pub(crate) async fn change_password(
         .map_err(ApiError::internal)?;
     if !matched {
         // Guessing through this route counts like guessing at login.
-        let keys = [format!("account:{}", user.id)];
-        let _ = state
-            .lockouts
-            .record_failure(&keys, &state.settings.auth.lockout)
-            .await;
+        count_failure(&state, &keys).await?;
         return Err(ApiError::field("old_password", "is incorrect"));
     }
     let hash = state
@@ -618,17 +623,7 @@ pub(crate) async fn confirm_password_reset(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ConfirmResetRequest>,
 ) -> Result<Response, ApiError> {
-    let mut errors = Vec::new();
-    let mut extra = Map::new();
-    policy_errors(
-        "new_password",
-        &request.new_password,
-        &mut errors,
-        &mut extra,
-    );
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors, extra));
-    }
+    require_policy("new_password", &request.new_password)?;
     let token_hash = hash_secret(request.token.expose_secret());
     let hash = state
         .hasher

@@ -320,7 +320,7 @@ async fn wrong_login(app: &TestApp, login: &str) -> reqwest::Response {
 
 async fn five_failures_lock_the_account_and_the_lock_expires(t: &TestDb) {
     let app = spawn_app_with(t, |s| s.auth.lockout.lock_secs = 1).await;
-    app.register("Target").await;
+    let session = app.player("Target").await;
     for attempt in 1..=5 {
         let response = wrong_login(&app, "target").await;
         assert_eq!(
@@ -335,6 +335,15 @@ async fn five_failures_lock_the_account_and_the_lock_expires(t: &TestDb) {
     assert_eq!(retry_after, "1");
     let body = problem(locked, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(body["type"], "urn:hearth:problem:locked");
+    // Nor can the lock be sidestepped by guessing through the password-change route.
+    let change = app
+        .post(
+            "/v1/auth/password",
+            Some(&session),
+            &json!({ "old_password": PASSWORD, "new_password": "N3w-Password!" }),
+        )
+        .await;
+    problem(change, StatusCode::TOO_MANY_REQUESTS).await;
     // The address is locked too: another account from here waits as well.
     app.register("Bystander").await;
     problem(app.login("bystander").await, StatusCode::TOO_MANY_REQUESTS).await;
