@@ -10,6 +10,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hearth_api::Settings;
 
+/// glibc's allocator contends when tokio's worker threads free each other's memory; mimalloc
+/// does not (docs/benchmarks.md, "Middleware stack overhead").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod verify;
 
 #[derive(Parser)]

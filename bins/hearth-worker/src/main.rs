@@ -9,6 +9,11 @@ use hearth_api::Settings;
 use hearth_storage::leaderboard::{Leaderboards, RedisLeaderboards};
 use std::sync::Arc;
 
+/// glibc's allocator contends when tokio's worker threads free each other's memory; mimalloc
+/// does not (docs/benchmarks.md, "Middleware stack overhead").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,

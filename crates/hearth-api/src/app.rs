@@ -1,26 +1,20 @@
 //! The router and the middleware stack, declared in one place.
 
-use std::any::Any;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{from_fn, from_fn_with_state};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post, put};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
+use crate::middleware::{EdgeLayer, GuardLayer};
 use crate::routes::{admin, auth, fairness, games, health, leaderboards, wallet};
 use crate::state::AppState;
-use crate::{middleware, request_id};
 
 /// Builds the application: every route behind the full middleware stack.
 pub fn router(state: AppState) -> Router {
@@ -73,58 +67,25 @@ pub fn router(state: AppState) -> Router {
 ///
 /// Services embedding Hearth use it to give their own routes the same behaviour.
 pub fn with_stack(routes: Router, state: AppState) -> Router {
-    let server = &state.settings.server;
-    let production = state.settings.is_production();
-    let body_limit = server.body_limit_bytes;
+    let body_limit = state.settings.server.body_limit_bytes;
 
     // Outermost first. Each layer sees what the ones below it produce.
     let stack = ServiceBuilder::new()
-        // Settles the request id first, so every response and log line below carries it.
-        .layer(from_fn(request_id::layer))
+        // The request id, the span, the access log, the HTTP metrics, security headers and the
+        // problem+json guarantee: these see every answer, including the ones made below.
+        .layer(EdgeLayer::new(state.clone()))
         // CORS headers belong on every answer, errors and preflights included.
-        .option_layer(cors(&server.cors_origins))
-        // Compresses the final body, including problem documents rewritten below.
+        .option_layer(cors(&state.settings.server.cors_origins))
         .layer(CompressionLayer::new())
-        // Anything below that answers with an error speaks problem+json.
-        .layer(from_fn(middleware::problem_json))
-        // The span, the access log and the HTTP metrics see the final status of the inner stack.
-        .layer(from_fn_with_state(state.clone(), middleware::observe))
-        // Browser hardening on every response; a handler that sets one of these keeps its own.
-        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
-        .layer(header_layer(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ))
-        .layer(header_layer(header::CACHE_CONTROL, "no-store"))
-        .option_layer(production.then(|| {
-            header_layer(
-                header::STRICT_TRANSPORT_SECURITY,
-                "max-age=63072000; includeSubDomains",
-            )
-        }))
-        // Limits sit inside the headers (a 429 is still a hardened, observed problem) and
-        // before any body is read or handler runs.
-        .layer(from_fn_with_state(state.clone(), crate::limits::rate_limit))
-        // A slow handler is cut off with 503 rather than holding a connection forever.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(server.request_timeout_secs),
-        ))
+        // Rate limits (a 429 still gets CORS and security headers), the request timeout (503)
+        // and panic recovery (500 with the request id), before any body is read.
+        .layer(GuardLayer::new(state.clone()))
         // Oversized bodies are refused by Content-Length before they are read…
         .layer(RequestBodyLimitLayer::new(body_limit))
         // …and streamed ones when the extractor reads past the limit.
-        .layer(DefaultBodyLimit::max(body_limit))
-        // Innermost: a panicking handler becomes a 500 with the request id, not a dropped
-        // connection.
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(DefaultBodyLimit::max(body_limit));
 
     routes.layer(stack)
-}
-
-fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -168,13 +129,4 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no resource at this path")
-}
-
-fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
-    ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }

@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use hearth_auth::{Claims, TokenType};
 use hearth_limits::{KeyBy, LimitKeys, RouteClass, RouteLimits, RuleTable, Verdict};
@@ -38,20 +38,17 @@ pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
         .route("POST", "/v1/games/*", Game, User)
 }
 
-/// Middleware: blocks anomalous clients (when configured), then decides every rule of the
-/// request in one limiter call; allowed responses carry the RateLimit headers.
-pub(crate) async fn rate_limit(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Blocks anomalous clients (when configured), then decides every rule of the request in one
+/// limiter call. A refusal is the answer to send; otherwise the [`Admitted`] request's answer
+/// goes through [`Admitted::finish`].
+pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Admitted, Response> {
     let ip = request.extensions().get::<ClientIp>().map(|c| c.0);
     if let Some(ip) = ip
         && let Verdict::Blocked { until } =
             state.anomaly.observe(&format!("ip:{ip}"), Instant::now())
     {
         let wait = until.saturating_duration_since(Instant::now());
-        return ApiError::Blocked { retry_after: wait }.into_response();
+        return Err(ApiError::Blocked { retry_after: wait }.into_response());
     }
     let claims = access_token(request.headers())
         .and_then(|(token, _)| state.tokens.verify(token, TokenType::Access).ok());
@@ -65,11 +62,48 @@ pub(crate) async fn rate_limit(
     if let Some(claims) = claims {
         request.extensions_mut().insert(VerifiedClaims(claims));
     }
-    let response = limited(&state, request, next, &keys).await;
-    if suggest_refresh {
-        suggest(response)
+    let checks = state
+        .route_limits
+        .checks(request.method(), request.uri().path(), &keys);
+    let headers = if checks.is_empty() {
+        Vec::new()
     } else {
-        response
+        match state.limiter.check(&checks).await {
+            Ok(decision) if decision.allowed => decision.headers(),
+            Ok(decision) => return Err(ApiError::RateLimited(decision).into_response()),
+            Err(error) => {
+                tracing::warn!(%error, "rate limiter unavailable; refusing per policy");
+                return Err(
+                    ApiError::Unavailable("rate limiting is unavailable; retry shortly")
+                        .into_response(),
+                );
+            }
+        }
+    };
+    Ok(Admitted {
+        headers,
+        suggest_refresh,
+    })
+}
+
+/// What an admitted request's answer carries: the RateLimit headers, and whether to suggest a
+/// token refresh.
+pub(crate) struct Admitted {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    suggest_refresh: bool,
+}
+
+impl Admitted {
+    pub(crate) fn finish(self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        if self.suggest_refresh {
+            suggest(response)
+        } else {
+            response
+        }
     }
 }
 
@@ -86,26 +120,3 @@ fn suggest(mut response: Response) -> Response {
 
 /// The header telling a client its access token is old enough to refresh.
 pub(crate) const REFRESH_SUGGESTED: &str = "x-token-refresh-suggested";
-
-async fn limited(state: &AppState, request: Request, next: Next, keys: &LimitKeys) -> Response {
-    let checks = state
-        .route_limits
-        .checks(request.method(), request.uri().path(), keys);
-    if checks.is_empty() {
-        return next.run(request).await;
-    }
-    match state.limiter.check(&checks).await {
-        Ok(decision) if decision.allowed => {
-            let mut response = next.run(request).await;
-            for (name, value) in decision.headers() {
-                response.headers_mut().insert(name, value);
-            }
-            response
-        }
-        Ok(decision) => ApiError::RateLimited(decision).into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "rate limiter unavailable; refusing per policy");
-            ApiError::Unavailable("rate limiting is unavailable; retry shortly").into_response()
-        }
-    }
-}

@@ -1,42 +1,135 @@
-//! Middleware written for Hearth: HTTP metrics and the problem+json guarantee.
+//! Hearth's own middleware, as two hand-written services rather than a tower of small layers.
+//!
+//! [`EdgeLayer`] (outermost) settles the request id, opens the request span, answers with the
+//! security headers, turns any bare error into problem+json, writes the access log and records
+//! the HTTP metrics. [`GuardLayer`] (inside CORS and compression) applies rate limits, cuts off
+//! slow handlers and turns a panic into a 500. Each is one future per request: a stack of
+//! `from_fn` and `SetResponseHeader` layers cloned the whole inner stack and boxed a future at
+//! every level, which cost more than the work the layers did (see docs/benchmarks.md).
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
 use hearth_observability::metrics::names;
+use metrics::{Counter, Gauge, Histogram};
 use serde_json::Map;
+use tower::{Layer, Service, ServiceExt as _};
 use tracing::Instrument;
 
-use crate::error::{PROBLEM_JSON, default_detail, problem};
-use crate::request_id::RequestId;
+use crate::error::{ApiError, PROBLEM_JSON, default_detail, problem};
+use crate::request_id::{self, X_REQUEST_ID};
 use crate::state::AppState;
 
 /// The route label for requests no route matched, so raw paths never become labels.
 const UNMATCHED: &str = "unmatched";
 
-/// One span per request (method, route template, request id, client IP, later the user id),
-/// a completion log line, and the HTTP metrics: requests by route, method and status, latency,
-/// and in-flight requests.
-pub(crate) async fn observe(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |path| path.as_str().to_owned());
+/// Adds [`Edge`]: request id, span, security headers, problem+json, access log and metrics.
+#[derive(Clone)]
+pub(crate) struct EdgeLayer {
+    shared: Arc<EdgeShared>,
+}
+
+struct EdgeShared {
+    state: AppState,
+    /// Set on every response that does not set its own.
+    security_headers: Vec<(HeaderName, HeaderValue)>,
+    metrics: HttpMetrics,
+}
+
+impl EdgeLayer {
+    pub(crate) fn new(state: AppState) -> Self {
+        let mut security_headers = vec![
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ];
+        if state.settings.is_production() {
+            security_headers.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=63072000; includeSubDomains",
+            ));
+        }
+        let security_headers = security_headers
+            .into_iter()
+            .map(|(name, value)| (name, HeaderValue::from_static(value)))
+            .collect();
+        Self {
+            shared: Arc::new(EdgeShared {
+                state,
+                security_headers,
+                metrics: HttpMetrics::default(),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Edge {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// See [`EdgeLayer`].
+#[derive(Clone)]
+pub(crate) struct Edge<S> {
+    inner: S,
+    shared: Arc<EdgeShared>,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The clone that was made ready goes with this request; the fresh one stays.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(edge(inner, &shared, request).await) })
+    }
+}
+
+async fn edge<S>(inner: S, shared: &EdgeShared, mut request: Request) -> Response
+where
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    let started = Instant::now();
+    let (request_id, request_id_header) = request_id::settle(&mut request);
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let method = request.method().clone();
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
     let client_ip =
         request
             .extensions()
@@ -46,16 +139,16 @@ pub(crate) async fn observe(
                     .headers()
                     .get("x-forwarded-for")
                     .and_then(|v| v.to_str().ok());
-                state.client_ip.resolve(peer.ip(), forwarded)
+                shared.state.client_ip.resolve(peer.ip(), forwarded)
             });
     if let Some(ip) = client_ip {
         request.extensions_mut().insert(crate::limits::ClientIp(ip));
     }
     let span = tracing::info_span!(
         "http_request",
-        method = %method,
-        route = %route,
-        request_id = %request_id,
+        method = method.as_str(),
+        route,
+        request_id = request_id.as_str(),
         client_ip = client_ip.map(tracing::field::display),
         user_id = tracing::field::Empty,
         // For the OpenTelemetry layer: a server span named by method and route template.
@@ -67,13 +160,26 @@ pub(crate) async fn observe(
     // Continue the caller's W3C trace if it sent one; otherwise this span starts a trace.
     crate::telemetry::continue_trace(&span, request.headers());
 
-    let started = Instant::now();
-    let in_flight = metrics::gauge!(names::HTTP_IN_FLIGHT);
+    let in_flight = shared.metrics.in_flight();
     in_flight.increment(1.0);
     // Decrements even if the client disconnects and this future is dropped mid-request.
     let _in_flight = OnDrop(move || in_flight.decrement(1.0));
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let answer = async move {
+        let response = match inner.oneshot(request).await {
+            Ok(response) => response.into_response(),
+            Err(never) => match never {},
+        };
+        // Inside the request id's scope, so the problem document carries it.
+        if response.status().is_client_error() || response.status().is_server_error() {
+            as_problem(response)
+        } else {
+            response
+        }
+    };
+    let mut response = request_id::scope(request_id, answer)
+        .instrument(span.clone())
+        .await;
 
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
@@ -82,7 +188,15 @@ pub(crate) async fn observe(
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }
-    crate::telemetry::answer_traceparent(&span, &state, response.headers_mut());
+    let headers = response.headers_mut();
+    headers.reserve(shared.security_headers.len() + 2);
+    crate::telemetry::answer_traceparent(&span, &shared.state, headers);
+    for (name, value) in &shared.security_headers {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers.insert(X_REQUEST_ID.clone(), request_id_header);
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -90,11 +204,9 @@ pub(crate) async fn observe(
             "request completed"
         );
     });
-    let method = method.as_str().to_owned();
-    metrics::histogram!(names::HTTP_DURATION, "route" => route.clone(), "method" => method.clone())
-        .record(elapsed.as_secs_f64());
-    metrics::counter!(names::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string())
-        .increment(1);
+    shared
+        .metrics
+        .record(route, &method, status, elapsed.as_secs_f64());
     response
 }
 
@@ -106,14 +218,9 @@ impl<F: FnMut()> Drop for OnDrop<F> {
     }
 }
 
-/// Turns any error response that is not already problem+json (axum's 404 and 405, tower-http's
-/// 413 and timeouts) into the one error format, keeping its status and headers such as `Allow`.
-pub(crate) async fn problem_json(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
+/// Turns an error response that is not already problem+json (axum's 404 and 405, tower-http's
+/// 413) into the one error format, keeping its status and headers such as `Allow`.
+fn as_problem(response: Response) -> Response {
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -122,9 +229,12 @@ pub(crate) async fn problem_json(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, _) = response.into_parts();
+    let status = parts.status;
     let replacement = problem(status, default_detail(status), Map::new());
     let (new_parts, body) = replacement.into_parts();
+    // The old body is gone, and with it whatever its length and encoding were.
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -134,4 +244,146 @@ pub(crate) async fn problem_json(request: Request, next: Next) -> Response {
         }
     }
     Response::from_parts(parts, Body::new(body))
+}
+
+/// The HTTP metrics' handles, looked up once per route, method and status rather than on
+/// every request (a registry lookup builds and hashes a labelled key each time).
+#[derive(Default)]
+struct HttpMetrics {
+    in_flight: OnceLock<Gauge>,
+    /// By route template; a route sees few (method, status) pairs, so a list is enough.
+    by_route: RwLock<HashMap<String, Vec<RouteHandles>>>,
+}
+
+#[derive(Clone)]
+struct RouteHandles {
+    method: Method,
+    status: u16,
+    duration: Histogram,
+    requests: Counter,
+}
+
+impl HttpMetrics {
+    fn in_flight(&self) -> Gauge {
+        self.in_flight
+            .get_or_init(|| metrics::gauge!(names::HTTP_IN_FLIGHT))
+            .clone()
+    }
+
+    fn record(&self, route: &str, method: &Method, status: u16, seconds: f64) {
+        let matches = |h: &&RouteHandles| h.status == status && h.method == method;
+        let cached = self.by_route.read().ok().and_then(|by_route| {
+            by_route
+                .get(route)
+                .and_then(|handles| handles.iter().find(matches).cloned())
+        });
+        let handles = cached.unwrap_or_else(|| {
+            let handles = RouteHandles {
+                method: method.clone(),
+                status,
+                duration: metrics::histogram!(names::HTTP_DURATION,
+                    "route" => route.to_owned(), "method" => method.to_string()),
+                requests: metrics::counter!(names::HTTP_REQUESTS,
+                    "route" => route.to_owned(), "method" => method.to_string(),
+                    "status" => status.to_string()),
+            };
+            if let Ok(mut by_route) = self.by_route.write() {
+                by_route
+                    .entry(route.to_owned())
+                    .or_default()
+                    .push(handles.clone());
+            }
+            handles
+        });
+        handles.duration.record(seconds);
+        handles.requests.increment(1);
+    }
+}
+
+/// Adds [`Guard`]: rate limits, the request timeout and panic recovery.
+#[derive(Clone)]
+pub(crate) struct GuardLayer {
+    state: AppState,
+    timeout: Duration,
+}
+
+impl GuardLayer {
+    pub(crate) fn new(state: AppState) -> Self {
+        let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
+        Self { state, timeout }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Guard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// See [`GuardLayer`].
+#[derive(Clone)]
+pub(crate) struct Guard<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+impl<S> Service<Request> for Guard<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let GuardLayer { state, timeout } = self.layer.clone();
+        Box::pin(async move { Ok(guard(inner, &state, timeout, request).await) })
+    }
+}
+
+async fn guard<S>(inner: S, state: &AppState, timeout: Duration, mut request: Request) -> Response
+where
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    let admitted = match crate::limits::admit(state, &mut request).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    // A panicking handler becomes a 500 with the request id, not a dropped connection.
+    let answer = AssertUnwindSafe(inner.oneshot(request)).catch_unwind();
+    let response = match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(Ok(response))) => response.into_response(),
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(panic)) => panic_response(&*panic),
+        // A slow handler is cut off rather than holding a connection forever.
+        Err(_elapsed) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            default_detail(StatusCode::SERVICE_UNAVAILABLE),
+            Map::new(),
+        ),
+    };
+    admitted.finish(response)
+}
+
+fn panic_response(panic: &(dyn std::any::Any + Send)) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }

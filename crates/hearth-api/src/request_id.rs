@@ -3,8 +3,6 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 
 /// The header carrying the request id both ways.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -32,8 +30,10 @@ fn acceptable(value: &HeaderValue) -> Option<&str> {
     ok.then_some(text)
 }
 
-/// Middleware: settles the id, runs the rest of the stack with it in scope, echoes it.
-pub async fn layer(mut request: Request, next: Next) -> Response {
+/// Settles the request's id: a well-formed incoming `x-request-id` is kept, anything else is
+/// replaced by a new UUIDv7. The id goes into the request's headers and extensions; it is
+/// returned with its header value, for the response.
+pub(crate) fn settle(request: &mut Request) -> (String, HeaderValue) {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -44,7 +44,10 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), header.clone());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = REQUEST_ID.scope(id, next.run(request)).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), header);
-    response
+    (id, header)
+}
+
+/// Runs `future` with `id` as the [`current`] request id.
+pub(crate) fn scope<F: Future>(id: String, future: F) -> impl Future<Output = F::Output> {
+    REQUEST_ID.scope(id, future)
 }

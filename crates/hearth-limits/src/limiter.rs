@@ -1,9 +1,12 @@
 //! The rate limiter: in-process, or Redis-backed with an in-process fallback.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 #[cfg(feature = "redis")]
 use std::time::Duration;
+
+use metrics::Counter;
 
 use crate::clock::{Clock, SystemClock};
 use crate::local::LocalStore;
@@ -39,6 +42,7 @@ pub struct Limiter {
 
 struct Inner {
     local: LocalStore,
+    metrics: DecisionMetrics,
     #[cfg(feature = "redis")]
     redis: Option<RedisGcra>,
 }
@@ -63,6 +67,7 @@ impl Limiter {
         Self {
             inner: Arc::new(Inner {
                 local: LocalStore::new(clock),
+                metrics: DecisionMetrics::default(),
                 #[cfg(feature = "redis")]
                 redis: None,
             }),
@@ -141,7 +146,7 @@ impl Limiter {
             if !redis.link.is_degraded()
                 && let Ok(decision) = redis.decide(checks).await
             {
-                record(&decision, checks);
+                self.inner.metrics.record(&decision, checks);
                 return Ok(decision);
             }
             if redis.link.policy() == RedisDownPolicy::Refuse {
@@ -149,34 +154,56 @@ impl Limiter {
             }
         }
         let decision = self.inner.local.decide(checks);
-        record(&decision, checks);
+        self.inner.metrics.record(&decision, checks);
         Ok(decision)
     }
 }
 
-fn record<C: AsCheck>(decision: &Decision, checks: &[C]) {
-    // The deciding rule's label comes from the rule itself, so `&'static` names cost nothing.
-    let Some(rule) = checks
-        .iter()
-        .map(AsCheck::rule)
-        .find(|r| r.name == decision.rule.as_str())
-    else {
-        return;
-    };
-    let outcome = if decision.allowed {
-        "allowed"
-    } else {
-        "refused"
-    };
-    metrics::counter!(metric_names::DECISIONS, "rule" => rule.name.clone(), "outcome" => outcome)
-        .increment(1);
-    if !decision.allowed {
-        metrics::counter!(metric_names::REFUSALS, "rule" => rule.name.clone()).increment(1);
-        tracing::debug!(
-            rule = %decision.rule,
-            retry_after_ms = decision.retry_after.map(|d| d.as_millis()),
-            "rate limit refused"
-        );
+/// The decision counters' handles by rule, looked up once per rule rather than on every
+/// decision (a registry lookup builds and hashes a labelled key each time).
+#[derive(Default)]
+struct DecisionMetrics {
+    /// Per rule name: decisions allowed, decisions refused, refusals.
+    by_rule: RwLock<HashMap<String, [Counter; 3]>>,
+}
+
+impl DecisionMetrics {
+    fn record<C: AsCheck>(&self, decision: &Decision, checks: &[C]) {
+        // The deciding rule's label comes from the rule itself, so `&'static` names cost nothing.
+        let Some(rule) = checks
+            .iter()
+            .map(AsCheck::rule)
+            .find(|r| r.name == decision.rule.as_str())
+        else {
+            return;
+        };
+        let cached = self
+            .by_rule
+            .read()
+            .ok()
+            .and_then(|map| map.get(rule.name.as_ref()).cloned());
+        let [allowed, refused, refusals] = cached.unwrap_or_else(|| {
+            let counters = [
+                metrics::counter!(metric_names::DECISIONS, "rule" => rule.name.clone(), "outcome" => "allowed"),
+                metrics::counter!(metric_names::DECISIONS, "rule" => rule.name.clone(), "outcome" => "refused"),
+                metrics::counter!(metric_names::REFUSALS, "rule" => rule.name.clone()),
+            ];
+            if let Ok(mut map) = self.by_rule.write() {
+                map.insert(rule.name.to_string(), counters.clone());
+            }
+            counters
+        });
+        if decision.allowed {
+            allowed.increment(1);
+        } else {
+            refused.increment(1);
+            refusals.increment(1);
+            tracing::debug!(
+                rule = %decision.rule,
+                retry_after_ms = decision.retry_after.map(|d| d.as_millis()),
+                "rate limit refused"
+            );
+        }
     }
 }
 
@@ -275,6 +302,7 @@ impl LimiterBuilder {
         Ok(Limiter {
             inner: Arc::new(Inner {
                 local,
+                metrics: DecisionMetrics::default(),
                 #[cfg(feature = "redis")]
                 redis,
             }),

@@ -3,11 +3,14 @@
 //! tracing-subscriber's own JSON formatter cannot see OpenTelemetry ids, and nests the request
 //! id inside a span list; operators grep and index on `request_id` and `trace_id`, so this
 //! layer writes them at the top level of every line.
+//!
+//! Every request writes a line, so the line is written straight into one buffer: no
+//! intermediate JSON tree, no per-field key strings.
 
+use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::OnceLock;
 
-use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Dispatch, Event, Subscriber};
@@ -35,41 +38,151 @@ impl<W> JsonLayer<W> {
     }
 }
 
-/// A span's fields as JSON, kept in the span's extensions.
-struct SpanFields(Map<String, Value>);
+/// One recorded field value.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
 
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+impl Value {
+    fn is_blank(&self) -> bool {
+        matches!(self, Self::Str(s) if s.is_empty())
+    }
 
-impl Visit for JsonVisitor<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Str(s) => write_str(out, s),
+            Self::I64(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Self::U64(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Self::F64(n) => write_f64(out, *n),
+            Self::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        }
+    }
+}
+
+/// A span's fields in recording order, kept in the span's extensions.
+#[derive(Default)]
+struct SpanFields(Vec<(&'static str, Value)>);
+
+impl SpanFields {
+    fn set(&mut self, name: &'static str, value: Value) {
+        match self.0.iter_mut().find(|(key, _)| *key == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+/// `otel.*` fields name and classify the OpenTelemetry span; they are not log content.
+fn is_logged(field: &Field) -> bool {
+    !field.name().starts_with("otel.")
+}
+
+impl Visit for SpanFields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        if is_logged(field) {
+            self.set(field.name(), Value::F64(value));
+        }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        if is_logged(field) {
+            self.set(field.name(), Value::I64(value));
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        if is_logged(field) {
+            self.set(field.name(), Value::U64(value));
+        }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        if is_logged(field) {
+            self.set(field.name(), Value::Bool(value));
+        }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        if is_logged(field) {
+            self.set(field.name(), Value::Str(value.to_owned()));
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        // The whole cause chain, as `{:#}` prints it for anyhow.
-        let mut text = value.to_string();
-        let mut source = value.source();
+        if is_logged(field) {
+            self.set(field.name(), Value::Str(ErrorChain(value).to_string()));
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if is_logged(field) {
+            self.set(field.name(), Value::Str(format!("{value:?}")));
+        }
+    }
+}
+
+/// An error and its causes, as `{:#}` prints them for anyhow: `outer: inner: root`.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
         while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
+            write!(f, ": {cause}")?;
             source = cause.source();
         }
-        self.0.insert(field.name().to_owned(), Value::from(text));
+        Ok(())
     }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+}
+
+/// Writes an event's fields as JSON members straight into `fields`, and its message into
+/// `message`.
+struct EventVisitor<'a> {
+    fields: &'a mut Vec<u8>,
+    message: &'a mut Vec<u8>,
+}
+
+impl EventVisitor<'_> {
+    /// The buffer for `field`, with its key written when it is an ordinary field.
+    fn slot(&mut self, field: &Field) -> &mut Vec<u8> {
+        if field.name() == "message" {
+            self.message.clear();
+            return self.message;
+        }
+        if !self.fields.is_empty() {
+            self.fields.push(b',');
+        }
+        write_str(self.fields, field.name());
+        self.fields.push(b':');
+        self.fields
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        write_f64(self.slot(field), value);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        let _ = write!(self.slot(field), "{value}");
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let _ = write!(self.slot(field), "{value}");
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        Value::Bool(value).write(self.slot(field));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        write_str(self.slot(field), value);
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        write_display(self.slot(field), &ErrorChain(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        write_display(self.slot(field), &format_args!("{value:?}"));
     }
 }
 
@@ -83,10 +196,10 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
-        attrs.record(&mut JsonVisitor(&mut fields));
+        let mut fields = SpanFields::default();
+        attrs.record(&mut fields);
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(SpanFields(fields));
+            span.extensions_mut().insert(fields);
         }
     }
 
@@ -94,64 +207,199 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
         {
-            values.record(&mut JsonVisitor(&mut fields.0));
+            values.record(fields);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
-        event.record(&mut JsonVisitor(&mut fields));
-        let message = fields.remove("message").unwrap_or(Value::Null);
+        let mut fields = Vec::with_capacity(128);
+        let mut message = Vec::new();
+        event.record(&mut EventVisitor {
+            fields: &mut fields,
+            message: &mut message,
+        });
 
-        let mut line = Map::new();
-        let now = time::OffsetDateTime::now_utc();
-        let timestamp = now
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        line.insert("timestamp".into(), Value::from(timestamp));
-        line.insert(
-            "level".into(),
-            Value::from(event.metadata().level().as_str()),
-        );
-        line.insert("target".into(), Value::from(event.metadata().target()));
-        line.insert("message".into(), message);
-        line.insert("fields".into(), Value::Object(fields));
+        let mut line = Vec::with_capacity(512);
+        line.extend_from_slice(b"{\"timestamp\":\"");
+        let _ = time::OffsetDateTime::now_utc()
+            .format_into(&mut line, &time::format_description::well_known::Rfc3339);
+        line.extend_from_slice(b"\",\"level\":\"");
+        line.extend_from_slice(event.metadata().level().as_str().as_bytes());
+        line.extend_from_slice(b"\",\"target\":");
+        write_str(&mut line, event.metadata().target());
+        line.extend_from_slice(b",\"message\":");
+        if message.is_empty() {
+            line.extend_from_slice(b"null");
+        } else {
+            line.extend_from_slice(&message);
+        }
+        line.extend_from_slice(b",\"fields\":{");
+        line.extend_from_slice(&fields);
+        line.push(b'}');
 
         let mut innermost = None;
         if let Some(scope) = ctx.event_scope(event) {
-            let mut spans = Vec::new();
-            for span in scope.from_root() {
-                let mut entry = Map::new();
-                entry.insert("name".into(), Value::from(span.name()));
+            // The innermost non-blank value of each promoted field wins.
+            let mut promoted: [Option<Value>; PROMOTED.len()] = Default::default();
+            line.extend_from_slice(b",\"spans\":[");
+            for (index, span) in scope.from_root().enumerate() {
+                if index > 0 {
+                    line.push(b',');
+                }
+                line.extend_from_slice(b"{\"name\":");
+                write_str(&mut line, span.name());
                 if let Some(fields) = span.extensions().get::<SpanFields>() {
                     for (key, value) in &fields.0 {
-                        if PROMOTED.contains(&key.as_str()) && !is_blank(value) {
-                            line.insert(key.clone(), value.clone());
+                        if *key == "name" {
+                            continue;
                         }
-                        entry.insert(key.clone(), value.clone());
+                        if let Some(slot) = PROMOTED.iter().position(|p| p == key)
+                            && !value.is_blank()
+                        {
+                            promoted[slot] = Some(value.clone());
+                        }
+                        line.push(b',');
+                        write_str(&mut line, key);
+                        line.push(b':');
+                        value.write(&mut line);
                     }
                 }
-                spans.push(Value::Object(entry));
+                line.push(b'}');
                 innermost = Some(span.id());
             }
-            line.insert("spans".into(), Value::Array(spans));
+            line.push(b']');
+            for (key, value) in PROMOTED.iter().zip(promoted) {
+                if let Some(value) = value {
+                    line.push(b',');
+                    write_str(&mut line, key);
+                    line.push(b':');
+                    value.write(&mut line);
+                }
+            }
         }
         // No extension lock is held here, as `get_otel_context` requires.
         if let Some(id) = innermost
             && let Some(dispatch) = self.dispatch.get().and_then(|d| d.upgrade())
             && let Some((trace_id, span_id)) = crate::propagation::ids_of(&id, &dispatch)
         {
-            line.insert("trace_id".into(), Value::from(trace_id));
-            line.insert("span_id".into(), Value::from(span_id));
+            line.extend_from_slice(b",\"trace_id\":\"");
+            write_hex(&mut line, &trace_id);
+            line.extend_from_slice(b"\",\"span_id\":\"");
+            write_hex(&mut line, &span_id);
+            line.push(b'"');
         }
-
-        let mut bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
-        bytes.push(b'\n');
+        line.extend_from_slice(b"}\n");
         // A log line that cannot be written has nowhere else to go.
-        let _ = self.writer.make_writer().write_all(&bytes);
+        let _ = self.writer.make_writer().write_all(&line);
     }
 }
 
-fn is_blank(value: &Value) -> bool {
-    value.is_null() || value.as_str().is_some_and(str::is_empty)
+/// Writes `text` as a JSON string.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    escape_into(out, text);
+    out.push(b'"');
+}
+
+/// Writes whatever `value` displays as a JSON string, escaping as it goes.
+fn write_display(out: &mut Vec<u8>, value: &dyn fmt::Display) {
+    struct Escaping<'a>(&'a mut Vec<u8>);
+    impl fmt::Write for Escaping<'_> {
+        fn write_str(&mut self, text: &str) -> fmt::Result {
+            escape_into(self.0, text);
+            Ok(())
+        }
+    }
+    out.push(b'"');
+    let _ = write!(Escaping(out), "{value}");
+    out.push(b'"');
+}
+
+/// Appends `text` escaped for the inside of a JSON string (RFC 8259 section 7).
+fn escape_into(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    // Most values (ids, routes, numbers as text) need no escaping at all.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// JSON has no NaN or infinity: those are written as `null`, as serde_json does.
+fn write_f64(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        let _ = write!(out, "{value}");
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(HEX[usize::from(byte >> 4)]);
+        out.push(HEX[usize::from(byte & 0xf)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(text: &str) -> String {
+        let mut out = Vec::new();
+        write_str(&mut out, text);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_reads_them_back() {
+        for text in [
+            "plain",
+            "quote \" and backslash \\",
+            "lines\nand\rtabs\t",
+            "control \u{1} \u{1f} and \u{7f}",
+            "unicode: żółw 🐢",
+            "",
+        ] {
+            let json = escaped(text);
+            assert_eq!(
+                serde_json::from_str::<String>(&json).unwrap(),
+                text,
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_finite_floats_are_null() {
+        for (value, expected) in [(1.5, "1.5"), (f64::NAN, "null"), (f64::INFINITY, "null")] {
+            let mut out = Vec::new();
+            write_f64(&mut out, value);
+            assert_eq!(out, expected.as_bytes());
+        }
+    }
 }

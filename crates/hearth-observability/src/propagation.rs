@@ -84,15 +84,15 @@ pub fn ids(span: &Span) -> Option<(String, String)> {
     })
 }
 
-/// The ids of the span `id` in `dispatch`, for the log layer.
-pub(crate) fn ids_of(id: &tracing::span::Id, dispatch: &Dispatch) -> Option<(String, String)> {
+/// The trace and span ids of the span `id` in `dispatch`, as bytes, for the log layer.
+pub(crate) fn ids_of(id: &tracing::span::Id, dispatch: &Dispatch) -> Option<([u8; 16], [u8; 8])> {
     let context = tracing_opentelemetry::get_otel_context(id, dispatch)?;
     let span_ref = context.span();
     let span_context = span_ref.span_context();
     span_context.is_valid().then(|| {
         (
-            span_context.trace_id().to_string(),
-            span_context.span_id().to_string(),
+            span_context.trace_id().to_bytes(),
+            span_context.span_id().to_bytes(),
         )
     })
 }
