@@ -271,6 +271,24 @@ impl HttpMetrics {
     }
 
     fn record(&self, route: &str, method: &Method, status: u16, seconds: f64) {
+        // Methods are client input: any but the standard ones share one label, so a client
+        // cannot grow the label set (or this cache) without bound.
+        let standard = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ];
+        let other;
+        let method = if standard.contains(method) {
+            method
+        } else {
+            other = Method::from_bytes(b"OTHER").expect("a valid method token");
+            &other
+        };
         let matches = |h: &&RouteHandles| h.status == status && h.method == method;
         let cached = self.by_route.read().ok().and_then(|by_route| {
             by_route
