@@ -25,6 +25,10 @@ use axum::routing::get;
 use hearth_limits::{RuleSettings, RuleTable};
 use hearth_observability::{LogFormat, LogSettings, Service, TelemetrySettings};
 
+// The allocator the gateway binary ships with, so the figure is the shipped one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     seconds: u64,
     concurrency: usize,
