@@ -1,13 +1,24 @@
 //! The PostgreSQL backend: what production runs.
 //!
-//! A round is four round trips: `BEGIN`; one `SELECT … FOR UPDATE` that locks the wallet and
-//! the seed row and reads both; one statement whose CTEs write the round, the ledger lines, the
-//! new balance and the next nonce; `COMMIT`. The row lock serialises rounds on one wallet and
-//! leaves every other wallet free.
+//! A new round is one round trip: the application draws the outcome from the player's seeds and
+//! the nonce it expects (the ones the last round left; with several of the player's rounds in
+//! flight, the outcomes of the next few nonces), then calls the server-side function
+//! `hearth_play_round` (migration `20261201000005`), which in one transaction locks the wallet
+//! and the seed row, checks the Idempotency-Key, the open rounds and the balance, and writes the
+//! round, the ledger lines, the balance, the next nonce and the key, using the outcome for the
+//! nonce it finds under the lock. If it holds none (a seed change, another process), nothing is
+//! written and the round is drawn again from the inputs it returns. When the rules refuse a draw
+//! or the inputs keep changing, the round falls back to four round trips: `BEGIN`; a
+//! `SELECT … FOR UPDATE` of the wallet and the seeds; one statement whose CTEs write everything;
+//! `COMMIT`. Either way the row lock serialises rounds on one wallet and leaves every other
+//! wallet free.
 
 mod accounts;
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,6 +53,12 @@ const LEDGER_PAGE: &str = "SELECT id, user_id, kind, amount, balance_before, bal
 const LEDGER_PAGE_BY_KIND: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, \
      game, round_id, description, metadata, status, created_at FROM ledger_entries \
      WHERE user_id = $1 AND kind = $4 AND id < $2 AND $5::TEXT IS NULL ORDER BY id DESC LIMIT $3";
+/// Kinds other than bets and wins, through their own partial index (the predicate is spelled
+/// out so that the generic plan can use it).
+const LEDGER_PAGE_BY_RARE_KIND: &str = "SELECT id, user_id, kind, amount, balance_before, \
+     balance_after, game, round_id, description, metadata, status, created_at FROM ledger_entries \
+     WHERE user_id = $1 AND kind = $4 AND kind NOT IN ('bet', 'win') AND id < $2 \
+     AND $5::TEXT IS NULL ORDER BY id DESC LIMIT $3";
 const LEDGER_PAGE_BY_GAME: &str = "SELECT id, user_id, kind, amount, balance_before, balance_after, \
      game, round_id, description, metadata, status, created_at FROM ledger_entries \
      WHERE user_id = $1 AND game = $5 AND id < $2 AND $4::TEXT IS NULL ORDER BY id DESC LIMIT $3";
@@ -53,6 +70,148 @@ const LEDGER_PAGE_BY_KIND_AND_GAME: &str = "SELECT id, user_id, kind, amount, ba
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
     pool: PgPool,
+    draws: Arc<DrawCache>,
+}
+
+/// The inputs of a player's next draw: their seeds and next nonce.
+#[derive(Clone, sqlx::FromRow)]
+struct DrawInputs {
+    server_seed: String,
+    server_seed_hash: String,
+    client_seed: String,
+    nonce: i64,
+}
+
+/// A round drawn ahead of the transaction that will (or will not) settle it.
+struct Drawn {
+    settled: SettledRound,
+    status: &'static str,
+    state: Option<serde_json::Value>,
+}
+
+impl DrawInputs {
+    /// Runs the rules with these seeds and the nonce `offset` after the next one; `None` when
+    /// the seeds do not parse or the rules refuse, which the locked path then reports in its
+    /// own order.
+    fn draw(&self, request: &RoundRequest<'_>, offset: usize) -> Option<Drawn> {
+        let server_seed = ServerSeed::from_hex(&self.server_seed).ok()?;
+        let client_seed = ClientSeed::parse(&self.client_seed).ok()?;
+        let nonce = u64::try_from(self.nonce)
+            .ok()?
+            .checked_add(u64::try_from(offset).ok()?)?;
+        let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce)).ok()?;
+        let status = rows::round_status(&play).ok()?;
+        Some(Drawn {
+            settled: SettledRound {
+                round_id: request.round_id,
+                status: status.to_owned(),
+                game: request.game.to_owned(),
+                bet: request.bet,
+                win: play.win,
+                balance: 0,
+                detail: play.detail,
+                server_seed_hash: self.server_seed_hash.clone(),
+                client_seed: self.client_seed.clone(),
+                nonce,
+                created_at: OffsetDateTime::UNIX_EPOCH,
+            },
+            status,
+            state: play.state,
+        })
+    }
+
+    /// Whether these are the same seeds as `other`'s.
+    fn same_seeds(&self, other: &Self) -> bool {
+        self.server_seed_hash == other.server_seed_hash && self.client_seed == other.client_seed
+    }
+}
+
+impl std::fmt::Debug for DrawInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The server seed is secret until rotated.
+        f.debug_struct("DrawInputs")
+            .field("server_seed_hash", &self.server_seed_hash)
+            .field("nonce", &self.nonce)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What this process last saw of a player's draw inputs, and how many of their rounds it has in
+/// flight. Only a guess: `hearth_play_round` checks it under the row lock, so another process or
+/// a seed change costs a retry, never a wrong draw.
+#[derive(Debug, Default)]
+struct PlayerDraws {
+    last: Mutex<Option<DrawInputs>>,
+    in_flight: AtomicUsize,
+}
+
+impl PlayerDraws {
+    fn last(&self) -> Option<DrawInputs> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Remembers `seen` unless it is older than what is remembered.
+    fn remember(&self, seen: DrawInputs) {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*last {
+            Some(known) if known.same_seeds(&seen) && known.nonce > seen.nonce => {}
+            _ => *last = Some(seen),
+        }
+    }
+
+    fn forget(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+/// Counts a round in flight for as long as it lives.
+struct InFlight<'a>(&'a PlayerDraws);
+
+impl<'a> InFlight<'a> {
+    /// Enters, and returns how many of the player's rounds are in flight, this one included.
+    fn enter(player: &'a PlayerDraws) -> (Self, usize) {
+        let count = player.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        (Self(player), count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// [`PlayerDraws`] per player.
+#[derive(Debug, Default)]
+struct DrawCache {
+    players: Mutex<HashMap<Uuid, Arc<PlayerDraws>>>,
+}
+
+impl DrawCache {
+    /// Players remembered before idle ones are forgotten.
+    const CAPACITY: usize = 50_000;
+    /// The most outcomes drawn ahead for one round.
+    const MAX_AHEAD: usize = 32;
+
+    fn player(&self, user: Uuid) -> Arc<PlayerDraws> {
+        let mut players = self
+            .players
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if players.len() >= Self::CAPACITY && !players.contains_key(&user) {
+            players.retain(|_, player| Arc::strong_count(player) > 1);
+        }
+        Arc::clone(players.entry(user).or_default())
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,6 +219,44 @@ struct LockedStart {
     #[sqlx(flatten)]
     start: RoundStartRow,
     now: OffsetDateTime,
+}
+
+/// What `hearth_play_round` answers.
+#[derive(sqlx::FromRow)]
+struct OneCallRow {
+    outcome: String,
+    balance_after: Option<i64>,
+    played_at: Option<OffsetDateTime>,
+    nonce_played: Option<i64>,
+    stored_fingerprint: Option<String>,
+    stored_response: Option<Json<SettledRound>>,
+    current_server_seed: Option<String>,
+    current_server_seed_hash: Option<String>,
+    current_client_seed: Option<String>,
+    current_nonce: Option<i64>,
+}
+
+impl OneCallRow {
+    /// The draw inputs under the lock, returned with every outcome that wrote nothing.
+    fn current_inputs(&self) -> Result<DrawInputs, StorageError> {
+        match (
+            &self.current_server_seed,
+            &self.current_server_seed_hash,
+            &self.current_client_seed,
+            self.current_nonce,
+        ) {
+            (Some(seed), Some(hash), Some(client), Some(nonce)) => Ok(DrawInputs {
+                server_seed: seed.clone(),
+                server_seed_hash: hash.clone(),
+                client_seed: client.clone(),
+                nonce,
+            }),
+            _ => Err(StorageError::Corrupt(format!(
+                "hearth_play_round said {} without the draw inputs",
+                self.outcome
+            ))),
+        }
+    }
 }
 
 impl PostgresDatabase {
@@ -85,7 +282,10 @@ impl PostgresDatabase {
                 sqlx::Error::Database(_) => StorageError::Other(error),
                 other => StorageError::Unavailable(other),
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            draws: Arc::default(),
+        })
     }
 
     /// The underlying pool, for tests and tools.
@@ -220,7 +420,8 @@ impl WalletRepository for PostgresDatabase {
         // One static statement per filter combination, so each can use its own index.
         let sql = match (&query.kind, &query.game) {
             (None, None) => LEDGER_PAGE,
-            (Some(_), None) => LEDGER_PAGE_BY_KIND,
+            (Some(EntryKind::Bet | EntryKind::Win), None) => LEDGER_PAGE_BY_KIND,
+            (Some(_), None) => LEDGER_PAGE_BY_RARE_KIND,
             (None, Some(_)) => LEDGER_PAGE_BY_GAME,
             (Some(_), Some(_)) => LEDGER_PAGE_BY_KIND_AND_GAME,
         };
@@ -341,104 +542,25 @@ impl GameRepository for PostgresDatabase {
         &self,
         request: RoundRequest<'_>,
     ) -> Result<Played<SettledRound>, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let LockedStart { start, now } = sqlx::query_as(
-            "SELECT w.balance, f.server_seed, f.server_seed_hash, f.client_seed, f.nonce, \
-                    EXISTS (SELECT 1 FROM game_rounds r WHERE r.user_id = w.user_id \
-                            AND r.game = $2 AND r.status = 'open') AS has_open, \
-                    now() AS now \
-             FROM wallets w JOIN fairness_seeds f ON f.user_id = w.user_id \
-             WHERE w.user_id = $1 FOR UPDATE OF w, f",
-        )
-        .bind(request.user_id)
-        .bind(request.game)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StorageError::NotFound)?;
-        // Read after the wallet lock is held: a concurrent request with the same key has
-        // committed (and is seen here) or has not started its writes.
-        if let Some(answer) = replay(&mut tx, request.user_id, request.idempotency.as_ref()).await?
-        {
-            tx.rollback().await?;
-            return Ok(answer);
+        if request.bet <= 0 {
+            return self.play_round_locked(request).await;
         }
-        start.ensure_none_open()?;
-        // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
-        RoundLedger::compute(start.balance, request.bet, 0)?;
-        let (server_seed, client_seed) = rows::seeds(&start)?;
-        let nonce =
-            u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
-        let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce))?;
-        let status = rows::round_status(&play)?;
-        let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
-        let state = play.state.clone();
-        let settled = SettledRound {
-            round_id: request.round_id,
-            status: status.to_owned(),
-            game: request.game.to_owned(),
-            bet: request.bet,
-            win: play.win,
-            balance: ledger.after_win,
-            detail: play.detail,
-            server_seed_hash: start.server_seed_hash,
-            client_seed: start.client_seed,
-            nonce,
-            created_at: now,
-        };
-        let (key, fingerprint) = match &request.idempotency {
-            Some(i) => (Some(i.key.as_str()), Some(i.fingerprint.as_str())),
-            None => (None, None),
-        };
-
-        // Ledger ids follow VALUES order, so the win always comes after its bet.
-        sqlx::query(
-            "WITH round AS ( \
-                                  INSERT INTO game_rounds (id, user_id, game, bet, win, status, detail, \
-                                          server_seed_hash, client_seed, nonce, created_at, \
-                                          updated_at, state) \
-                 VALUES ($1, $2, $3, $4, $5, $22, $6, $7, $8, $9, $10, $10, $23) RETURNING id), \
-             wallet AS (UPDATE wallets SET balance = $11, updated_at = $10 WHERE user_id = $2), \
-             seed AS (UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = $2), \
-             idem AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, response, round_id, created_at) \
-                      SELECT $2, $19, $20, $21, $1, $10 WHERE $19::TEXT IS NOT NULL) \
-             INSERT INTO ledger_entries (user_id, kind, amount, balance_before, balance_after, \
-                                         game, round_id, description, status, created_at) \
-             SELECT $2, v.kind, v.amount, v.before, v.after, $3, round.id, v.description, $16, $10 \
-             FROM round, (VALUES ($17, -$4::BIGINT, $12::BIGINT, $13::BIGINT, $14::TEXT, 1), \
-                                 ($18, $5::BIGINT, $13::BIGINT, $11::BIGINT, $15::TEXT, 2)) \
-                  AS v(kind, amount, before, after, description, ord) \
-             WHERE v.amount <> 0 ORDER BY v.ord",
-        )
-        .bind(request.round_id) // $1
-        .bind(request.user_id) // $2
-        .bind(request.game) // $3
-        .bind(request.bet) // $4
-        .bind(settled.win) // $5
-        .bind(Json(&settled.detail)) // $6
-        .bind(&settled.server_seed_hash) // $7
-        .bind(&settled.client_seed) // $8
-        .bind(start.nonce) // $9
-        .bind(now) // $10
-        .bind(ledger.after_win) // $11
-        .bind(ledger.balance_before) // $12
-        .bind(ledger.after_bet) // $13
-        .bind(format!("{} bet", request.game)) // $14
-        .bind(format!("{} win", request.game)) // $15
-        .bind(EntryStatus::Settled.as_str()) // $16
-        .bind(EntryKind::Bet.as_str()) // $17
-        .bind(EntryKind::Win.as_str()) // $18
-        .bind(key) // $19
-        .bind(fingerprint) // $20
-                .bind(Json(&settled)) // $21
-        .bind(status) // $22
-        .bind(state.map(Json)) // $23
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Played {
-            value: settled,
-            replayed: false,
-        })
+        let player = self.draws.player(request.user_id);
+        let (_in_flight, in_flight) = InFlight::enter(&player);
+        match self
+            .play_round_in_one_call(&request, &player, in_flight)
+            .await
+        {
+            Ok(Some(played)) => Ok(played),
+            Ok(None) => {
+                player.forget();
+                self.play_round_locked(request).await
+            }
+            Err(error) => {
+                player.forget();
+                Err(error)
+            }
+        }
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %request.user_id, round_id = %request.round_id), err)]
@@ -560,6 +682,254 @@ impl GameRepository for PostgresDatabase {
         .fetch_optional(&self.pool)
         .await?;
         row.map(RoundRecord::try_from).transpose()
+    }
+}
+
+impl PostgresDatabase {
+    /// A round through `hearth_play_round`: one round trip and one transaction when one of the
+    /// outcomes drawn ahead is for the nonce found under the lock. `Ok(None)` hands the round to
+    /// [`Self::play_round_locked`] (the rules refused a draw, or the inputs kept changing
+    /// underneath), which then decides with the inputs it finds under the lock, as before.
+    async fn play_round_in_one_call(
+        &self,
+        request: &RoundRequest<'_>,
+        player: &PlayerDraws,
+        in_flight: usize,
+    ) -> Result<Option<Played<SettledRound>>, StorageError> {
+        let mut inputs = match player.last() {
+            Some(inputs) => inputs,
+            None => match sqlx::query_as::<_, DrawInputs>(
+                "SELECT server_seed, server_seed_hash, client_seed, nonce FROM fairness_seeds \
+                 WHERE user_id = $1",
+            )
+            .bind(request.user_id)
+            .fetch_optional(&self.pool)
+            .await?
+            {
+                Some(inputs) => inputs,
+                None => return Ok(None),
+            },
+        };
+        // Alone, the next nonce is this round's. With other rounds of the player in flight,
+        // those and later ones may take the lock first: draw for the nonces they may use up.
+        let ahead = if in_flight <= 1 {
+            1
+        } else {
+            (4 * in_flight).min(DrawCache::MAX_AHEAD)
+        };
+        let (key, fingerprint) = match &request.idempotency {
+            Some(i) => (Some(i.key.as_str()), Some(i.fingerprint.as_str())),
+            None => (None, None),
+        };
+        for _ in 0..4 {
+            let mut drawn = Vec::with_capacity(ahead);
+            for offset in 0..ahead {
+                match inputs.draw(request, offset) {
+                    Some(round) => drawn.push(round),
+                    None => break,
+                }
+            }
+            if drawn.is_empty() {
+                return Ok(None);
+            }
+            let row: OneCallRow = sqlx::query_as(
+                "SELECT outcome, balance_after, played_at, nonce_played, stored_fingerprint, \
+                        stored_response, current_server_seed, current_server_seed_hash, \
+                        current_client_seed, current_nonce \
+                 FROM hearth_play_round($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(request.user_id) // $1
+            .bind(request.round_id) // $2
+            .bind(request.game) // $3
+            .bind(request.bet) // $4
+            .bind(&inputs.server_seed_hash) // $5
+            .bind(&inputs.client_seed) // $6
+            .bind(inputs.nonce) // $7
+            .bind(drawn.iter().map(|d| d.settled.win).collect::<Vec<_>>()) // $8
+            .bind(drawn.iter().map(|d| d.status).collect::<Vec<_>>()) // $9
+            .bind(
+                drawn
+                    .iter()
+                    .map(|d| d.settled.detail.to_string())
+                    .collect::<Vec<_>>(),
+            ) // $10
+            .bind(
+                drawn
+                    .iter()
+                    .map(|d| d.state.as_ref().map(ToString::to_string))
+                    .collect::<Vec<_>>(),
+            ) // $11
+            .bind(key) // $12
+            .bind(fingerprint) // $13
+            .fetch_one(&self.pool)
+            .await?;
+            let balance = row.balance_after.unwrap_or(0);
+            match row.outcome.as_str() {
+                "ok" => {
+                    let played = row
+                        .nonce_played
+                        .ok_or_else(|| StorageError::Corrupt("nonce played".into()))?;
+                    let mut settled = usize::try_from(played - inputs.nonce)
+                        .ok()
+                        .filter(|at| *at < drawn.len())
+                        .map(|at| drawn.swap_remove(at).settled)
+                        .ok_or_else(|| StorageError::Corrupt("nonce played".into()))?;
+                    settled.balance = balance;
+                    settled.created_at = row
+                        .played_at
+                        .ok_or_else(|| StorageError::Corrupt("round time".into()))?;
+                    inputs.nonce = played + 1;
+                    player.remember(inputs);
+                    return Ok(Some(Played {
+                        value: settled,
+                        replayed: false,
+                    }));
+                }
+                "not_found" => return Err(StorageError::NotFound),
+                _ => {}
+            }
+            // Nothing was written; the row tells what the inputs are now.
+            let first_nonce = inputs.nonce;
+            inputs = row.current_inputs()?;
+            player.remember(inputs.clone());
+            match row.outcome.as_str() {
+                "stale" => continue,
+                "replay" => {
+                    let stored = IdempotencyRow::new(row.stored_fingerprint, row.stored_response)?;
+                    let idempotency = request
+                        .idempotency
+                        .as_ref()
+                        .ok_or_else(|| StorageError::Corrupt("replay without a key".into()))?;
+                    return stored.replay(idempotency).map(Some);
+                }
+                "open" => {
+                    return Err(StorageError::Conflict {
+                        constraint: "game_rounds_one_open_per_game".into(),
+                    });
+                }
+                "insufficient" => {
+                    RoundLedger::compute(balance, request.bet, 0)?;
+                }
+                "overflow" => {
+                    let win = usize::try_from(inputs.nonce - first_nonce)
+                        .ok()
+                        .and_then(|at| drawn.get(at))
+                        .map_or(0, |d| d.settled.win);
+                    RoundLedger::compute(balance, request.bet, win)?;
+                }
+                _ => {}
+            }
+            return Err(StorageError::Corrupt(format!(
+                "hearth_play_round said {} for a balance of {balance}",
+                row.outcome
+            )));
+        }
+        Ok(None)
+    }
+
+    /// A round in one transaction of four round trips: lock, draw, write, commit.
+    async fn play_round_locked(
+        &self,
+        request: RoundRequest<'_>,
+    ) -> Result<Played<SettledRound>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let LockedStart { start, now } = sqlx::query_as(
+            "SELECT w.balance, f.server_seed, f.server_seed_hash, f.client_seed, f.nonce, \
+                    EXISTS (SELECT 1 FROM game_rounds r WHERE r.user_id = w.user_id \
+                            AND r.game = $2 AND r.status = 'open') AS has_open, \
+                    now() AS now \
+             FROM wallets w JOIN fairness_seeds f ON f.user_id = w.user_id \
+             WHERE w.user_id = $1 FOR UPDATE OF w, f",
+        )
+        .bind(request.user_id)
+        .bind(request.game)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+        // Read after the wallet lock is held: a concurrent request with the same key has
+        // committed (and is seen here) or has not started its writes.
+        if let Some(answer) = replay(&mut tx, request.user_id, request.idempotency.as_ref()).await?
+        {
+            tx.rollback().await?;
+            return Ok(answer);
+        }
+        start.ensure_none_open()?;
+        // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
+        RoundLedger::compute(start.balance, request.bet, 0)?;
+        let (server_seed, client_seed) = rows::seeds(&start)?;
+        let nonce =
+            u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
+        let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce))?;
+        let status = rows::round_status(&play)?;
+        let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
+        let state = play.state.clone();
+        let settled = SettledRound {
+            round_id: request.round_id,
+            status: status.to_owned(),
+            game: request.game.to_owned(),
+            bet: request.bet,
+            win: play.win,
+            balance: ledger.after_win,
+            detail: play.detail,
+            server_seed_hash: start.server_seed_hash,
+            client_seed: start.client_seed,
+            nonce,
+            created_at: now,
+        };
+        let (key, fingerprint) = match &request.idempotency {
+            Some(i) => (Some(i.key.as_str()), Some(i.fingerprint.as_str())),
+            None => (None, None),
+        };
+
+        // Ledger ids follow VALUES order, so the win always comes after its bet.
+        sqlx::query(
+            "WITH round AS ( \
+                                  INSERT INTO game_rounds (id, user_id, game, bet, win, status, detail, \
+                                          server_seed_hash, client_seed, nonce, created_at, \
+                                          updated_at, state) \
+                 VALUES ($1, $2, $3, $4, $5, $22, $6, $7, $8, $9, $10, $10, $23) RETURNING id), \
+             wallet AS (UPDATE wallets SET balance = $11, updated_at = $10 WHERE user_id = $2), \
+             seed AS (UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = $2), \
+             idem AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, response, round_id, created_at) \
+                      SELECT $2, $19, $20, $21, $1, $10 WHERE $19::TEXT IS NOT NULL) \
+             INSERT INTO ledger_entries (user_id, kind, amount, balance_before, balance_after, \
+                                         game, round_id, description, status, created_at) \
+             SELECT $2, v.kind, v.amount, v.before, v.after, $3, round.id, v.description, $16, $10 \
+             FROM round, (VALUES ($17, -$4::BIGINT, $12::BIGINT, $13::BIGINT, $14::TEXT, 1), \
+                                 ($18, $5::BIGINT, $13::BIGINT, $11::BIGINT, $15::TEXT, 2)) \
+                  AS v(kind, amount, before, after, description, ord) \
+             WHERE v.amount <> 0 ORDER BY v.ord",
+        )
+        .bind(request.round_id) // $1
+        .bind(request.user_id) // $2
+        .bind(request.game) // $3
+        .bind(request.bet) // $4
+        .bind(settled.win) // $5
+        .bind(Json(&settled.detail)) // $6
+        .bind(&settled.server_seed_hash) // $7
+        .bind(&settled.client_seed) // $8
+        .bind(start.nonce) // $9
+        .bind(now) // $10
+        .bind(ledger.after_win) // $11
+        .bind(ledger.balance_before) // $12
+        .bind(ledger.after_bet) // $13
+        .bind(format!("{} bet", request.game)) // $14
+        .bind(format!("{} win", request.game)) // $15
+        .bind(EntryStatus::Settled.as_str()) // $16
+        .bind(EntryKind::Bet.as_str()) // $17
+        .bind(EntryKind::Win.as_str()) // $18
+        .bind(key) // $19
+        .bind(fingerprint) // $20
+                .bind(Json(&settled)) // $21
+        .bind(status) // $22
+        .bind(state.map(Json)) // $23
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Played {
+            value: settled,
+            replayed: false,
+        })
     }
 }
 

@@ -195,6 +195,20 @@ pub(crate) struct IdempotencyRow {
 }
 
 impl IdempotencyRow {
+    /// A stored key as returned by `hearth_play_round`.
+    pub(crate) fn new(
+        fingerprint: Option<String>,
+        response: Option<sqlx::types::Json<crate::SettledRound>>,
+    ) -> Result<Self, StorageError> {
+        match (fingerprint, response) {
+            (Some(fingerprint), Some(response)) => Ok(Self {
+                fingerprint,
+                response,
+            }),
+            _ => Err(StorageError::Corrupt("a replay without its answer".into())),
+        }
+    }
+
     /// The replay of the first request, or a mismatch when the request differs.
     pub(crate) fn replay(
         self,

@@ -1,11 +1,11 @@
 //! [`LeaderboardSource`] for both databases: every board computed by SQL (`GROUP BY`,
 //! `ORDER BY`, `LIMIT`) over `wallets` and settled `game_rounds`, in one read transaction.
 //!
-//! The windowed statements filter on `status = 'settled'` and a `created_at` range, which the
-//! partial index `game_rounds_settled_win_idx (created_at, win DESC) WHERE status = 'settled'`
-//! serves; the top `limit` is taken before joining `users` for the names. Ties are broken by
-//! user id descending, as the boards break them (UUIDs compare by their bytes in both
-//! databases: PostgreSQL's `uuid` and SQLite's BLOB).
+//! The windowed statements filter on `status = 'settled'` and a `created_at` range, which a
+//! BRIN index on `created_at` serves on PostgreSQL (rounds are appended in time order) and the
+//! partial index `game_rounds_settled_win_idx` on SQLite; the top `limit` is taken before
+//! joining `users` for the names. Ties are broken by user id descending, as the boards break
+//! them (UUIDs compare by their bytes in both databases: PostgreSQL's `uuid` and SQLite's BLOB).
 
 use std::sync::Arc;
 

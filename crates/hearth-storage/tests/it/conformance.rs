@@ -189,6 +189,42 @@ async fn a_round_debits_credits_and_is_rederivable_from_its_seeds(t: &TestDb) {
     }
 }
 
+/// Two processes (two pools) playing for one player, with a client seed change between rounds:
+/// each round draws from the seeds and the nonce the database holds, whatever the other did.
+async fn rounds_from_two_processes_draw_from_the_current_seeds_and_nonce(t: &TestDb) {
+    let user = t.db.create_user(new_user("Otto", 1_000)).await.unwrap();
+    let other = hearth_storage::connect(&t.settings).await.unwrap();
+    let server = ServerSeed::from_bytes(*FIXED_SERVER_SEED);
+    let mut client = "test-client-seed".to_owned();
+    let mut balance = 1_000;
+    for nonce in 0..8u64 {
+        let db: &dyn Database = if nonce % 3 == 1 {
+            other.as_ref()
+        } else {
+            t.db.as_ref()
+        };
+        if nonce == 5 {
+            client = "a-new-client-seed".to_owned();
+            let seed = ClientSeed::parse(&client).unwrap();
+            other.set_client_seed(user.id, &seed).await.unwrap();
+        }
+        let round = spin(db, user.id, 10).await.unwrap();
+        let seed = ClientSeed::parse(&client).unwrap();
+        let expected = slots::spin(&mut FairRng::new(&server, &seed, nonce), 10).unwrap();
+        assert_eq!(round.nonce, nonce);
+        assert_eq!(round.client_seed, client);
+        assert_eq!(round.win, expected.win);
+        balance = balance - 10 + expected.win;
+        assert_eq!(round.balance, balance);
+        let stored = t.db.round(user.id, round.round_id).await.unwrap().unwrap();
+        assert_eq!((stored.nonce, stored.win), (nonce, expected.win));
+        assert_eq!(stored.client_seed, client);
+    }
+    assert_eq!(t.db.wallet(user.id).await.unwrap().balance, balance);
+    assert!(t.db.reconcile().await.unwrap().mismatches.is_empty());
+    other.close().await;
+}
+
 async fn an_unaffordable_bet_is_refused_and_changes_nothing(t: &TestDb) {
     let user = t.db.create_user(new_user("Eve", 5)).await.unwrap();
     match spin(t.db.as_ref(), user.id, 10).await {
@@ -612,6 +648,7 @@ backend_suite!(
     users_are_found_by_username_in_any_case_and_by_email,
     duplicate_usernames_and_emails_conflict_and_write_nothing,
     a_round_debits_credits_and_is_rederivable_from_its_seeds,
+    rounds_from_two_processes_draw_from_the_current_seeds_and_nonce,
     an_unaffordable_bet_is_refused_and_changes_nothing,
     a_rule_refusal_rolls_everything_back,
     an_unknown_user_cannot_play,
