@@ -20,9 +20,8 @@ pub enum LogFormat {
 pub struct LogSettings {
     /// `json` or `pretty`; when unset, JSON in production and pretty in development.
     pub format: Option<LogFormat>,
-    /// A level (`info`) or per-target filters (`info,hearth_storage=debug,sqlx=warn`); span
-    /// and field directives (`[http_request{route=/v1/wallet}]=debug`) are understood too, as
-    /// `EnvFilter` reads them.
+    /// An `EnvFilter` directive: a level (`info`) or per-target filters
+    /// (`info,hearth_storage=debug,sqlx=warn`).
     pub level: String,
 }
 

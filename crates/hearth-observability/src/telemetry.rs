@@ -11,8 +11,6 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use serde::Deserialize;
 use tracing::Dispatch;
-use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::{Targets, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{EnvFilter, Registry, fmt};
@@ -173,22 +171,12 @@ pub fn dispatch<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    // Levels and per-target filters (the usual case) need only a target table, which decides
-    // once per call site. `EnvFilter`, needed only for span and field directives, also keeps a
-    // shared table of live spans that it locks on every span entry and exit.
-    let (targets, env_filter) = match log.level.parse::<Targets>() {
-        Ok(targets) => (Some(targets), None),
-        Err(_) => {
-            let filter =
-                EnvFilter::builder()
-                    .parse(&log.level)
-                    .map_err(|source| InitError::Filter {
-                        directive: log.level.clone(),
-                        source,
-                    })?;
-            (None, Some(filter))
-        }
-    };
+    let filter = EnvFilter::builder()
+        .parse(&log.level)
+        .map_err(|source| InitError::Filter {
+            directive: log.level.clone(),
+            source,
+        })?;
     if let Some(problem) = telemetry.problems().into_iter().next() {
         return Err(InitError::Settings(problem));
     }
@@ -228,22 +216,14 @@ where
         // attaching its context to the thread each time, cost more than the span itself.
         // Nothing here reads the ambient OpenTelemetry context; propagation asks the span.
         .with_tracked_inactivity(false)
-        .with_context_activation(false)
-        // Log lines become span events only from warnings up: an exported trace shows what went
-        // wrong, and the access log line of every request is not copied into its span.
-        .with_filter(filter_fn(|metadata| {
-            metadata.is_span() || *metadata.level() <= tracing::Level::WARN
-        }));
+        .with_context_activation(false);
 
     let format = log.format.unwrap_or(if service.production {
         LogFormat::Json
     } else {
         LogFormat::Pretty
     });
-    let registry = Registry::default()
-        .with(targets)
-        .with(env_filter)
-        .with(otel);
+    let registry = Registry::default().with(filter).with(otel);
     let dispatch = match format {
         LogFormat::Json => Dispatch::new(registry.with(JsonLayer::new(writer))),
         LogFormat::Pretty => {

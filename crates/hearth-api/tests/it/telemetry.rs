@@ -204,10 +204,13 @@ async fn spans_reach_an_otlp_receiver_linked_to_the_callers_trace_with_the_reque
     let mut spans: Vec<Span> = Vec::new();
     let mut resource = Vec::new();
     let wanted = |spans: &[Span]| {
-        spans
-            .iter()
-            .filter(|s| hex(&s.trace_id) == INCOMING_TRACE)
-            .any(|s| s.name == "spin_slots")
+        let has = |name: &str| {
+            spans
+                .iter()
+                .filter(|s| hex(&s.trace_id) == INCOMING_TRACE)
+                .any(|s| s.name == name)
+        };
+        has("spin_slots") && (!storage_spans || has("play_round"))
     };
     while !wanted(&spans) {
         let export = exports
