@@ -92,8 +92,10 @@ fn subscriber(
 ///
 /// Other tests in this binary run without a subscriber. A callsite that one of them registers
 /// at the very moment this test installs its own can keep a stale "never" (tracing computes
-/// the interest from a snapshot), and this test's spans would silently vanish. Call it after
-/// the app is up, before the first request.
+/// the interest from a snapshot; and while a test's scoped dispatcher is the only one alive,
+/// tracing asks only the registering thread's own dispatcher), and this test's spans would
+/// silently vanish. Call it after the app is up and the request's call sites have been hit
+/// once, before the request the test inspects.
 fn refresh_interest() {
     tracing::callsite::rebuild_interest_cache();
 }
@@ -170,8 +172,19 @@ async fn spans_reach_an_otlp_receiver_linked_to_the_callers_trace_with_the_reque
         None => (sqlite_db().await, false),
     };
     let app = spawn_app_with(&t, |s| s.telemetry = telemetry.clone()).await;
-    refresh_interest();
     let token = app.player("Traced").await;
+    // One spin first, so the storage call sites are registered before the interest refresh:
+    // while this test's dispatcher is the only one alive, tracing computes a call site's
+    // interest from the registering thread's own dispatcher, and another test's thread (with
+    // none) registering `play_round` after the refresh would leave it "never" here.
+    let warm_up = app
+        .request(reqwest::Method::POST, "/v1/games/slots/spin", Some(&token))
+        .json(&json!({ "bet": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm_up.status(), StatusCode::OK);
+    refresh_interest();
 
     let response = app
         .request(reqwest::Method::POST, "/v1/games/slots/spin", Some(&token))
