@@ -12,7 +12,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::error::ApiError;
-use crate::middleware::{EdgeLayer, GuardLayer};
+use crate::middleware::{Edge, Guard};
 use crate::routes::{admin, auth, fairness, games, health, leaderboards, wallet};
 use crate::state::AppState;
 
@@ -73,13 +73,13 @@ pub fn with_stack(routes: Router, state: AppState) -> Router {
     let stack = ServiceBuilder::new()
         // The request id, the span, the access log, the HTTP metrics, security headers and the
         // problem+json guarantee: these see every answer, including the ones made below.
-        .layer(EdgeLayer::new(state.clone()))
+        .layer(Edge::layer(state.clone()))
         // CORS headers belong on every answer, errors and preflights included.
         .option_layer(cors(&state.settings.server.cors_origins))
         .layer(CompressionLayer::new())
         // Rate limits (a 429 still gets CORS and security headers), the request timeout (503)
         // and panic recovery (500 with the request id), before any body is read.
-        .layer(GuardLayer::new(state.clone()))
+        .layer(Guard::layer(state.clone()))
         // Oversized bodies are refused by Content-Length before they are read…
         .layer(RequestBodyLimitLayer::new(body_limit))
         // …and streamed ones when the extractor reads past the limit.

@@ -10,7 +10,8 @@
 //! - [`error`]: [`ApiError`], the one problem+json format.
 //! - [`extract`]: JSON, query and Bearer-token extractors whose rejections use that format.
 //! - `routes`: handlers for auth, wallet, games, health and metrics.
-//! - [`request_id`]: the `x-request-id` middleware.
+//! - [`request_id`]: the `x-request-id` rules, the [`request_id::RequestId`] extension handlers
+//!   can read, and [`request_id::current`].
 //! - [`mod@telemetry`]: W3C trace context on requests and responses; the admin listener for
 //!   `/metrics`.
 //!

@@ -1,8 +1,8 @@
 //! Hearth's own middleware, as two hand-written services rather than a tower of small layers.
 //!
-//! [`EdgeLayer`] (outermost) settles the request id, opens the request span, answers with the
+//! [`Edge`] (outermost) settles the request id, opens the request span, answers with the
 //! security headers, turns any bare error into problem+json, writes the access log and records
-//! the HTTP metrics. [`GuardLayer`] (inside CORS and compression) applies rate limits, cuts off
+//! the HTTP metrics. [`Guard`] (inside CORS and compression) applies rate limits, cuts off
 //! slow handlers and turns a panic into a 500. Each is one future per request: a stack of
 //! `from_fn` and `SetResponseHeader` layers cloned the whole inner stack and boxed a future at
 //! every level, which cost more than the work the layers did (see docs/benchmarks.md).
@@ -34,21 +34,85 @@ use crate::state::AppState;
 /// The route label for requests no route matched, so raw paths never become labels.
 const UNMATCHED: &str = "unmatched";
 
-/// Adds [`Edge`]: request id, span, security headers, problem+json, access log and metrics.
-#[derive(Clone)]
-pub(crate) struct EdgeLayer {
-    shared: Arc<EdgeShared>,
+/// Middleware written as one async function around the rest of the stack.
+pub(crate) trait Around: Send + Sync + 'static {
+    /// Answers `request`, calling `inner` (the rest of the stack) at most once.
+    fn around<S>(&self, inner: S, request: Request) -> impl Future<Output = Response> + Send
+    where
+        S: Service<Request, Error = Infallible> + Send + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send;
 }
 
-struct EdgeShared {
+/// Wraps each service it is applied to in [`WithAround`].
+pub(crate) struct AroundLayer<A>(Arc<A>);
+
+impl<A> Clone for AroundLayer<A> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<A, S> Layer<S> for AroundLayer<A> {
+    type Service = WithAround<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WithAround {
+            inner,
+            around: Arc::clone(&self.0),
+        }
+    }
+}
+
+/// The service of an [`AroundLayer`]: one boxed future per request.
+pub(crate) struct WithAround<S, A> {
+    inner: S,
+    around: Arc<A>,
+}
+
+impl<S: Clone, A> Clone for WithAround<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            around: Arc::clone(&self.around),
+        }
+    }
+}
+
+impl<S, A> Service<Request> for WithAround<S, A>
+where
+    A: Around,
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The clone that was made ready goes with this request; the fresh one stays.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let around = Arc::clone(&self.around);
+        Box::pin(async move { Ok(around.around(inner, request).await) })
+    }
+}
+
+/// Request id, span, security headers, problem+json, access log and metrics.
+pub(crate) struct Edge {
     state: AppState,
     /// Set on every response that does not set its own.
     security_headers: Vec<(HeaderName, HeaderValue)>,
     metrics: HttpMetrics,
 }
 
-impl EdgeLayer {
-    pub(crate) fn new(state: AppState) -> Self {
+impl Edge {
+    pub(crate) fn layer(state: AppState) -> AroundLayer<Self> {
         let mut security_headers = vec![
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
@@ -69,58 +133,26 @@ impl EdgeLayer {
             .into_iter()
             .map(|(name, value)| (name, HeaderValue::from_static(value)))
             .collect();
-        Self {
-            shared: Arc::new(EdgeShared {
-                state,
-                security_headers,
-                metrics: HttpMetrics::default(),
-            }),
-        }
+        AroundLayer(Arc::new(Self {
+            state,
+            security_headers,
+            metrics: HttpMetrics::default(),
+        }))
     }
 }
 
-impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Edge {
-            inner,
-            shared: self.shared.clone(),
-        }
+impl Around for Edge {
+    fn around<S>(&self, inner: S, request: Request) -> impl Future<Output = Response> + Send
+    where
+        S: Service<Request, Error = Infallible> + Send + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send,
+    {
+        edge(inner, self, request)
     }
 }
 
-/// See [`EdgeLayer`].
-#[derive(Clone)]
-pub(crate) struct Edge<S> {
-    inner: S,
-    shared: Arc<EdgeShared>,
-}
-
-impl<S> Service<Request> for Edge<S>
-where
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        // The clone that was made ready goes with this request; the fresh one stays.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
-        Box::pin(async move { Ok(edge(inner, &shared, request).await) })
-    }
-}
-
-async fn edge<S>(inner: S, shared: &EdgeShared, mut request: Request) -> Response
+async fn edge<S>(inner: S, shared: &Edge, mut request: Request) -> Response
 where
     S: Service<Request, Error = Infallible>,
     S::Response: IntoResponse,
@@ -318,57 +350,27 @@ impl HttpMetrics {
     }
 }
 
-/// Adds [`Guard`]: rate limits, the request timeout and panic recovery.
-#[derive(Clone)]
-pub(crate) struct GuardLayer {
+/// Rate limits, the request timeout and panic recovery.
+pub(crate) struct Guard {
     state: AppState,
     timeout: Duration,
 }
 
-impl GuardLayer {
-    pub(crate) fn new(state: AppState) -> Self {
+impl Guard {
+    pub(crate) fn layer(state: AppState) -> AroundLayer<Self> {
         let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
-        Self { state, timeout }
+        AroundLayer(Arc::new(Self { state, timeout }))
     }
 }
 
-impl<S> Layer<S> for GuardLayer {
-    type Service = Guard<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Guard {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// See [`GuardLayer`].
-#[derive(Clone)]
-pub(crate) struct Guard<S> {
-    inner: S,
-    layer: GuardLayer,
-}
-
-impl<S> Service<Request> for Guard<S>
-where
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let GuardLayer { state, timeout } = self.layer.clone();
-        Box::pin(async move { Ok(guard(inner, &state, timeout, request).await) })
+impl Around for Guard {
+    fn around<S>(&self, inner: S, request: Request) -> impl Future<Output = Response> + Send
+    where
+        S: Service<Request, Error = Infallible> + Send + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send,
+    {
+        guard(inner, &self.state, self.timeout, request)
     }
 }
 

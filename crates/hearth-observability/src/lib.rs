@@ -41,36 +41,14 @@ pub mod process;
 pub mod propagation;
 mod telemetry;
 
-pub use logging::{LogFormat, LogSettings};
+pub use logging::{LogBuffer, LogFormat, LogSettings};
 pub use telemetry::{Guard, InitError, Service, TelemetrySettings, dispatch, init};
 /// Where [`dispatch`] writes log lines: `std::io::stdout`, or a test's buffer.
 pub use tracing_subscriber::fmt::MakeWriter;
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
 
     const SERVICE: Service = Service {
         name: "unit",
@@ -88,7 +66,7 @@ mod tests {
             &log,
             &TelemetrySettings::default(),
             SERVICE,
-            Buffer::default(),
+            LogBuffer::default(),
         )
         .err()
         .unwrap();
@@ -106,14 +84,14 @@ mod tests {
             &LogSettings::default(),
             &telemetry,
             SERVICE,
-            Buffer::default(),
+            LogBuffer::default(),
         );
         assert!(matches!(result, Err(InitError::Settings(_))));
     }
 
     #[test]
     fn json_lines_carry_the_request_and_trace_ids_of_enclosing_spans() {
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let log = LogSettings {
             format: Some(LogFormat::Json),
             level: "info".into(),
@@ -139,7 +117,7 @@ mod tests {
                 propagation::inject(&inner),
             )
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(line["message"], "round played");
         assert_eq!(line["level"], "INFO");
@@ -167,7 +145,7 @@ mod tests {
             &log,
             &TelemetrySettings::default(),
             SERVICE,
-            Buffer::default(),
+            LogBuffer::default(),
         )
         .unwrap();
         tracing::dispatcher::with_default(&dispatch, || {

@@ -90,16 +90,28 @@ struct Drawn {
 }
 
 impl DrawInputs {
-    /// Runs the rules with these seeds and the nonce `offset` after the next one; `None` when
-    /// the seeds do not parse or the rules refuse, which the locked path then reports in its
-    /// own order.
-    fn draw(&self, request: &RoundRequest<'_>, offset: usize) -> Option<Drawn> {
-        let server_seed = ServerSeed::from_hex(&self.server_seed).ok()?;
-        let client_seed = ClientSeed::parse(&self.client_seed).ok()?;
+    /// The seeds, parsed once for every outcome drawn from them; `None` when they do not parse,
+    /// which the locked path then reports in its own order.
+    fn seeds(&self) -> Option<(ServerSeed, ClientSeed)> {
+        Some((
+            ServerSeed::from_hex(&self.server_seed).ok()?,
+            ClientSeed::parse(&self.client_seed).ok()?,
+        ))
+    }
+
+    /// Runs the rules with `seeds` (these inputs' own, from [`Self::seeds`]) and the nonce
+    /// `offset` after the next one; `None` when the rules refuse, which the locked path then
+    /// reports in its own order.
+    fn draw(
+        &self,
+        (server_seed, client_seed): &(ServerSeed, ClientSeed),
+        request: &RoundRequest<'_>,
+        offset: usize,
+    ) -> Option<Drawn> {
         let nonce = u64::try_from(self.nonce)
             .ok()?
             .checked_add(u64::try_from(offset).ok()?)?;
-        let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce)).ok()?;
+        let play = (request.play)(&mut FairRng::new(server_seed, client_seed, nonce)).ok()?;
         let status = rows::round_status(&play).ok()?;
         Some(Drawn {
             settled: SettledRound {
@@ -722,9 +734,12 @@ impl PostgresDatabase {
             None => (None, None),
         };
         for _ in 0..4 {
+            let Some(seeds) = inputs.seeds() else {
+                return Ok(None);
+            };
             let mut drawn = Vec::with_capacity(ahead);
             for offset in 0..ahead {
-                match inputs.draw(request, offset) {
+                match inputs.draw(&seeds, request, offset) {
                     Some(round) => drawn.push(round),
                     None => break,
                 }

@@ -31,28 +31,11 @@ fn incoming_traceparent() -> String {
 
 /// Log lines collected in memory.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> hearth_observability::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
+struct Captured(hearth_observability::LogBuffer);
 
 impl Captured {
     fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        self.0.text()
     }
 
     fn lines(&self) -> Vec<Value> {
@@ -73,6 +56,7 @@ fn subscriber(
     hearth_observability::Guard,
     Captured,
 ) {
+    keep_interest_global();
     let captured = Captured::default();
     let log = LogSettings {
         format: Some(LogFormat::Json),
@@ -84,18 +68,25 @@ fn subscriber(
         production: true,
     };
     let (dispatch, guard) =
-        hearth_observability::dispatch(&log, telemetry, service, captured.clone()).unwrap();
+        hearth_observability::dispatch(&log, telemetry, service, captured.0.clone()).unwrap();
     (tracing::dispatcher::set_default(&dispatch), guard, captured)
 }
 
-/// Recomputes every callsite's interest against the dispatchers alive now.
+/// Keeps a second dispatcher registered for the life of the test binary.
 ///
-/// Other tests in this binary run without a subscriber. A callsite that one of them registers
-/// at the very moment this test installs its own can keep a stale "never" (tracing computes
-/// the interest from a snapshot; and while a test's scoped dispatcher is the only one alive,
-/// tracing asks only the registering thread's own dispatcher), and this test's spans would
-/// silently vanish. Call it after the app is up and the request's call sites have been hit
-/// once, before the request the test inspects.
+/// While only one dispatcher is registered, tracing computes a call site's interest from the
+/// registering thread's own dispatcher. A test's scoped dispatcher can be that one: another
+/// test's thread (with no subscriber) that reaches a call site first would then cache "never"
+/// for it, and this test's spans from that call site would silently vanish. With two
+/// registered, every computation asks all live dispatchers.
+fn keep_interest_global() {
+    static KEPT: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    KEPT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+}
+
+/// Recomputes every callsite's interest against the dispatchers alive now, so call sites
+/// registered before this test's dispatcher existed get its say. Call it after the app is up,
+/// before the first request.
 fn refresh_interest() {
     tracing::callsite::rebuild_interest_cache();
 }
@@ -173,17 +164,6 @@ async fn spans_reach_an_otlp_receiver_linked_to_the_callers_trace_with_the_reque
     };
     let app = spawn_app_with(&t, |s| s.telemetry = telemetry.clone()).await;
     let token = app.player("Traced").await;
-    // One spin first, so the storage call sites are registered before the interest refresh:
-    // while this test's dispatcher is the only one alive, tracing computes a call site's
-    // interest from the registering thread's own dispatcher, and another test's thread (with
-    // none) registering `play_round` after the refresh would leave it "never" here.
-    let warm_up = app
-        .request(reqwest::Method::POST, "/v1/games/slots/spin", Some(&token))
-        .json(&json!({ "bet": 1 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(warm_up.status(), StatusCode::OK);
     refresh_interest();
 
     let response = app
