@@ -9,7 +9,6 @@ use axum::routing::{get, post, put};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::error::ApiError;
 use crate::middleware::{Edge, Guard};
@@ -77,12 +76,11 @@ pub fn with_stack(routes: Router, state: AppState) -> Router {
         // CORS headers belong on every answer, errors and preflights included.
         .option_layer(cors(&state.settings.server.cors_origins))
         .layer(CompressionLayer::new())
-        // Rate limits (a 429 still gets CORS and security headers), the request timeout (503)
-        // and panic recovery (500 with the request id), before any body is read.
+        // Rate limits (a 429 still gets CORS and security headers), bodies declared too large
+        // (413) and ones that turn out so while read, the request timeout (503) and panic
+        // recovery (500 with the request id), before any body is read.
         .layer(Guard::layer(state.clone()))
-        // Oversized bodies are refused by Content-Length before they are read…
-        .layer(RequestBodyLimitLayer::new(body_limit))
-        // …and streamed ones when the extractor reads past the limit.
+        // Extractors stop reading at the same limit.
         .layer(DefaultBodyLimit::max(body_limit));
 
     routes.layer(stack)

@@ -311,7 +311,7 @@ impl FromRequestParts<AppState> for AdminUser {
             let ip = parts
                 .extensions
                 .get::<crate::limits::ClientIp>()
-                .map(|c| c.0);
+                .map(|c| c.ip);
             if !ip.is_some_and(|ip| allowed.iter().any(|cidr| cidr.contains(ip))) {
                 return Err(HIDDEN);
             }

@@ -14,8 +14,28 @@ use crate::extract::access_token;
 use crate::state::AppState;
 
 /// The client address resolved behind trusted proxies, for every later layer.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
+#[derive(Debug, Clone)]
+pub struct ClientIp {
+    /// The address.
+    pub ip: IpAddr,
+    /// `ip:<addr>`: the address's rate-limit, anomaly and lockout key, written once per
+    /// request.
+    pub key: String,
+}
+
+impl ClientIp {
+    pub(crate) fn new(ip: IpAddr) -> Self {
+        Self {
+            ip,
+            key: hearth_limits::ip_key(ip),
+        }
+    }
+
+    /// The address as text (the key without its `ip:` prefix).
+    pub(crate) fn text(&self) -> &str {
+        self.key.strip_prefix("ip:").unwrap_or(&self.key)
+    }
+}
 
 /// Claims of a bearer token the limiter already verified, so handlers do not verify twice.
 #[derive(Debug, Clone)]
@@ -42,10 +62,10 @@ pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
 /// limiter call. A refusal is the answer to send; otherwise the [`Admitted`] request's answer
 /// goes through [`Admitted::finish`].
 pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Admitted, Response> {
-    let ip = request.extensions().get::<ClientIp>().map(|c| c.0);
-    if let Some(ip) = ip
-        && let Verdict::Blocked { until } =
-            state.anomaly.observe(&format!("ip:{ip}"), Instant::now())
+    let client = request.extensions().get::<ClientIp>();
+    let ip = client.map(|c| c.ip);
+    if let Some(client) = client
+        && let Verdict::Blocked { until } = state.anomaly.observe(&client.key, Instant::now())
     {
         let wait = until.saturating_duration_since(Instant::now());
         return Err(ApiError::Blocked { retry_after: wait }.into_response());

@@ -2,10 +2,11 @@
 //!
 //! [`Edge`] (outermost) settles the request id, opens the request span, answers with the
 //! security headers, turns any bare error into problem+json, writes the access log and records
-//! the HTTP metrics. [`Guard`] (inside CORS and compression) applies rate limits, cuts off
-//! slow handlers and turns a panic into a 500. Each is one future per request: a stack of
-//! `from_fn` and `SetResponseHeader` layers cloned the whole inner stack and boxed a future at
-//! every level, which cost more than the work the layers did (see docs/benchmarks.md).
+//! the HTTP metrics. [`Guard`] (inside CORS and compression) applies rate limits and the body
+//! limit, cuts off slow handlers and turns a panic into a 500. Each is one future per request:
+//! a stack of `from_fn` and `SetResponseHeader` layers cloned the whole inner stack and boxed a
+//! future at every level, which cost more than the work the layers did (see
+//! docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -31,13 +32,22 @@ use crate::error::{ApiError, PROBLEM_JSON, default_detail, problem};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::state::AppState;
 
+/// Headers a response has room for once it leaves the handler.
+const RESPONSE_HEADER_ROOM: usize = 16;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// The route label for requests no route matched, so raw paths never become labels.
 const UNMATCHED: &str = "unmatched";
 
 /// Middleware written as one async function around the rest of the stack.
 pub(crate) trait Around: Send + Sync + 'static {
     /// Answers `request`, calling `inner` (the rest of the stack) at most once.
-    fn around<S>(&self, inner: S, request: Request) -> impl Future<Output = Response> + Send
+    fn around<S>(
+        self: Arc<Self>,
+        inner: S,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + 'static
     where
         S: Service<Request, Error = Infallible> + Send + 'static,
         S::Response: IntoResponse,
@@ -98,8 +108,9 @@ where
         // The clone that was made ready goes with this request; the fresh one stays.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let around = Arc::clone(&self.around);
-        Box::pin(async move { Ok(around.around(inner, request).await) })
+        // Boxed as made: wrapping it in another async block would move the whole future once
+        // more when first polled.
+        Box::pin(Arc::clone(&self.around).around(inner, request).map(Ok))
     }
 }
 
@@ -109,6 +120,8 @@ pub(crate) struct Edge {
     /// Set on every response that does not set its own.
     security_headers: Vec<(HeaderName, HeaderValue)>,
     metrics: HttpMetrics,
+    /// Whether spans are exported: only then do they need an OpenTelemetry name.
+    exporting: bool,
 }
 
 impl Edge {
@@ -133,16 +146,22 @@ impl Edge {
             .into_iter()
             .map(|(name, value)| (name, HeaderValue::from_static(value)))
             .collect();
+        let exporting = state.settings.telemetry.otlp_endpoint.is_some();
         AroundLayer(Arc::new(Self {
             state,
             security_headers,
             metrics: HttpMetrics::default(),
+            exporting,
         }))
     }
 }
 
 impl Around for Edge {
-    fn around<S>(&self, inner: S, request: Request) -> impl Future<Output = Response> + Send
+    fn around<S>(
+        self: Arc<Self>,
+        inner: S,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + 'static
     where
         S: Service<Request, Error = Infallible> + Send + 'static,
         S::Response: IntoResponse,
@@ -152,7 +171,7 @@ impl Around for Edge {
     }
 }
 
-async fn edge<S>(inner: S, shared: &Edge, mut request: Request) -> Response
+async fn edge<S>(inner: S, shared: Arc<Edge>, mut request: Request) -> Response
 where
     S: Service<Request, Error = Infallible>,
     S::Response: IntoResponse,
@@ -169,26 +188,29 @@ where
             .map(|ConnectInfo(peer)| {
                 let forwarded = request
                     .headers()
-                    .get("x-forwarded-for")
+                    .get(&X_FORWARDED_FOR)
                     .and_then(|v| v.to_str().ok());
-                shared.state.client_ip.resolve(peer.ip(), forwarded)
+                crate::limits::ClientIp::new(shared.state.client_ip.resolve(peer.ip(), forwarded))
             });
-    if let Some(ip) = client_ip {
-        request.extensions_mut().insert(crate::limits::ClientIp(ip));
-    }
     let span = tracing::info_span!(
         "http_request",
         method = method.as_str(),
         route,
         request_id = request_id.as_str(),
-        client_ip = client_ip.map(tracing::field::display),
+        client_ip = client_ip.as_ref().map(crate::limits::ClientIp::text),
         user_id = tracing::field::Empty,
         // For the OpenTelemetry layer: a server span named by method and route template.
-        otel.name = format!("{method} {route}"),
+        otel.name = tracing::field::Empty,
         otel.kind = "server",
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
+    if shared.exporting {
+        span.record("otel.name", format!("{method} {route}"));
+    }
+    if let Some(client_ip) = client_ip {
+        request.extensions_mut().insert(client_ip);
+    }
     // Continue the caller's W3C trace if it sent one; otherwise this span starts a trace.
     crate::telemetry::continue_trace(&span, request.headers());
 
@@ -221,7 +243,6 @@ where
         span.record("otel.status_code", "ERROR");
     }
     let headers = response.headers_mut();
-    headers.reserve(shared.security_headers.len() + 2);
     crate::telemetry::answer_traceparent(&span, &shared.state, headers);
     for (name, value) in &shared.security_headers {
         if !headers.contains_key(name) {
@@ -229,13 +250,13 @@ where
         }
     }
     headers.insert(X_REQUEST_ID.clone(), request_id_header);
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            "request completed"
-        );
-    });
+    // A child of the span without entering it: the line carries the same ids and fields.
+    tracing::info!(
+        parent: &span,
+        status,
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "request completed"
+    );
     shared
         .metrics
         .record(route, &method, status, elapsed.as_secs_f64());
@@ -250,8 +271,8 @@ impl<F: FnMut()> Drop for OnDrop<F> {
     }
 }
 
-/// Turns an error response that is not already problem+json (axum's 404 and 405, tower-http's
-/// 413) into the one error format, keeping its status and headers such as `Allow`.
+/// Turns an error response that is not already problem+json (axum's 404 and 405, an
+/// extractor's 413) into the one error format, keeping its status and headers such as `Allow`.
 fn as_problem(response: Response) -> Response {
     let is_problem = response
         .headers()
@@ -287,7 +308,6 @@ struct HttpMetrics {
     by_route: RwLock<HashMap<String, Vec<RouteHandles>>>,
 }
 
-#[derive(Clone)]
 struct RouteHandles {
     method: Method,
     status: u16,
@@ -322,81 +342,153 @@ impl HttpMetrics {
             &other
         };
         let matches = |h: &&RouteHandles| h.status == status && h.method == method;
-        let cached = self.by_route.read().ok().and_then(|by_route| {
+        // Recorded under the read lock: cloning the handles out would cost more atomic
+        // operations on lines every worker shares.
+        let recorded = self.by_route.read().ok().is_some_and(|by_route| {
             by_route
                 .get(route)
-                .and_then(|handles| handles.iter().find(matches).cloned())
+                .and_then(|handles| handles.iter().find(matches))
+                .map(|handles| handles.record(seconds))
+                .is_some()
         });
-        let handles = cached.unwrap_or_else(|| {
-            let handles = RouteHandles {
-                method: method.clone(),
-                status,
-                duration: metrics::histogram!(names::HTTP_DURATION,
-                    "route" => route.to_owned(), "method" => method.to_string()),
-                requests: metrics::counter!(names::HTTP_REQUESTS,
-                    "route" => route.to_owned(), "method" => method.to_string(),
-                    "status" => status.to_string()),
-            };
-            if let Ok(mut by_route) = self.by_route.write() {
-                by_route
-                    .entry(route.to_owned())
-                    .or_default()
-                    .push(handles.clone());
-            }
-            handles
-        });
-        handles.duration.record(seconds);
-        handles.requests.increment(1);
+        if recorded {
+            return;
+        }
+        let handles = RouteHandles {
+            method: method.clone(),
+            status,
+            duration: metrics::histogram!(names::HTTP_DURATION,
+                "route" => route.to_owned(), "method" => method.to_string()),
+            requests: metrics::counter!(names::HTTP_REQUESTS,
+                "route" => route.to_owned(), "method" => method.to_string(),
+                "status" => status.to_string()),
+        };
+        handles.record(seconds);
+        if let Ok(mut by_route) = self.by_route.write() {
+            by_route.entry(route.to_owned()).or_default().push(handles);
+        }
     }
 }
 
-/// Rate limits, the request timeout and panic recovery.
+impl RouteHandles {
+    fn record(&self, seconds: f64) {
+        self.duration.record(seconds);
+        self.requests.increment(1);
+    }
+}
+
+/// Rate limits, the body limit, the request timeout and panic recovery.
 pub(crate) struct Guard {
     state: AppState,
     timeout: Duration,
+    body_limit: usize,
 }
 
 impl Guard {
     pub(crate) fn layer(state: AppState) -> AroundLayer<Self> {
         let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
-        AroundLayer(Arc::new(Self { state, timeout }))
+        let body_limit = state.settings.server.body_limit_bytes;
+        AroundLayer(Arc::new(Self {
+            state,
+            timeout,
+            body_limit,
+        }))
     }
 }
 
 impl Around for Guard {
-    fn around<S>(&self, inner: S, request: Request) -> impl Future<Output = Response> + Send
+    fn around<S>(
+        self: Arc<Self>,
+        inner: S,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + 'static
     where
         S: Service<Request, Error = Infallible> + Send + 'static,
         S::Response: IntoResponse,
         S::Future: Send,
     {
-        guard(inner, &self.state, self.timeout, request)
+        guard(inner, self, request)
     }
 }
 
-async fn guard<S>(inner: S, state: &AppState, timeout: Duration, mut request: Request) -> Response
+async fn guard<S>(inner: S, shared: Arc<Guard>, mut request: Request) -> Response
 where
     S: Service<Request, Error = Infallible>,
     S::Response: IntoResponse,
 {
-    let admitted = match crate::limits::admit(state, &mut request).await {
+    let admitted = match crate::limits::admit(&shared.state, &mut request).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
+    let Ok(request) = limit_body(request, shared.body_limit) else {
+        let refusal = problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            default_detail(StatusCode::PAYLOAD_TOO_LARGE),
+            Map::new(),
+        );
+        return admitted.finish(refusal);
+    };
     // A panicking handler becomes a 500 with the request id, not a dropped connection.
     let answer = AssertUnwindSafe(inner.oneshot(request)).catch_unwind();
-    let response = match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(Ok(response))) => response.into_response(),
-        Ok(Ok(Err(never))) => match never {},
-        Ok(Err(panic)) => panic_response(&*panic),
+    let response = match within(shared.timeout, answer).await {
+        Some(Ok(Ok(response))) => response.into_response(),
+        Some(Ok(Err(never))) => match never {},
+        Some(Err(panic)) => panic_response(&*panic),
         // A slow handler is cut off rather than holding a connection forever.
-        Err(_elapsed) => problem(
+        None => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             default_detail(StatusCode::SERVICE_UNAVAILABLE),
             Map::new(),
         ),
     };
+    // Room for the headers this layer and `Edge` add (rate limits, security, request id):
+    // the map grows once rather than at each layer.
+    let mut response = response;
+    response.headers_mut().reserve(RESPONSE_HEADER_ROOM);
     admitted.finish(response)
+}
+
+/// A request body declared larger than the limit.
+struct TooLarge;
+
+/// Refuses a body declared larger than `limit` bytes before it is read, and makes a body of
+/// unknown length fail when read past `limit`, which extractors answer with 413. A request
+/// without a body (most of them) is left as it is.
+fn limit_body(request: Request, limit: usize) -> Result<Request, TooLarge> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(TooLarge);
+    }
+    if axum::body::HttpBody::is_end_stream(request.body()) {
+        return Ok(request);
+    }
+    Ok(request.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
+}
+
+/// `future`'s output, or `None` when it is still pending `limit` after this call.
+///
+/// Like `tokio::time::timeout`, except that the timer is made only when the future does not
+/// finish on its first poll: most requests never wait, and registering and removing a timer
+/// cost more than the rest of their trip through the stack.
+async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut future = std::pin::pin!(future);
+    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)))
+            .as_mut()
+            .poll(cx)
+            .map(|()| None)
+    })
+    .await
 }
 
 fn panic_response(panic: &(dyn std::any::Any + Send)) -> Response {
@@ -406,4 +498,41 @@ fn panic_response(panic: &(dyn std::any::Any + Send)) -> Response {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
     ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn within_answers_what_finishes_in_time_and_none_after_the_limit() {
+        let limit = Duration::from_millis(50);
+        assert_eq!(within(limit, async { 7 }).await, Some(7));
+        // Pending on the first poll, done well before the limit.
+        let yielded = async {
+            tokio::task::yield_now().await;
+            8
+        };
+        assert_eq!(within(limit, yielded).await, Some(8));
+        let stuck = tokio::time::sleep(Duration::from_secs(30));
+        let started = Instant::now();
+        assert_eq!(within(limit, stuck).await, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bodies_are_limited_only_when_there_is_one() {
+        let declared = Request::builder()
+            .header(header::CONTENT_LENGTH, "2048")
+            .body(Body::from(vec![b' '; 2048]))
+            .unwrap();
+        assert!(limit_body(declared, 1024).is_err());
+        let empty = Request::builder().body(Body::empty()).unwrap();
+        assert!(limit_body(empty, 1024).is_ok());
+        let small = Request::builder()
+            .header(header::CONTENT_LENGTH, "2")
+            .body(Body::from("{}"))
+            .unwrap();
+        assert!(limit_body(small, 1024).is_ok());
+    }
 }

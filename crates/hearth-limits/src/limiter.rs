@@ -177,32 +177,39 @@ impl DecisionMetrics {
         else {
             return;
         };
-        let cached = self
-            .by_rule
-            .read()
-            .ok()
-            .and_then(|map| map.get(rule.name.as_ref()).cloned());
-        let [allowed, refused, refusals] = cached.unwrap_or_else(|| {
+        // Counted under the read lock: cloning the handles out would cost six more atomic
+        // operations on lines every worker shares.
+        let counted = self.by_rule.read().ok().is_some_and(|map| {
+            map.get(rule.name.as_ref())
+                .map(|counters| Self::count(counters, decision))
+                .is_some()
+        });
+        if !counted {
             let counters = [
                 metrics::counter!(metric_names::DECISIONS, "rule" => rule.name.clone(), "outcome" => "allowed"),
                 metrics::counter!(metric_names::DECISIONS, "rule" => rule.name.clone(), "outcome" => "refused"),
                 metrics::counter!(metric_names::REFUSALS, "rule" => rule.name.clone()),
             ];
+            Self::count(&counters, decision);
             if let Ok(mut map) = self.by_rule.write() {
-                map.insert(rule.name.to_string(), counters.clone());
+                map.insert(rule.name.to_string(), counters);
             }
-            counters
-        });
-        if decision.allowed {
-            allowed.increment(1);
-        } else {
-            refused.increment(1);
-            refusals.increment(1);
+        }
+        if !decision.allowed {
             tracing::debug!(
                 rule = %decision.rule,
                 retry_after_ms = decision.retry_after.map(|d| d.as_millis()),
                 "rate limit refused"
             );
+        }
+    }
+
+    fn count([allowed, refused, refusals]: &[Counter; 3], decision: &Decision) {
+        if decision.allowed {
+            allowed.increment(1);
+        } else {
+            refused.increment(1);
+            refusals.increment(1);
         }
     }
 }

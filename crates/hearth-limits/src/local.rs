@@ -104,6 +104,9 @@ impl LocalStore {
     /// concurrent decisions cannot deadlock), all rules are evaluated, and TATs are written
     /// only if every rule allows.
     pub(crate) fn decide<C: AsCheck>(&self, checks: &[C]) -> Decision {
+        if let [check] = checks {
+            return self.decide_one(check, checks);
+        }
         let now = to_micros(self.clock.now());
         // Per check: its shard, its verdict and the TAT to commit.
         let mut work: Vec<(usize, RuleResult, u64)> = Vec::with_capacity(checks.len());
@@ -152,6 +155,33 @@ impl LocalStore {
         }
         drop(guards);
         gcra::decision(checks, &results)
+    }
+
+    /// [`decide`](Self::decide) for a request with one check (an anonymous request, most
+    /// often): one shard, one map lookup, nothing allocated unless the key is new.
+    fn decide_one<C: AsCheck>(&self, check: &C, checks: &[C]) -> Decision {
+        let now = to_micros(self.clock.now());
+        let (key, rule) = (check.key(), check.rule());
+        let mut shard = self.shards[self.shard_of(key)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let slot = shard
+            .keys
+            .get_mut(key)
+            .and_then(|slots| slots.iter_mut().find(|slot| slot.rule == rule.name));
+        let (result, tat) = gcra::evaluate(slot.as_ref().map(|s| s.tat), now, Params::of(rule));
+        if result.allowed {
+            match slot {
+                Some(slot) => {
+                    slot.tat = tat;
+                    shard.writes += 1;
+                }
+                None => shard.set(key, &rule.name, tat),
+            }
+            shard.sweep_if_due(now);
+        }
+        drop(shard);
+        gcra::decision(checks, &[result])
     }
 
     /// Number of keys held whose name starts with `prefix` (for tests of eviction).

@@ -36,7 +36,7 @@ pub enum KeyBy {
 impl KeyBy {
     /// The key for these identities, if known.
     pub fn key(self, keys: &LimitKeys) -> Option<String> {
-        let ip = || keys.ip.map(|ip| format!("ip:{ip}"));
+        let ip = || keys.ip.map(ip_key);
         let user = || keys.user.as_ref().map(|u| format!("user:{u}"));
         match self {
             Self::Ip => ip(),
@@ -45,6 +45,35 @@ impl KeyBy {
             Self::Global => Some("global".to_owned()),
         }
     }
+}
+
+/// `ip:<addr>`, the key of a client address, as [`KeyBy::Ip`] makes it.
+///
+/// Every request counts its address, so IPv4 is written digit by digit rather than through
+/// the formatting machinery (which costs several times as much).
+pub fn ip_key(ip: IpAddr) -> String {
+    let mut key = String::with_capacity(48);
+    key.push_str("ip:");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    key.push('.');
+                }
+                if octet >= 100 {
+                    key.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    key.push(char::from(b'0' + octet / 10 % 10));
+                }
+                key.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(key, "{v6}");
+        }
+    }
+    key
 }
 
 #[derive(Debug, Clone)]
@@ -301,5 +330,21 @@ mod tests {
             user: None,
         });
         assert_eq!(limits.classify(&request)[0].key, "ip:192.0.2.9");
+    }
+
+    #[test]
+    fn ip_keys_match_the_standard_formatting() {
+        let mut ips: Vec<IpAddr> = vec![
+            "0.0.0.0".parse().unwrap(),
+            "255.255.255.255".parse().unwrap(),
+            "10.0.100.9".parse().unwrap(),
+            "::1".parse().unwrap(),
+            "2001:db8::8a2e:370:7334".parse().unwrap(),
+            "::ffff:192.0.2.1".parse().unwrap(),
+        ];
+        ips.extend((0..=255u8).map(|n| IpAddr::from([n, n / 3, n / 7, 255 - n])));
+        for ip in ips {
+            assert_eq!(ip_key(ip), format!("ip:{ip}"));
+        }
     }
 }

@@ -56,12 +56,8 @@ impl Value {
     fn write(&self, out: &mut Vec<u8>) {
         match self {
             Self::Str(s) => write_str(out, s),
-            Self::I64(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Self::U64(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Self::I64(n) => write_int(out, *n),
+            Self::U64(n) => write_int(out, *n),
             Self::F64(n) => write_f64(out, *n),
             Self::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         }
@@ -167,10 +163,10 @@ impl Visit for EventVisitor<'_> {
         write_f64(self.slot(field), value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        let _ = write!(self.slot(field), "{value}");
+        write_int(self.slot(field), value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        let _ = write!(self.slot(field), "{value}");
+        write_int(self.slot(field), value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         Value::Bool(value).write(self.slot(field));
@@ -196,7 +192,8 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = SpanFields::default();
+        // Room for every field the span declares, recorded now or later: one allocation.
+        let mut fields = SpanFields(Vec::with_capacity(attrs.metadata().fields().len()));
         attrs.record(&mut fields);
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
@@ -238,9 +235,11 @@ where
         line.push(b'}');
 
         let mut innermost = None;
+        let mut ids = None;
         if let Some(scope) = ctx.event_scope(event) {
-            // The innermost non-blank value of each promoted field wins.
-            let mut promoted: [Option<Value>; PROMOTED.len()] = Default::default();
+            // Where in `line` the innermost non-blank value of each promoted field was
+            // written, to be copied to the top level.
+            let mut promoted: [Option<std::ops::Range<usize>>; PROMOTED.len()] = Default::default();
             line.extend_from_slice(b",\"spans\":[");
             for (index, span) in scope.from_root().enumerate() {
                 if index > 0 {
@@ -248,40 +247,48 @@ where
                 }
                 line.extend_from_slice(b"{\"name\":");
                 write_str(&mut line, span.name());
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<SpanFields>() {
                     for (key, value) in &fields.0 {
                         if *key == "name" {
                             continue;
                         }
-                        if let Some(slot) = PROMOTED.iter().position(|p| p == key)
-                            && !value.is_blank()
-                        {
-                            promoted[slot] = Some(value.clone());
-                        }
                         line.push(b',');
                         write_str(&mut line, key);
                         line.push(b':');
+                        let start = line.len();
                         value.write(&mut line);
+                        if let Some(slot) = PROMOTED.iter().position(|p| p == key)
+                            && !value.is_blank()
+                        {
+                            promoted[slot] = Some(start..line.len());
+                        }
                     }
                 }
+                ids = crate::ids::in_extensions(&extensions);
+                drop(extensions);
                 line.push(b'}');
                 innermost = Some(span.id());
             }
             line.push(b']');
-            for (key, value) in PROMOTED.iter().zip(promoted) {
-                if let Some(value) = value {
+            for (key, range) in PROMOTED.iter().zip(promoted) {
+                if let Some(range) = range {
                     line.push(b',');
                     write_str(&mut line, key);
                     line.push(b':');
-                    value.write(&mut line);
+                    line.extend_from_within(range);
                 }
             }
         }
-        // No extension lock is held here, as `get_otel_context` requires.
-        if let Some(id) = innermost
+        // Without the id layer, the OpenTelemetry layer has them; no extension lock is held
+        // here, as `get_otel_context` requires.
+        if ids.is_none()
+            && let Some(id) = innermost
             && let Some(dispatch) = self.dispatch.get().and_then(|d| d.upgrade())
-            && let Some((trace_id, span_id)) = crate::propagation::ids_of(&id, &dispatch)
         {
+            ids = crate::propagation::ids_of(&id, &dispatch);
+        }
+        if let Some((trace_id, span_id)) = ids {
             line.extend_from_slice(b",\"trace_id\":\"");
             write_hex(&mut line, &trace_id);
             line.extend_from_slice(b"\",\"span_id\":\"");
@@ -357,12 +364,19 @@ fn write_f64(out: &mut Vec<u8>, value: f64) {
     }
 }
 
-fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+fn write_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// Lowercase hex of a trace id (16 bytes) or span id (8 bytes).
+fn write_hex<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(HEX[usize::from(byte >> 4)]);
-        out.push(HEX[usize::from(byte & 0xf)]);
+    let mut text = [0u8; 32];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
+    out.extend_from_slice(&text[..2 * N]);
 }
 
 #[cfg(test)]

@@ -6,10 +6,11 @@
 //!
 //! # Layout
 //! - [`init`] (in `telemetry`): the `tracing` subscriber with JSON lines in production and
-//!   readable text in development, level and per-target filters from [`LogSettings`], an
-//!   OpenTelemetry layer that gives every span a trace id, and the OTLP/HTTP exporter when
-//!   [`TelemetrySettings::otlp_endpoint`] is set. [`dispatch`] builds the same subscriber
-//!   without installing it, for tests.
+//!   readable text in development, level and per-target filters from [`LogSettings`], W3C
+//!   trace and span ids on every span, and the OpenTelemetry layer with the OTLP/HTTP exporter
+//!   when [`TelemetrySettings::otlp_endpoint`] is set (without an endpoint a lighter layer
+//!   makes the same ids and nothing more). [`dispatch`] builds the same subscriber without
+//!   installing it, for tests.
 //! - [`propagation`]: W3C `traceparent` in and out of requests, and into a map that a job
 //!   queue stores so that a job's span joins the trace that enqueued it.
 //! - [`metrics`](mod@metrics): the process-wide Prometheus recorder, the names of every `hearth_`
@@ -34,6 +35,7 @@
 //! handle. It does not read the environment; settings come from the binary. It exports traces
 //! only: logs go to standard output and metrics are scraped.
 
+mod ids;
 mod json;
 pub mod logging;
 pub mod metrics;
@@ -89,15 +91,31 @@ mod tests {
         assert!(matches!(result, Err(InitError::Settings(_))));
     }
 
+    type Build = fn(
+        &LogSettings,
+        &TelemetrySettings,
+        Service,
+        LogBuffer,
+    ) -> Result<(tracing::Dispatch, Guard), InitError>;
+
+    /// Both id sources: the id layer (nothing exported) and the OpenTelemetry layer.
+    const ID_SOURCES: [Build; 2] = [dispatch, telemetry::dispatch_with_otel_ids];
+
     #[test]
     fn json_lines_carry_the_request_and_trace_ids_of_enclosing_spans() {
+        for build in ID_SOURCES {
+            json_lines_carry_ids(build);
+        }
+    }
+
+    fn json_lines_carry_ids(build: Build) {
         let buffer = LogBuffer::default();
         let log = LogSettings {
             format: Some(LogFormat::Json),
             level: "info".into(),
         };
         let (dispatch, _guard) =
-            dispatch(&log, &TelemetrySettings::default(), SERVICE, buffer.clone()).unwrap();
+            build(&log, &TelemetrySettings::default(), SERVICE, buffer.clone()).unwrap();
         let (outer_ids, carrier) = tracing::dispatcher::with_default(&dispatch, || {
             let request = tracing::info_span!(
                 "http_request",
@@ -137,11 +155,17 @@ mod tests {
 
     #[test]
     fn a_job_span_joins_the_trace_it_was_handed() {
+        for build in ID_SOURCES {
+            a_job_span_joins(build);
+        }
+    }
+
+    fn a_job_span_joins(build: Build) {
         let log = LogSettings {
             format: Some(LogFormat::Json),
             level: "info".into(),
         };
-        let (dispatch, _guard) = dispatch(
+        let (dispatch, _guard) = build(
             &log,
             &TelemetrySettings::default(),
             SERVICE,
@@ -161,6 +185,74 @@ mod tests {
                 &unrelated,
                 &std::collections::HashMap::new()
             ));
+        });
+    }
+
+    #[test]
+    fn new_traces_follow_the_sample_ratio_and_continued_ones_the_caller() {
+        for build in ID_SOURCES {
+            for (ratio, flags) in [(0.0, "00"), (1.0, "01")] {
+                let telemetry = TelemetrySettings {
+                    sample_ratio: ratio,
+                    ..Default::default()
+                };
+                let (dispatch, _guard) = build(
+                    &LogSettings::default(),
+                    &telemetry,
+                    SERVICE,
+                    LogBuffer::default(),
+                )
+                .unwrap();
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let root = tracing::info_span!("root");
+                    let child = tracing::info_span!(parent: &root, "child");
+                    for span in [&root, &child] {
+                        let parent = propagation::traceparent(span).unwrap();
+                        assert!(parent.ends_with(flags), "{ratio}: {parent}");
+                    }
+                    let (root_trace, root_span) = propagation::ids(&root).unwrap();
+                    let (child_trace, child_span) = propagation::ids(&child).unwrap();
+                    assert_eq!(root_trace, child_trace);
+                    assert_ne!(root_span, child_span);
+                    // The caller's decision wins over the ratio, both ways.
+                    for caller in ["00", "01"] {
+                        let continued = tracing::info_span!("continued");
+                        let header = format!(
+                            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{caller}"
+                        );
+                        assert!(propagation::continue_trace(&continued, |name| {
+                            (name == propagation::TRACEPARENT).then_some(header.as_str())
+                        }));
+                        let parent = propagation::traceparent(&continued).unwrap();
+                        assert!(parent.ends_with(caller), "{ratio}/{caller}: {parent}");
+                    }
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_traceparent_starts_a_new_trace() {
+        let (dispatch, _guard) = dispatch(
+            &LogSettings::default(),
+            &TelemetrySettings::default(),
+            SERVICE,
+            LogBuffer::default(),
+        )
+        .unwrap();
+        tracing::dispatcher::with_default(&dispatch, || {
+            for bad in [
+                "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+                "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+                "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01",
+                "not a traceparent",
+            ] {
+                let span = tracing::info_span!("request");
+                let before = propagation::ids(&span).unwrap();
+                assert!(!propagation::continue_trace(&span, |_| Some(bad)), "{bad}");
+                assert_eq!(propagation::ids(&span).unwrap(), before, "{bad}");
+            }
         });
     }
 }

@@ -18,11 +18,13 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
+use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::{Dispatch, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::ids;
 
 /// The request header that carries the W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
@@ -45,18 +47,43 @@ impl<'a, F: Fn(&str) -> Option<&'a str>> Extractor for Lookup<'a, F> {
 ///
 /// Call it right after creating the span, before it is entered.
 pub fn continue_trace<'a>(span: &Span, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    // No header at all is the common case: nothing to parse.
+    if !get(TRACEPARENT).is_some_and(well_formed) {
+        return false;
+    }
     let parent = TraceContextPropagator::new().extract(&Lookup(get, PhantomData));
     if !parent.span().span_context().is_valid() {
         return false;
     }
-    span.set_parent(parent).is_ok()
+    ids::set_remote_parent(span, parent)
+}
+
+/// Whether `value` has the W3C layout `vv-<32 hex>-<16 hex>-ff`, with a longer tail allowed
+/// only after another `-` for versions above 00. The propagator checks the values but not
+/// every length, and the specification asks for a malformed header to be ignored.
+fn well_formed(value: &str) -> bool {
+    let value = value.trim().as_bytes();
+    let hex = |part: &[u8]| part.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    value.len() >= 55
+        && [2, 35, 52].iter().all(|&at| value[at] == b'-')
+        && hex(&value[..2])
+        && hex(&value[3..35])
+        && hex(&value[36..52])
+        && hex(&value[53..55])
+        && match &value[..2] {
+            b"00" => value.len() == 55,
+            _ => value.len() == 55 || value[55] == b'-',
+        }
 }
 
 /// The trace context of `span` as a string map (`traceparent`, and `tracestate` when set), to
 /// store beside a job. Empty when the span has no trace context.
 pub fn inject(span: &Span) -> HashMap<String, String> {
     let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    if let Some(context) = span_context(span) {
+        let context = Context::new().with_remote_span_context(context);
+        TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    }
     carrier
 }
 
@@ -73,26 +100,24 @@ pub fn traceparent(span: &Span) -> Option<String> {
 
 /// The trace id and span id of `span` as lowercase hex, when it has a valid trace context.
 pub fn ids(span: &Span) -> Option<(String, String)> {
-    let context = span.context();
-    let span_ref = context.span();
-    let span_context = span_ref.span_context();
-    span_context.is_valid().then(|| {
+    span_context(span).map(|context| {
         (
-            span_context.trace_id().to_string(),
-            span_context.span_id().to_string(),
+            context.trace_id().to_string(),
+            context.span_id().to_string(),
         )
     })
 }
 
 /// The trace and span ids of the span `id` in `dispatch`, as bytes, for the log layer.
 pub(crate) fn ids_of(id: &tracing::span::Id, dispatch: &Dispatch) -> Option<([u8; 16], [u8; 8])> {
-    let context = tracing_opentelemetry::get_otel_context(id, dispatch)?;
-    let span_ref = context.span();
-    let span_context = span_ref.span_context();
-    span_context.is_valid().then(|| {
-        (
-            span_context.trace_id().to_bytes(),
-            span_context.span_id().to_bytes(),
-        )
-    })
+    ids::context_of(id, dispatch)
+        .filter(SpanContext::is_valid)
+        .map(|context| (context.trace_id().to_bytes(), context.span_id().to_bytes()))
+}
+
+/// The valid trace context of `span`, if its dispatcher gives it one.
+fn span_context(span: &Span) -> Option<SpanContext> {
+    span.with_subscriber(|(id, dispatch)| ids::context_of(id, dispatch))
+        .flatten()
+        .filter(SpanContext::is_valid)
 }
