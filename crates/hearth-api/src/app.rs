@@ -7,11 +7,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post, put};
 use tower::ServiceBuilder;
-use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
-use crate::middleware::{Edge, Guard};
+use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
 use crate::routes::{admin, auth, fairness, games, health, leaderboards, wallet};
 use crate::state::AppState;
 
@@ -75,7 +74,7 @@ pub fn with_stack(routes: Router, state: AppState) -> Router {
         .layer(Edge::layer(state.clone()))
         // CORS headers belong on every answer, errors and preflights included.
         .option_layer(cors(&state.settings.server.cors_origins))
-        .layer(CompressionLayer::new())
+        .layer(CompressWhenAskedLayer)
         // Rate limits (a 429 still gets CORS and security headers), bodies declared too large
         // (413) and ones that turn out so while read, the request timeout (503) and panic
         // recovery (500 with the request id), before any body is read.

@@ -26,6 +26,8 @@ use hearth_observability::metrics::names;
 use metrics::{Counter, Gauge, Histogram};
 use serde_json::Map;
 use tower::{Layer, Service, ServiceExt as _};
+use tower_http::compression::predicate::DefaultPredicate;
+use tower_http::compression::{Compression, CompressionBody};
 use tracing::Instrument;
 
 use crate::error::{ApiError, PROBLEM_JSON, default_detail, problem};
@@ -231,19 +233,23 @@ where
             response
         }
     };
-    let mut response = request_id::scope(request_id, answer)
-        .instrument(span.clone())
-        .await;
+    let answer = request_id::scope(request_id, answer).instrument(span);
+    let mut answer = std::pin::pin!(answer);
+    let mut response = answer.as_mut().await;
+    let span = answer.span();
 
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    // As i64: the OpenTelemetry layer keeps integers only when they come as signed.
-    span.record("http.response.status_code", i64::from(status));
-    if status >= 500 {
-        span.record("otel.status_code", "ERROR");
+    // For the exported span; the log line has the status among its own fields.
+    if shared.exporting {
+        // As i64: the OpenTelemetry layer keeps integers only when they come as signed.
+        span.record("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
     }
     let headers = response.headers_mut();
-    crate::telemetry::answer_traceparent(&span, &shared.state, headers);
+    crate::telemetry::answer_traceparent(span, &shared.state, headers);
     for (name, value) in &shared.security_headers {
         if !headers.contains_key(name) {
             headers.insert(name.clone(), value.clone());
@@ -252,7 +258,7 @@ where
     headers.insert(X_REQUEST_ID.clone(), request_id_header);
     // A child of the span without entering it: the line carries the same ids and fields.
     tracing::info!(
-        parent: &span,
+        parent: span,
         status,
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "request completed"
@@ -498,6 +504,82 @@ fn panic_response(panic: &(dyn std::any::Any + Send)) -> Response {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
     ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}
+
+/// Response compression for the clients that ask for it (`Accept-Encoding`), by tower-http's
+/// `Compression`. That layer alone wraps every response body, and looks for an encoding to
+/// use, even when the request accepts none, as most API clients' requests do; those requests
+/// go straight to the service it wraps, and their answer gets only the `Vary: accept-encoding`
+/// that `Compression` would have added (to a body it would compress for another client).
+#[derive(Clone)]
+pub(crate) struct CompressWhenAsked<S>(Compression<S>);
+
+/// Applies [`CompressWhenAsked`].
+#[derive(Clone, Copy)]
+pub(crate) struct CompressWhenAskedLayer;
+
+impl<S> Layer<S> for CompressWhenAskedLayer {
+    type Service = CompressWhenAsked<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CompressWhenAsked(Compression::new(inner))
+    }
+}
+
+type Compressed<F> = futures_util::future::MapOk<
+    tower_http::compression::ResponseFuture<F, DefaultPredicate>,
+    fn(axum::http::Response<CompressionBody<Body>>) -> Response,
+>;
+
+impl<S> Service<Request> for CompressWhenAsked<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<
+        Compressed<S::Future>,
+        futures_util::future::MapOk<S::Future, fn(Response) -> Response>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The same inner service either way: `Compression` only asks it.
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        use futures_util::TryFutureExt as _;
+
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            let boxed: fn(axum::http::Response<CompressionBody<Body>>) -> Response =
+                |response| response.map(Body::new);
+            futures_util::future::Either::Left(self.0.call(request).map_ok(boxed))
+        } else {
+            let vary: fn(Response) -> Response = vary_on_accept_encoding;
+            futures_util::future::Either::Right(self.0.get_mut().call(request).map_ok(vary))
+        }
+    }
+}
+
+/// Adds `Vary: accept-encoding` where `Compression` would have: the body is one it compresses
+/// for a client that accepts gzip, and nothing below has said so already.
+fn vary_on_accept_encoding(mut response: Response) -> Response {
+    use tower_http::compression::Predicate as _;
+
+    let said = response
+        .headers()
+        .get_all(header::VARY)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
+    if !said
+        && !response.headers().contains_key(header::CONTENT_ENCODING)
+        && DefaultPredicate::new().should_compress(&response)
+    {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -119,8 +119,22 @@ async fn responses_are_compressed_when_the_client_accepts_gzip() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert_eq!(response.headers()["vary"], "accept-encoding");
+    // A client that asks for no encoding gets the plain body, and the same `Vary`, so a
+    // shared cache keeps the two apart.
     let plain = app.get("/metrics", None).await;
     assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.headers()["vary"], "accept-encoding");
+    assert!(
+        plain
+            .text()
+            .await
+            .unwrap()
+            .contains("hearth_http_requests_total")
+    );
+    // A body too small to compress varies on nothing.
+    let tiny = app.get("/health/live", None).await;
+    assert!(tiny.headers().get("vary").is_none(), "{:?}", tiny.headers());
     app.stop().await.unwrap();
 }
 
