@@ -4,10 +4,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use hearth_auth::{Claims, TokenType};
-use hearth_limits::{KeyBy, LimitKeys, RouteClass, RouteLimits, RuleTable, Verdict};
+use hearth_limits::{Decision, KeyBy, LimitKeys, RouteClass, RouteLimits, RuleTable, Verdict};
 
 use crate::error::ApiError;
 use crate::extract::access_token;
@@ -85,11 +84,11 @@ pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Adm
     let checks = state
         .route_limits
         .checks(request.method(), request.uri().path(), &keys);
-    let headers = if checks.is_empty() {
-        Vec::new()
+    let decision = if checks.is_empty() {
+        None
     } else {
         match state.limiter.check(&checks).await {
-            Ok(decision) if decision.allowed => decision.headers(),
+            Ok(decision) if decision.allowed => Some(decision),
             Ok(decision) => return Err(ApiError::RateLimited(decision).into_response()),
             Err(error) => {
                 tracing::warn!(%error, "rate limiter unavailable; refusing per policy");
@@ -101,7 +100,7 @@ pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Adm
         }
     };
     Ok(Admitted {
-        headers,
+        decision,
         suggest_refresh,
     })
 }
@@ -109,15 +108,15 @@ pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Adm
 /// What an admitted request's answer carries: the RateLimit headers, and whether to suggest a
 /// token refresh.
 pub(crate) struct Admitted {
-    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The limiter's decision, when any rule applied: its headers go on the answer.
+    decision: Option<Decision>,
     suggest_refresh: bool,
 }
 
 impl Admitted {
     pub(crate) fn finish(self, mut response: Response) -> Response {
-        let headers = response.headers_mut();
-        for (name, value) in self.headers {
-            headers.insert(name, value);
+        if let Some(decision) = &self.decision {
+            decision.write_headers(response.headers_mut());
         }
         if self.suggest_refresh {
             suggest(response)

@@ -127,7 +127,7 @@ pub(crate) struct Edge {
 }
 
 impl Edge {
-    pub(crate) fn layer(state: AppState) -> AroundLayer<Self> {
+    pub(crate) fn layer(state: AppState) -> EdgeLayer {
         let mut security_headers = vec![
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
@@ -149,7 +149,7 @@ impl Edge {
             .map(|(name, value)| (name, HeaderValue::from_static(value)))
             .collect();
         let exporting = state.settings.telemetry.otlp_endpoint.is_some();
-        AroundLayer(Arc::new(Self {
+        EdgeLayer(Arc::new(Self {
             state,
             security_headers,
             metrics: HttpMetrics::default(),
@@ -158,122 +158,202 @@ impl Edge {
     }
 }
 
-impl Around for Edge {
-    fn around<S>(
-        self: Arc<Self>,
-        inner: S,
-        request: Request,
-    ) -> impl Future<Output = Response> + Send + 'static
-    where
-        S: Service<Request, Error = Infallible> + Send + 'static,
-        S::Response: IntoResponse,
-        S::Future: Send,
-    {
-        edge(inner, self, request)
+/// Applies [`Edge`].
+#[derive(Clone)]
+pub(crate) struct EdgeLayer(Arc<Edge>);
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EdgeService {
+            inner,
+            edge: Arc::clone(&self.0),
+        }
     }
 }
 
-async fn edge<S>(inner: S, shared: Arc<Edge>, mut request: Request) -> Response
+/// The service of an [`EdgeLayer`]. Everything `Edge` does before the rest of the stack is
+/// synchronous, so it calls the inner service it was readied with, rather than a clone of it
+/// made for the request's future (cloning and dropping the whole stack below on every request
+/// was a measurable share of its cost).
+#[derive(Clone)]
+pub(crate) struct EdgeService<S> {
+    inner: S,
+    edge: Arc<Edge>,
+}
+
+impl<S> Service<Request> for EdgeService<S>
 where
     S: Service<Request, Error = Infallible>,
-    S::Response: IntoResponse,
+    S::Response: IntoResponse + 'static,
+    S::Future: Send + 'static,
 {
-    let started = Instant::now();
-    let (request_id, request_id_header) = request_id::settle(&mut request);
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    let method = request.method().clone();
-    let client_ip =
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| {
-                let forwarded = request
-                    .headers()
-                    .get(&X_FORWARDED_FOR)
-                    .and_then(|v| v.to_str().ok());
-                crate::limits::ClientIp::new(shared.state.client_ip.resolve(peer.ip(), forwarded))
-            });
-    let span = tracing::info_span!(
-        "http_request",
-        method = method.as_str(),
-        route,
-        request_id = request_id.as_str(),
-        client_ip = client_ip.as_ref().map(crate::limits::ClientIp::text),
-        user_id = tracing::field::Empty,
-        // For the OpenTelemetry layer: a server span named by method and route template.
-        otel.name = tracing::field::Empty,
-        otel.kind = "server",
-        http.response.status_code = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
-    if shared.exporting {
-        span.record("otel.name", format!("{method} {route}"));
-    }
-    if let Some(client_ip) = client_ip {
-        request.extensions_mut().insert(client_ip);
-    }
-    // Continue the caller's W3C trace if it sent one; otherwise this span starts a trace.
-    crate::telemetry::continue_trace(&span, request.headers());
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
-    let in_flight = shared.metrics.in_flight();
-    in_flight.increment(1.0);
-    // Decrements even if the client disconnects and this future is dropped mid-request.
-    let _in_flight = OnDrop(move || in_flight.decrement(1.0));
-
-    let answer = async move {
-        let response = match inner.oneshot(request).await {
-            Ok(response) => response.into_response(),
-            Err(never) => match never {},
-        };
-        // Inside the request id's scope, so the problem document carries it.
-        if response.status().is_client_error() || response.status().is_server_error() {
-            as_problem(response)
-        } else {
-            response
-        }
-    };
-    let answer = request_id::scope(request_id, answer).instrument(span);
-    let mut answer = std::pin::pin!(answer);
-    let mut response = answer.as_mut().await;
-    let span = answer.span();
-
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    // For the exported span; the log line has the status among its own fields.
-    if shared.exporting {
-        // As i64: the OpenTelemetry layer keeps integers only when they come as signed.
-        span.record("http.response.status_code", i64::from(status));
-        if status >= 500 {
-            span.record("otel.status_code", "ERROR");
-        }
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    let headers = response.headers_mut();
-    crate::telemetry::answer_traceparent(span, &shared.state, headers);
-    for (name, value) in &shared.security_headers {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
-        }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let observed = self.edge.observe(&mut request);
+        // Services below only build their futures here; their work runs when it is polled,
+        // inside the request's span and request id.
+        let answer = self.inner.call(request);
+        Box::pin(
+            Arc::clone(&self.edge)
+                .answer(answer, observed, started)
+                .map(Ok),
+        )
     }
-    headers.insert(X_REQUEST_ID.clone(), request_id_header);
-    // A child of the span without entering it: the line carries the same ids and fields.
-    tracing::info!(
-        parent: span,
-        status,
-        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        "request completed"
-    );
-    shared
-        .metrics
-        .record(route, &method, status, elapsed.as_secs_f64());
-    response
 }
 
-struct OnDrop<F: FnMut()>(F);
+/// What `Edge` settled about a request before passing it on.
+struct Observed {
+    request_id: String,
+    request_id_header: HeaderValue,
+    route: Option<MatchedPath>,
+    method: Method,
+    span: tracing::Span,
+    in_flight: InFlight,
+}
 
-impl<F: FnMut()> Drop for OnDrop<F> {
+/// Counts a request in flight until dropped, even if the client disconnects and the answer is
+/// dropped mid-request.
+struct InFlight(Gauge);
+
+impl InFlight {
+    fn start(gauge: Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        (self.0)();
+        self.0.decrement(1.0);
+    }
+}
+
+impl Edge {
+    /// Settles the request id and the client address, opens the request span and counts the
+    /// request in flight.
+    fn observe(&self, request: &mut Request) -> Observed {
+        let (request_id, request_id_header) = request_id::settle(request);
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        let method = request.method().clone();
+        let client_ip =
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| {
+                    let forwarded = request
+                        .headers()
+                        .get(&X_FORWARDED_FOR)
+                        .and_then(|v| v.to_str().ok());
+                    crate::limits::ClientIp::new(self.state.client_ip.resolve(peer.ip(), forwarded))
+                });
+        let span = tracing::info_span!(
+            "http_request",
+            method = method.as_str(),
+            route,
+            request_id = request_id.as_str(),
+            client_ip = client_ip.as_ref().map(crate::limits::ClientIp::text),
+            user_id = tracing::field::Empty,
+            // For the OpenTelemetry layer: a server span named by method and route template.
+            otel.name = tracing::field::Empty,
+            otel.kind = "server",
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        if self.exporting {
+            span.record("otel.name", format!("{method} {route}"));
+        }
+        if let Some(client_ip) = client_ip {
+            request.extensions_mut().insert(client_ip);
+        }
+        // Continue the caller's W3C trace if it sent one; otherwise this span starts a trace.
+        crate::telemetry::continue_trace(&span, request.headers());
+
+        Observed {
+            request_id,
+            request_id_header,
+            route: matched,
+            method,
+            span,
+            in_flight: InFlight::start(self.metrics.in_flight()),
+        }
+    }
+
+    /// Waits for the rest of the stack and finishes the answer: problem+json, security
+    /// headers, the request id, the access log and the metrics.
+    async fn answer<F, R>(
+        self: Arc<Self>,
+        answer: F,
+        observed: Observed,
+        started: Instant,
+    ) -> Response
+    where
+        F: Future<Output = Result<R, Infallible>>,
+        R: IntoResponse,
+    {
+        let Observed {
+            request_id,
+            request_id_header,
+            route,
+            method,
+            span,
+            in_flight: _in_flight,
+        } = observed;
+        let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        let answer = async move {
+            let response = match answer.await {
+                Ok(response) => response.into_response(),
+                Err(never) => match never {},
+            };
+            // Inside the request id's scope, so the problem document carries it.
+            if response.status().is_client_error() || response.status().is_server_error() {
+                as_problem(response)
+            } else {
+                response
+            }
+        };
+        let answer = request_id::scope(request_id, answer).instrument(span);
+        let mut answer = std::pin::pin!(answer);
+        let mut response = answer.as_mut().await;
+        let span = answer.span();
+
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        // For the exported span; the log line has the status among its own fields.
+        if self.exporting {
+            // As i64: the OpenTelemetry layer keeps integers only when they come as signed.
+            span.record("http.response.status_code", i64::from(status));
+            if status >= 500 {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        let headers = response.headers_mut();
+        crate::telemetry::answer_traceparent(span, &self.state, headers);
+        for (name, value) in &self.security_headers {
+            // One lookup: set unless the response has its own.
+            headers.entry(name).or_insert_with(|| value.clone());
+        }
+        headers.insert(X_REQUEST_ID.clone(), request_id_header);
+        // A child of the span without entering it: the line carries the same ids and fields.
+        tracing::info!(
+            parent: span,
+            status,
+            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request completed"
+        );
+        self.metrics
+            .record(route, &method, status, elapsed.as_secs_f64());
+        response
     }
 }
 
@@ -475,13 +555,12 @@ fn limit_body(request: Request, limit: usize) -> Result<Request, TooLarge> {
     Ok(request.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
 }
 
-/// `future`'s output, or `None` when it is still pending `limit` after this call.
+/// `future`'s output, or `None` when it is still pending `limit` after it first had to wait.
 ///
 /// Like `tokio::time::timeout`, except that the timer is made only when the future does not
 /// finish on its first poll: most requests never wait, and registering and removing a timer
 /// cost more than the rest of their trip through the stack.
 async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    let deadline = tokio::time::Instant::now() + limit;
     let mut future = std::pin::pin!(future);
     let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|cx| {
@@ -489,7 +568,8 @@ async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
             return Poll::Ready(Some(output));
         }
         timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)))
+            // From the first time it waits: the first poll ran without yielding.
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)))
             .as_mut()
             .poll(cx)
             .map(|()| None)

@@ -31,18 +31,23 @@ fn acceptable(value: &HeaderValue) -> Option<&str> {
 }
 
 /// Settles the request's id: a well-formed incoming `x-request-id` is kept, anything else is
-/// replaced by a new UUIDv7. The id goes into the request's headers and extensions; it is
-/// returned with its header value, for the response.
+/// replaced by a new UUIDv7. The id goes into the request's extensions ([`RequestId`]); an
+/// incoming header that was not kept is removed, so the request's `x-request-id`, when it has
+/// one, is the settled id. The id is returned with its header value, for the response.
 pub(crate) fn settle(request: &mut Request) -> (String, HeaderValue) {
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(acceptable)
-        .map_or_else(new_id, str::to_owned);
-    let header = HeaderValue::from_str(&id).expect("request ids are plain ASCII");
-    request
-        .headers_mut()
-        .insert(X_REQUEST_ID.clone(), header.clone());
+    let incoming = request.headers().get(&X_REQUEST_ID);
+    let kept = incoming.and_then(|value| Some((acceptable(value)?.to_owned(), value.clone())));
+    let (id, header) = match kept {
+        Some(kept) => kept,
+        None => {
+            if incoming.is_some() {
+                request.headers_mut().remove(&X_REQUEST_ID);
+            }
+            let id = new_id();
+            let header = HeaderValue::from_str(&id).expect("request ids are plain ASCII");
+            (id, header)
+        }
+    };
     request.extensions_mut().insert(RequestId(id.clone()));
     (id, header)
 }

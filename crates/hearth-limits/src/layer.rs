@@ -78,10 +78,7 @@ pub(crate) fn too_many_requests<B: From<String>>(decision: &Decision) -> Respons
         "Too Many Requests",
         &detail,
     );
-    let headers = response.headers_mut();
-    for (name, value) in decision.headers() {
-        headers.insert(name, value);
-    }
+    decision.write_headers(response.headers_mut());
     response
 }
 

@@ -182,21 +182,28 @@ impl Decision {
     /// and, when refused, `Retry-After` (whole seconds, rounded up). Empty for
     /// [`unlimited`](Self::unlimited).
     pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut map = http::HeaderMap::new();
+        self.write_headers(&mut map);
+        map.into_iter()
+            .filter_map(|(name, value)| Some((name?, value)))
+            .collect()
+    }
+
+    /// Sets the [`headers`](Self::headers) on `headers` directly, replacing any of the same
+    /// name: for a response on its way out, without collecting them first.
+    pub fn write_headers(&self, headers: &mut http::HeaderMap) {
         if self.rule.is_empty() {
-            return Vec::new();
+            return;
         }
-        let mut headers = vec![
-            (RATELIMIT_LIMIT, HeaderValue::from(self.limit)),
-            (RATELIMIT_REMAINING, HeaderValue::from(self.remaining)),
-            (RATELIMIT_RESET, HeaderValue::from(ceil_secs(self.reset))),
-        ];
+        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
+        headers.insert(RATELIMIT_RESET, HeaderValue::from(ceil_secs(self.reset)));
         if let Some(retry) = self.retry_after {
-            headers.push((
+            headers.insert(
                 http::header::RETRY_AFTER,
                 HeaderValue::from(ceil_secs(retry).max(1)),
-            ));
+            );
         }
-        headers
     }
 }
 

@@ -218,8 +218,7 @@ where
 
         let mut line = Vec::with_capacity(512);
         line.extend_from_slice(b"{\"timestamp\":\"");
-        let _ = time::OffsetDateTime::now_utc()
-            .format_into(&mut line, &time::format_description::well_known::Rfc3339);
+        write_timestamp(&mut line, std::time::SystemTime::now());
         line.extend_from_slice(b"\",\"level\":\"");
         line.extend_from_slice(event.metadata().level().as_str().as_bytes());
         line.extend_from_slice(b"\",\"target\":");
@@ -327,7 +326,7 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
     // Most values (ids, routes, numbers as text) need no escaping at all.
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(bytes) {
         out.extend_from_slice(bytes);
         return;
     }
@@ -353,6 +352,90 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// `now` in RFC 3339, UTC, to the nanosecond (`2026-12-01T07:50:01.123456789Z`). The part up
+/// to the second is worked out once per second on each thread: every line starts with one.
+fn write_timestamp(out: &mut Vec<u8>, now: std::time::SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> =
+            const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
+    let since_epoch = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let prefix = SECOND.with(|cached| {
+        let (second, text) = cached.get();
+        if second == seconds {
+            return text;
+        }
+        let text = second_prefix(seconds);
+        cached.set((seconds, text));
+        text
+    });
+    out.extend_from_slice(&prefix);
+    out.push(b'.');
+    let nanos = since_epoch.subsec_nanos();
+    let mut digits = [b'0'; 9];
+    let mut rest = nanos;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second, UTC.
+fn second_prefix(seconds: u64) -> [u8; 19] {
+    let at = i64::try_from(seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let mut text = [0u8; 19];
+    let mut put = |from: usize, width: usize, value: u32| {
+        let mut rest = value;
+        for slot in text[from..from + width].iter_mut().rev() {
+            *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+            rest /= 10;
+        }
+    };
+    put(0, 4, u32::try_from(at.year()).unwrap_or(0));
+    put(5, 2, u32::from(u8::from(at.month())));
+    put(8, 2, u32::from(at.day()));
+    put(11, 2, u32::from(at.hour()));
+    put(14, 2, u32::from(at.minute()));
+    put(17, 2, u32::from(at.second()));
+    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        text[at] = separator;
+    }
+    text
+}
+
+/// Whether any byte is a control character, `"` or `\\`, eight bytes at a time: this runs over
+/// every string of every log line. (The word tests can only err towards "yes", which the
+/// escaping loop then handles byte by byte.)
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(word);
+        let x = u64::from_le_bytes(le);
+        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGHS;
+        let quote = zero_byte(x ^ (u64::from(b'"') * ONES));
+        let backslash = zero_byte(x ^ (u64::from(b'\\') * ONES));
+        if control | quote | backslash != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// JSON has no NaN or infinity: those are written as `null`, as serde_json does.
@@ -405,6 +488,52 @@ mod tests {
                 text,
                 "{json}"
             );
+        }
+    }
+
+    #[test]
+    fn every_byte_that_needs_escaping_is_found_wherever_it_sits() {
+        let plain = "abcdefghijklmnopqrstuvwxyz0123456789";
+        assert!(!needs_escape(plain.as_bytes()));
+        assert!(!needs_escape("żółw 🐢 ~\u{7f}".as_bytes()));
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for at in 0..plain.len() {
+                let mut text = plain.to_owned();
+                text.insert(at, special);
+                assert!(needs_escape(text.as_bytes()), "{special:?} at {at}");
+                let json = escaped(&text);
+                assert_eq!(serde_json::from_str::<String>(&json).unwrap(), text);
+            }
+        }
+        // Bytes just outside the ranges are left alone.
+        for byte in [0x20u8, 0x21, 0x23, 0x5b, 0x5d, 0x7f] {
+            let text = String::from_utf8(vec![byte; 17]).unwrap();
+            assert!(!needs_escape(text.as_bytes()), "{byte:#x}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_to_the_nanosecond() {
+        use time::format_description::well_known::Rfc3339;
+        for (seconds, nanos) in [
+            (0, 0),
+            (1_764_575_401, 123_456_789),
+            (1_764_575_401, 5),
+            (951_782_400, 999_999_999), // 2000-02-29
+            (4_102_444_799, 1),         // 2099-12-31T23:59:59
+        ] {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos);
+            // Twice: the second comes from the per-thread cache.
+            for _ in 0..2 {
+                let mut out = Vec::new();
+                write_timestamp(&mut out, at);
+                let text = String::from_utf8(out).unwrap();
+                assert_eq!(text.len(), 30, "{text}");
+                let parsed = time::OffsetDateTime::parse(&text, &Rfc3339).unwrap();
+                assert_eq!(parsed.unix_timestamp(), i64::try_from(seconds).unwrap());
+                assert_eq!(parsed.nanosecond(), nanos);
+                assert!(text.ends_with('Z'));
+            }
         }
     }
 

@@ -255,4 +255,55 @@ mod tests {
             }
         });
     }
+
+    #[test]
+    fn target_directives_filter_alike_whichever_filter_carries_them() {
+        // The second directive names a span, which needs EnvFilter; the first does not, and
+        // gets the lighter per-target filter. Both must pass the same events.
+        let static_level = "warn,sqlx=info,hearth_storage::db=debug";
+        let with_span = format!("{static_level},[no_such_span]=trace");
+        let build = |level: &str| {
+            let buffer = LogBuffer::default();
+            let log = LogSettings {
+                format: Some(LogFormat::Json),
+                level: level.into(),
+            };
+            let (dispatch, guard) =
+                dispatch(&log, &TelemetrySettings::default(), SERVICE, buffer.clone()).unwrap();
+            (dispatch, guard, buffer)
+        };
+        // Both stay alive throughout, so every call site asks each of them.
+        let (targets, _g1, targets_log) = build(static_level);
+        let (env, _g2, env_log) = build(&with_span);
+        for dispatch in [&targets, &env] {
+            tracing::dispatcher::with_default(dispatch, || {
+                tracing::info!(target: "sqlx", "sqlx info");
+                tracing::debug!(target: "sqlx", "sqlx debug");
+                tracing::info!(target: "sqlx::query", "sqlx::query info");
+                tracing::debug!(target: "hearth_storage::db::pg", "storage debug");
+                tracing::trace!(target: "hearth_storage::db", "storage trace");
+                tracing::info!(target: "hearth_storage", "outer storage info");
+                tracing::warn!(target: "other", "other warn");
+                tracing::info!(target: "other", "other info");
+            });
+        }
+        let messages = |buffer: &LogBuffer| -> Vec<String> {
+            buffer
+                .text()
+                .lines()
+                .map(|line| {
+                    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                    line["message"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        };
+        let expected = [
+            "sqlx info",
+            "sqlx::query info",
+            "storage debug",
+            "other warn",
+        ];
+        assert_eq!(messages(&targets_log), expected);
+        assert_eq!(messages(&env_log), expected);
+    }
 }

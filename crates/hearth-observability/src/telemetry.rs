@@ -11,6 +11,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use serde::Deserialize;
 use tracing::Dispatch;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{EnvFilter, Registry, fmt};
@@ -200,12 +201,7 @@ fn build<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::builder()
-        .parse(&log.level)
-        .map_err(|source| InitError::Filter {
-            directive: log.level.clone(),
-            source,
-        })?;
+    let (targets, env_filter) = level_filter(&log.level)?;
     if let Some(problem) = telemetry.problems().into_iter().next() {
         return Err(InitError::Settings(problem));
     }
@@ -259,7 +255,11 @@ where
     } else {
         LogFormat::Pretty
     });
-    let registry = Registry::default().with(filter).with(otel).with(ids);
+    let registry = Registry::default()
+        .with(targets)
+        .with(env_filter)
+        .with(otel)
+        .with(ids);
     let dispatch = match format {
         LogFormat::Json => Dispatch::new(registry.with(JsonLayer::new(writer))),
         LogFormat::Pretty => {
@@ -274,6 +274,27 @@ where
             exporting,
         },
     ))
+}
+
+/// The level filter for a `log.level` directive, as exactly one of two layers:
+/// - `Targets` for levels by target only (`info,sqlx=warn`), decided once per call site, after
+///   which spans cost it nothing;
+/// - `EnvFilter` for directives that name spans or fields (`[http_request{route=/v1/me}]=debug`),
+///   which it tracks per span, taking a lock every thread shares on each span's creation,
+///   entry, exit and close.
+fn level_filter(directive: &str) -> Result<(Option<Targets>, Option<Box<EnvFilter>>), InitError> {
+    // EnvFilter reads every form, and its errors name the part that is wrong.
+    let env_filter = EnvFilter::builder()
+        .parse(directive)
+        .map_err(|source| InitError::Filter {
+            directive: directive.to_owned(),
+            source,
+        })?;
+    let names_spans_or_fields = directive.contains(['[', '{']);
+    Ok(match directive.parse::<Targets>() {
+        Ok(targets) if !names_spans_or_fields => (Some(targets), None),
+        _ => (None, Some(Box::new(env_filter))),
+    })
 }
 
 /// `<hostname>-<pid>`: stable for the life of the process, distinct between processes.

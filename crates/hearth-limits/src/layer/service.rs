@@ -91,9 +91,7 @@ where
                 .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
                 .is_some_and(|inner_remaining| inner_remaining <= decision.remaining);
             if !tighter_inside {
-                for (name, value) in decision.headers() {
-                    headers.insert(name, value);
-                }
+                decision.write_headers(headers);
             }
             Ok(response)
         })
