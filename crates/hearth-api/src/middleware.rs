@@ -34,9 +34,6 @@ use crate::error::{ApiError, PROBLEM_JSON, default_detail, problem};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::state::AppState;
 
-/// Headers a response has room for once it leaves the handler.
-const RESPONSE_HEADER_ROOM: usize = 16;
-
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The route label for requests no route matched, so raw paths never become labels.
@@ -527,10 +524,6 @@ where
             Map::new(),
         ),
     };
-    // Room for the headers this layer and `Edge` add (rate limits, security, request id):
-    // the map grows once rather than at each layer.
-    let mut response = response;
-    response.headers_mut().reserve(RESPONSE_HEADER_ROOM);
     admitted.finish(response)
 }
 

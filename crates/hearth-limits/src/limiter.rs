@@ -128,6 +128,22 @@ impl Limiter {
         self.decide(checks).await
     }
 
+    /// [`check`](Self::check) without a future, when the counters are in-process: the same
+    /// decision, counted in the same metrics. `None` when Redis holds the counters (then use
+    /// `check`). For callers that keep their own futures small.
+    pub fn check_now(&self, checks: &[Check]) -> Option<Decision> {
+        #[cfg(feature = "redis")]
+        if self.inner.redis.is_some() {
+            return None;
+        }
+        if checks.is_empty() {
+            return Some(Decision::unlimited());
+        }
+        let decision = self.inner.local.decide(checks);
+        self.inner.metrics.record(&decision, checks);
+        Some(decision)
+    }
+
     /// Checks one rule for one key: the plain API for non-HTTP callers (the worker, the AI
     /// client).
     ///

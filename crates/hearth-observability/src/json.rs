@@ -38,42 +38,42 @@ impl<W> JsonLayer<W> {
     }
 }
 
-/// One recorded field value.
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Str(String),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
+/// A span's fields in recording order, kept in the span's extensions. Each value is stored as
+/// the JSON it is written as (strings escaped and quoted), all in one buffer: a request span's
+/// fields cost one allocation rather than one per string, and every line that names the span
+/// copies them instead of escaping them again.
+struct SpanFields {
+    /// The values' JSON, one after another.
+    json: Vec<u8>,
+    /// Each field's name and where its value is in `json`.
+    fields: Vec<(&'static str, std::ops::Range<usize>)>,
 }
-
-impl Value {
-    fn is_blank(&self) -> bool {
-        matches!(self, Self::Str(s) if s.is_empty())
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Str(s) => write_str(out, s),
-            Self::I64(n) => write_int(out, *n),
-            Self::U64(n) => write_int(out, *n),
-            Self::F64(n) => write_f64(out, *n),
-            Self::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        }
-    }
-}
-
-/// A span's fields in recording order, kept in the span's extensions.
-#[derive(Default)]
-struct SpanFields(Vec<(&'static str, Value)>);
 
 impl SpanFields {
-    fn set(&mut self, name: &'static str, value: Value) {
-        match self.0.iter_mut().find(|(key, _)| *key == name) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name, value)),
+    fn with_capacity(fields: usize) -> Self {
+        Self {
+            json: Vec::with_capacity(32 * fields),
+            fields: Vec::with_capacity(fields),
         }
+    }
+
+    /// Records `name`'s value, written by `write` into the buffer. A field recorded again
+    /// points at its new value; the old bytes stay unused.
+    fn set(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.json.len();
+        write(&mut self.json);
+        let range = start..self.json.len();
+        match self.fields.iter_mut().find(|(key, _)| *key == name) {
+            Some(slot) => slot.1 = range,
+            None => self.fields.push((name, range)),
+        }
+    }
+
+    /// The fields with their values' JSON.
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        self.fields
+            .iter()
+            .map(|(key, range)| (*key, &self.json[range.clone()]))
     }
 }
 
@@ -85,37 +85,39 @@ fn is_logged(field: &Field) -> bool {
 impl Visit for SpanFields {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if is_logged(field) {
-            self.set(field.name(), Value::F64(value));
+            self.set(field.name(), |out| write_f64(out, value));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         if is_logged(field) {
-            self.set(field.name(), Value::I64(value));
+            self.set(field.name(), |out| write_int(out, value));
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         if is_logged(field) {
-            self.set(field.name(), Value::U64(value));
+            self.set(field.name(), |out| write_int(out, value));
         }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         if is_logged(field) {
-            self.set(field.name(), Value::Bool(value));
+            self.set(field.name(), |out| write_bool(out, value));
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if is_logged(field) {
-            self.set(field.name(), Value::Str(value.to_owned()));
+            self.set(field.name(), |out| write_str(out, value));
         }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if is_logged(field) {
-            self.set(field.name(), Value::Str(ErrorChain(value).to_string()));
+            self.set(field.name(), |out| write_display(out, &ErrorChain(value)));
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if is_logged(field) {
-            self.set(field.name(), Value::Str(format!("{value:?}")));
+            self.set(field.name(), |out| {
+                write_display(out, &format_args!("{value:?}"));
+            });
         }
     }
 }
@@ -169,7 +171,7 @@ impl Visit for EventVisitor<'_> {
         write_int(self.slot(field), value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        Value::Bool(value).write(self.slot(field));
+        write_bool(self.slot(field), value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         write_str(self.slot(field), value);
@@ -193,7 +195,7 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Room for every field the span declares, recorded now or later: one allocation.
-        let mut fields = SpanFields(Vec::with_capacity(attrs.metadata().fields().len()));
+        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len());
         attrs.record(&mut fields);
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
@@ -248,17 +250,18 @@ where
                 write_str(&mut line, span.name());
                 let extensions = span.extensions();
                 if let Some(fields) = extensions.get::<SpanFields>() {
-                    for (key, value) in &fields.0 {
-                        if *key == "name" {
+                    for (key, value) in fields.iter() {
+                        if key == "name" {
                             continue;
                         }
                         line.push(b',');
                         write_str(&mut line, key);
                         line.push(b':');
                         let start = line.len();
-                        value.write(&mut line);
-                        if let Some(slot) = PROMOTED.iter().position(|p| p == key)
-                            && !value.is_blank()
+                        line.extend_from_slice(value);
+                        // A blank string (`""`) is not promoted.
+                        if let Some(slot) = PROMOTED.iter().position(|p| *p == key)
+                            && value != b"\"\""
                         {
                             promoted[slot] = Some(start..line.len());
                         }
@@ -445,6 +448,10 @@ fn write_f64(out: &mut Vec<u8>, value: f64) {
     } else {
         out.extend_from_slice(b"null");
     }
+}
+
+fn write_bool(out: &mut Vec<u8>, value: bool) {
+    out.extend_from_slice(if value { b"true" } else { b"false" });
 }
 
 fn write_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
