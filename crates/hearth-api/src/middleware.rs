@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use hearth_observability::metrics::names;
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Counter, Histogram};
 use serde_json::Map;
 use tower::{Layer, Service, ServiceExt as _};
 use tower_http::compression::predicate::DefaultPredicate;
@@ -33,6 +34,17 @@ use tracing::Instrument;
 use crate::error::{ApiError, PROBLEM_JSON, default_detail, problem};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::state::AppState;
+
+/// Requests between `Edge` and their answer, in every app of the process (as the metric
+/// registry is). A plain counter: the gauge's own increment and decrement are compare-and-swap
+/// loops, plus a generation count, on lines every worker shares; `/metrics` sets the gauge
+/// from this when it renders.
+static IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
+
+/// The number of requests being served now, for the `hearth_http_requests_in_flight` gauge.
+pub(crate) fn requests_in_flight() -> i64 {
+    IN_FLIGHT.load(Ordering::Relaxed)
+}
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -220,18 +232,18 @@ struct Observed {
 
 /// Counts a request in flight until dropped, even if the client disconnects and the answer is
 /// dropped mid-request.
-struct InFlight(Gauge);
+struct InFlight;
 
 impl InFlight {
-    fn start(gauge: Gauge) -> Self {
-        gauge.increment(1.0);
-        Self(gauge)
+    fn start() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.decrement(1.0);
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -282,7 +294,7 @@ impl Edge {
             route: matched,
             method,
             span,
-            in_flight: InFlight::start(self.metrics.in_flight()),
+            in_flight: InFlight::start(),
         }
     }
 
@@ -386,7 +398,6 @@ fn as_problem(response: Response) -> Response {
 /// every request (a registry lookup builds and hashes a labelled key each time).
 #[derive(Default)]
 struct HttpMetrics {
-    in_flight: OnceLock<Gauge>,
     /// By route template; a route sees few (method, status) pairs, so a list is enough.
     by_route: RwLock<HashMap<String, Vec<RouteHandles>>>,
 }
@@ -399,12 +410,6 @@ struct RouteHandles {
 }
 
 impl HttpMetrics {
-    fn in_flight(&self) -> Gauge {
-        self.in_flight
-            .get_or_init(|| metrics::gauge!(names::HTTP_IN_FLIGHT))
-            .clone()
-    }
-
     fn record(&self, route: &str, method: &Method, status: u16, seconds: f64) {
         // Methods are client input: any but the standard ones share one label, so a client
         // cannot grow the label set (or this cache) without bound.

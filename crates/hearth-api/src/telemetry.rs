@@ -21,6 +21,10 @@ pub static TRACEPARENT: HeaderName = HeaderName::from_static(propagation::TRACEP
 /// Makes the request span continue the caller's trace when the request carries a valid
 /// `traceparent`; otherwise the span starts a new trace.
 pub(crate) fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    // Most requests carry no trace context: one lookup by the prepared header name.
+    if !headers.contains_key(&TRACEPARENT) {
+        return;
+    }
     propagation::continue_trace(span, |name| {
         headers.get(name).and_then(|value| value.to_str().ok())
     });

@@ -111,7 +111,7 @@ pub(crate) fn decision<C: AsCheck>(checks: &[C], results: &[RuleResult]) -> Deci
         remaining: if allowed { rem } else { 0 },
         reset: Duration::from_micros(r.debt),
         retry_after: (!allowed).then(|| Duration::from_micros(r.retry)),
-        rule: check.rule().name.clone().into_owned(),
+        rule: check.rule().name.clone(),
     }
 }
 
@@ -261,7 +261,7 @@ mod tests {
         ];
         let d = decision(&checks, &ok);
         assert!(d.allowed);
-        assert_eq!((d.rule.as_str(), d.limit, d.remaining), ("b", 2, 1));
+        assert_eq!((d.rule.as_ref(), d.limit, d.remaining), ("b", 2, 1));
         let refused = [
             RuleResult {
                 allowed: false,
@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(d.retry_after, Some(Duration::from_secs(4)));
         let mixed = [ok[0], refused[0]];
         let d = decision(&checks, &mixed);
-        assert_eq!((d.rule.as_str(), d.remaining), ("b", 0));
+        assert_eq!((d.rule.as_ref(), d.remaining), ("b", 0));
     }
 
     #[test]

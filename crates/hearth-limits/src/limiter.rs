@@ -189,7 +189,7 @@ impl DecisionMetrics {
         let Some(rule) = checks
             .iter()
             .map(AsCheck::rule)
-            .find(|r| r.name == decision.rule.as_str())
+            .find(|r| r.name == decision.rule.as_ref())
         else {
             return;
         };

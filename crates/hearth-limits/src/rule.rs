@@ -161,8 +161,9 @@ pub struct Decision {
     pub reset: Duration,
     /// When refused: time until the request would be allowed.
     pub retry_after: Option<Duration>,
-    /// Name of the rule described; empty when no rule applied.
-    pub rule: String,
+    /// Name of the rule described; empty when no rule applied. Borrowed from the rule when
+    /// its name is `&'static` (the usual case), so a decision allocates nothing.
+    pub rule: Cow<'static, str>,
 }
 
 impl Decision {
@@ -174,7 +175,7 @@ impl Decision {
             remaining: 0,
             reset: Duration::ZERO,
             retry_after: None,
-            rule: String::new(),
+            rule: Cow::Borrowed(""),
         }
     }
 

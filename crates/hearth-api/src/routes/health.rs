@@ -101,6 +101,8 @@ pub(crate) async fn render_metrics(State(state): State<AppState>) -> impl IntoRe
         .set(f64::from(pool.size.saturating_sub(pool.idle)));
     metrics::gauge!(names::DB_POOL_MAX).set(f64::from(state.settings.database.max_connections));
     metrics::gauge!(names::UPTIME).set(hearth_observability::process::uptime().as_secs_f64());
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(names::HTTP_IN_FLIGHT).set(crate::middleware::requests_in_flight() as f64);
     if let Some(rss) = hearth_observability::process::rss_bytes() {
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!(names::RESIDENT_MEMORY).set(rss as f64);

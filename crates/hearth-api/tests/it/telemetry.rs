@@ -632,6 +632,14 @@ async fn metrics_cover_the_fleet_signals_with_route_templates_only() {
     ] {
         assert!(text.contains(family), "{family} missing from /metrics");
     }
+    // The scrape itself is being served while the gauge is read.
+    let in_flight: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("hearth_http_requests_in_flight "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(in_flight >= 1.0, "in flight: {in_flight}");
     assert!(text.contains("le=\"0.005\""), "sub-10 ms latency buckets");
     assert!(text.contains("route=\"/v1/fairness/rounds/{round_id}\""));
     assert!(!text.contains(&round_id), "a raw path became a label");

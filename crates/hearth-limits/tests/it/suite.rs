@@ -39,7 +39,7 @@ pub(crate) async fn quota_passes_at_once_then_refusal_says_when_to_retry(b: Back
     }
     let refused = check(&b, &c).await;
     assert!(!refused.allowed);
-    assert_eq!((refused.rule.as_str(), refused.remaining), ("burst", 0));
+    assert_eq!((refused.rule.as_ref(), refused.remaining), ("burst", 0));
     // One emission interval (1 s / 5) minus the time the calls took.
     let retry = refused.retry_after.expect("retry_after");
     assert!(
@@ -105,7 +105,7 @@ pub(crate) async fn the_decision_describes_the_tightest_rule_and_its_headers(b: 
     let d = check(&b, &checks).await;
     assert!(d.allowed);
     assert_eq!(
-        (d.rule.as_str(), d.limit, d.remaining),
+        (d.rule.as_ref(), d.limit, d.remaining),
         ("login.minute", 5, 4)
     );
     // Full quota back 12 s after one request (one interval of 60 s / 5).
