@@ -51,80 +51,6 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The route label for requests no route matched, so raw paths never become labels.
 const UNMATCHED: &str = "unmatched";
 
-/// Middleware written as one async function around the rest of the stack.
-pub(crate) trait Around: Send + Sync + 'static {
-    /// Answers `request`, calling `inner` (the rest of the stack) at most once.
-    fn around<S>(
-        self: Arc<Self>,
-        inner: S,
-        request: Request,
-    ) -> impl Future<Output = Response> + Send + 'static
-    where
-        S: Service<Request, Error = Infallible> + Send + 'static,
-        S::Response: IntoResponse,
-        S::Future: Send;
-}
-
-/// Wraps each service it is applied to in [`WithAround`].
-pub(crate) struct AroundLayer<A>(Arc<A>);
-
-impl<A> Clone for AroundLayer<A> {
-    fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
-    }
-}
-
-impl<A, S> Layer<S> for AroundLayer<A> {
-    type Service = WithAround<S, A>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        WithAround {
-            inner,
-            around: Arc::clone(&self.0),
-        }
-    }
-}
-
-/// The service of an [`AroundLayer`]: one boxed future per request.
-pub(crate) struct WithAround<S, A> {
-    inner: S,
-    around: Arc<A>,
-}
-
-impl<S: Clone, A> Clone for WithAround<S, A> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            around: Arc::clone(&self.around),
-        }
-    }
-}
-
-impl<S, A> Service<Request> for WithAround<S, A>
-where
-    A: Around,
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        // The clone that was made ready goes with this request; the fresh one stays.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        // Boxed as made: wrapping it in another async block would move the whole future once
-        // more when first polled.
-        Box::pin(Arc::clone(&self.around).around(inner, request).map(Ok))
-    }
-}
-
 /// Request id, span, security headers, problem+json, access log and metrics.
 pub(crate) struct Edge {
     state: AppState,
@@ -473,10 +399,10 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
-    pub(crate) fn layer(state: AppState) -> AroundLayer<Self> {
+    pub(crate) fn layer(state: AppState) -> GuardLayer {
         let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
         let body_limit = state.settings.server.body_limit_bytes;
-        AroundLayer(Arc::new(Self {
+        GuardLayer(Arc::new(Self {
             state,
             timeout,
             body_limit,
@@ -484,18 +410,47 @@ impl Guard {
     }
 }
 
-impl Around for Guard {
-    fn around<S>(
-        self: Arc<Self>,
-        inner: S,
-        request: Request,
-    ) -> impl Future<Output = Response> + Send + 'static
-    where
-        S: Service<Request, Error = Infallible> + Send + 'static,
-        S::Response: IntoResponse,
-        S::Future: Send,
-    {
-        guard(inner, self, request)
+/// Applies [`Guard`].
+#[derive(Clone)]
+pub(crate) struct GuardLayer(Arc<Guard>);
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = GuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            inner,
+            guard: Arc::clone(&self.0),
+        }
+    }
+}
+
+/// The service of a [`GuardLayer`]. Admission may wait for Redis before the rest of the stack
+/// is called, so the request's future takes the service readied for it and leaves a clone.
+#[derive(Clone)]
+pub(crate) struct GuardService<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+impl<S> Service<Request> for GuardService<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(guard(inner, Arc::clone(&self.guard), request).map(Ok))
     }
 }
 

@@ -868,15 +868,12 @@ impl PostgresDatabase {
             tx.rollback().await?;
             return Ok(answer);
         }
-        start.ensure_none_open()?;
-        // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
-        RoundLedger::compute(start.balance, request.bet, 0)?;
-        let (server_seed, client_seed) = rows::seeds(&start)?;
-        let nonce =
-            u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
-        let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce))?;
-        let status = rows::round_status(&play)?;
-        let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
+        let rows::Drawn {
+            play,
+            status,
+            ledger,
+            nonce,
+        } = rows::draw(&start, &request)?;
         let state = play.state.clone();
         let settled = SettledRound {
             round_id: request.round_id,

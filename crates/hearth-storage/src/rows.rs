@@ -170,6 +170,41 @@ impl RoundLedger {
     }
 }
 
+/// A round drawn under the wallet lock, ready to be written.
+pub(crate) struct Drawn {
+    pub(crate) play: crate::RoundPlay,
+    /// `settled` or `open`.
+    pub(crate) status: &'static str,
+    pub(crate) ledger: RoundLedger,
+    /// The nonce the round was drawn with.
+    pub(crate) nonce: u64,
+}
+
+/// Plays `request`'s round from the locked `start` row, on either backend. A second open
+/// round and an unaffordable bet are refused before drawing, so a refusal spends no nonce.
+pub(crate) fn draw(
+    start: &RoundStartRow,
+    request: &crate::RoundRequest<'_>,
+) -> Result<Drawn, StorageError> {
+    start.ensure_none_open()?;
+    RoundLedger::compute(start.balance, request.bet, 0)?;
+    let (server_seed, client_seed) = seeds(start)?;
+    let nonce = u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
+    let play = (request.play)(&mut hearth_domain::fairness::FairRng::new(
+        &server_seed,
+        &client_seed,
+        nonce,
+    ))?;
+    let status = round_status(&play)?;
+    let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
+    Ok(Drawn {
+        play,
+        status,
+        ledger,
+        nonce,
+    })
+}
+
 /// Parses the stored seeds of a round start.
 pub(crate) fn seeds(
     row: &RoundStartRow,

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hearth_domain::fairness::{ClientSeed, FairRng, ServerSeed};
+use hearth_domain::fairness::{ClientSeed, ServerSeed};
 use hearth_domain::ledger::{EntryKind, EntryStatus};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -451,15 +451,12 @@ impl GameRepository for SqliteDatabase {
             tx.rollback().await?;
             return Ok(answer);
         }
-        start.ensure_none_open()?;
-        // Refuse an unaffordable bet before drawing, so a refusal spends no nonce.
-        RoundLedger::compute(start.balance, request.bet, 0)?;
-        let (server_seed, client_seed) = rows::seeds(&start)?;
-        let nonce =
-            u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
-        let play = (request.play)(&mut FairRng::new(&server_seed, &client_seed, nonce))?;
-        let status = rows::round_status(&play)?;
-        let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
+        let rows::Drawn {
+            play,
+            status,
+            ledger,
+            nonce,
+        } = rows::draw(&start, &request)?;
         let now = OffsetDateTime::now_utc();
 
         sqlx::query(
