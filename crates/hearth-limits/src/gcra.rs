@@ -13,6 +13,9 @@ use crate::rule::{AsCheck, Decision, Rule};
 pub(crate) struct Params {
     pub(crate) interval: u64,
     pub(crate) window: u64,
+    /// The quota the limiter can enforce: the rule's, or `W / T` for a rule finer than one
+    /// request per microsecond (a billion per minute is sixty million), so the `RateLimit-*`
+    /// headers never promise more than is allowed.
     pub(crate) quota: u32,
 }
 
@@ -24,10 +27,11 @@ impl Params {
         } else {
             (window / u64::from(rule.quota)).max(1)
         };
+        let enforced = u32::try_from(window / interval).unwrap_or(u32::MAX);
         Self {
             interval,
             window,
-            quota: rule.quota,
+            quota: rule.quota.min(enforced),
         }
     }
 }
@@ -107,7 +111,7 @@ pub(crate) fn decision<C: AsCheck>(checks: &[C], results: &[RuleResult]) -> Deci
     let (check, r) = (&checks[i], results[i]);
     Decision {
         allowed,
-        limit: check.rule().quota,
+        limit: Params::of(check.rule()).quota,
         remaining: if allowed { rem } else { 0 },
         reset: Duration::from_micros(r.debt),
         retry_after: (!allowed).then(|| Duration::from_micros(r.retry)),
@@ -188,6 +192,19 @@ mod tests {
             }
             r
         }
+    }
+
+    #[test]
+    fn a_quota_finer_than_a_microsecond_reports_what_is_enforced() {
+        assert_eq!(params(7, 60).quota, 7);
+        assert_eq!(params(1_000_000, 3600).quota, 1_000_000);
+        let huge = Rule::per_minute("t", 1_000_000_000);
+        let p = Params::of(&huge);
+        assert_eq!((p.interval, p.quota), (1, 60_000_000));
+        let (first, _) = evaluate(None, 0, p);
+        let decision = decision(&[(&huge, "k")], &[first]);
+        assert_eq!(decision.limit, 60_000_000);
+        assert_eq!(decision.remaining, 59_999_999);
     }
 
     #[test]

@@ -41,7 +41,8 @@
 //! allow five more. (The price of a burst-friendly tolerance: right after a full burst a key
 //! still earns one request per `T`, so a span of one window can see up to `2q − 1` requests,
 //! but only after the key was idle for a whole window.) Times are whole microseconds; `T` is
-//! rounded down.
+//! rounded down and at least 1 µs, so a rule can enforce at most one request per microsecond
+//! (sixty million a minute), and that is the quota its decisions report.
 //!
 //! A request's checks are decided **all-or-nothing**: every rule is evaluated, and only if all
 //! allow are all TATs written. A refused rule therefore consumes nothing from the others.

@@ -153,7 +153,7 @@ impl RouteClass {
 pub struct Decision {
     /// Whether every rule allowed the request (and was charged for it).
     pub allowed: bool,
-    /// The quota of [`rule`](Self::rule).
+    /// The quota of [`rule`](Self::rule), as enforced (at most one request per microsecond).
     pub limit: u32,
     /// Requests that rule would still allow right now.
     pub remaining: u32,
