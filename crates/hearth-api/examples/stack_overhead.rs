@@ -10,7 +10,7 @@
 //! ```
 //! A round loads bare and full back to back, for `--seconds` each, taking turns at which goes
 //! first, and its figure is the ratio of the two. Shared hosts change speed from one second to
-//! the next (bare rates here moved between 40k and 67k req/s in one minute), so short rounds
+//! the next (bare rates here moved between 40k and 77k req/s in one minute), so short rounds
 //! paired this way, and the median of their ratios, keep that drift out of the figure where
 //! long rounds and a ratio of medians did not.
 //! `--log-level off` leaves spans and log lines out, to tell their cost from the layers'.
@@ -76,13 +76,6 @@ async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
-/// The CPU time per request (client and server) of the last `load`, in µs, as `f64` bits.
-static CPU_US: AtomicU64 = AtomicU64::new(0);
-
-fn last_cpu_us() -> f64 {
-    f64::from_bits(CPU_US.load(Ordering::Relaxed))
-}
-
 /// This process's CPU time so far (user and system, all threads) in clock ticks, on Linux.
 fn cpu_ticks() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -92,8 +85,16 @@ fn cpu_ticks() -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// Requests per second that `concurrency` keep-alive clients get from `url` in `seconds`.
-async fn load(url: &str, concurrency: usize, seconds: f64) -> f64 {
+/// What one `load` measured.
+struct Load {
+    /// Requests per second.
+    rate: f64,
+    /// This process's CPU time (client and server) per request, in µs, where `/proc` tells.
+    cpu_us: Option<f64>,
+}
+
+/// What `concurrency` keep-alive clients get from `url` in `seconds`.
+async fn load(url: &str, concurrency: usize, seconds: f64) -> Load {
     let ticks = cpu_ticks();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -119,14 +120,23 @@ async fn load(url: &str, concurrency: usize, seconds: f64) -> f64 {
         task.await.unwrap();
     }
     #[allow(clippy::cast_precision_loss)]
-    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    if let (Some(a), Some(b)) = (ticks, cpu_ticks()) {
-        // Clock ticks are 10 ms on Linux.
+    let done = done.load(Ordering::Relaxed).max(1) as f64;
+    let cpu_us = match (ticks, cpu_ticks()) {
+        // `/proc` counts in USER_HZ ticks, 10 ms each on Linux.
         #[allow(clippy::cast_precision_loss)]
-        let us = (b - a) as f64 * 10_000.0 / done.load(Ordering::Relaxed) as f64;
-        CPU_US.store(us.to_bits(), Ordering::Relaxed);
+        (Some(a), Some(b)) => Some((b - a) as f64 * 10_000.0 / done),
+        _ => None,
+    };
+    Load {
+        rate: done / started.elapsed().as_secs_f64(),
+        cpu_us,
     }
-    rate
+}
+
+/// A CPU figure for a round line.
+fn cpu(load: &Load) -> String {
+    load.cpu_us
+        .map_or_else(|| "CPU n/a".to_owned(), |us| format!("{us:.1} µs CPU each"))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -183,7 +193,7 @@ async fn main() {
     );
     if let Ok(only) = std::env::var("ONLY") {
         let url = if only == "bare" { &bare_url } else { &full_url };
-        let rate = load(url, args.concurrency, args.seconds).await;
+        let rate = load(url, args.concurrency, args.seconds).await.rate;
         println!("{only}: {rate:.0} req/s");
         return;
     }
@@ -193,27 +203,20 @@ async fn main() {
 
     let (mut bare_rates, mut full_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        let bare = async {
-            (
-                load(&bare_url, args.concurrency, args.seconds).await,
-                last_cpu_us(),
-            )
-        };
-        let full = async {
-            (
-                load(&full_url, args.concurrency, args.seconds).await,
-                last_cpu_us(),
-            )
-        };
-        let ((b, b_cpu), (f, f_cpu)) = if round % 2 == 1 {
-            let b = bare.await;
-            (b, full.await)
+        let bare = load(&bare_url, args.concurrency, args.seconds);
+        let full = load(&full_url, args.concurrency, args.seconds);
+        let (bare, full) = if round % 2 == 1 {
+            let bare = bare.await;
+            (bare, full.await)
         } else {
-            let f = full.await;
-            (bare.await, f)
+            let full = full.await;
+            (bare.await, full)
         };
+        let (b, f) = (bare.rate, full.rate);
         println!(
-            "round {round}: bare {b:.0} req/s ({b_cpu:.1} µs CPU each), full stack {f:.0} req/s ({f_cpu:.1} µs), ratio {:.3}",
+            "round {round}: bare {b:.0} req/s ({}), full stack {f:.0} req/s ({}), ratio {:.3}",
+            cpu(&bare),
+            cpu(&full),
             f / b
         );
         bare_rates.push(b);

@@ -88,30 +88,32 @@ pub(crate) fn remaining(p: Params, debt: u64) -> u32 {
 /// (ties: the longest reset); otherwise the refusing rule with the longest retry.
 pub(crate) fn decision<C: AsCheck>(checks: &[C], results: &[RuleResult]) -> Decision {
     let allowed = results.iter().all(|r| r.allowed);
-    let mut best: Option<(usize, u32)> = None;
+    // The chosen rule: its index, its remaining requests and its enforced quota.
+    let mut best: Option<(usize, u32, u32)> = None;
     for (i, (check, r)) in checks.iter().zip(results).enumerate() {
         if !allowed && r.allowed {
             continue;
         }
-        let rem = remaining(Params::of(check.rule()), r.debt);
+        let p = Params::of(check.rule());
+        let rem = remaining(p, r.debt);
         let better = match best {
             None => true,
-            Some((j, best_rem)) if allowed => {
+            Some((j, best_rem, _)) if allowed => {
                 rem < best_rem || (rem == best_rem && r.debt > results[j].debt)
             }
-            Some((j, _)) => r.retry > results[j].retry,
+            Some((j, _, _)) => r.retry > results[j].retry,
         };
         if better {
-            best = Some((i, rem));
+            best = Some((i, rem, p.quota));
         }
     }
-    let Some((i, rem)) = best else {
+    let Some((i, rem, limit)) = best else {
         return Decision::unlimited();
     };
     let (check, r) = (&checks[i], results[i]);
     Decision {
         allowed,
-        limit: Params::of(check.rule()).quota,
+        limit,
         remaining: if allowed { rem } else { 0 },
         reset: Duration::from_micros(r.debt),
         retry_after: (!allowed).then(|| Duration::from_micros(r.retry)),
