@@ -12,8 +12,13 @@
 //! `SELECT … FOR UPDATE` of the wallet and the seeds; one statement whose CTEs write everything;
 //! `COMMIT`. Either way the row lock serialises rounds on one wallet and leaves every other
 //! wallet free.
+//!
+//! While several rounds are in flight in the process, they are sent together instead (module
+//! `coalesce`): one statement and one commit for the rounds waiting, up to
+//! [`DatabaseSettings::round_batches`] such statements at once.
 
 mod accounts;
+mod coalesce;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -185,27 +190,44 @@ impl PlayerDraws {
     }
 }
 
-/// Counts a round in flight for as long as it lives.
-struct InFlight<'a>(&'a PlayerDraws);
+/// Counts a round in flight, for its player and for the process, for as long as it lives.
+struct InFlight<'a> {
+    player: &'a PlayerDraws,
+    all: &'a AtomicUsize,
+}
 
 impl<'a> InFlight<'a> {
-    /// Enters, and returns how many of the player's rounds are in flight, this one included.
-    fn enter(player: &'a PlayerDraws) -> (Self, usize) {
-        let count = player.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        (Self(player), count)
+    /// Enters, and returns how many of the player's rounds and how many rounds in all are in
+    /// flight, this one included.
+    fn enter(cache: &'a DrawCache, player: &'a PlayerDraws) -> (Self, usize, usize) {
+        let mine = player.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let all = cache.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        (
+            Self {
+                player,
+                all: &cache.in_flight,
+            },
+            mine,
+            all,
+        )
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.player.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.all.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// [`PlayerDraws`] per player.
-#[derive(Debug, Default)]
+/// [`PlayerDraws`] per player, and the queues rounds wait in while others are in flight.
+#[derive(Debug)]
 struct DrawCache {
     players: Mutex<HashMap<Uuid, Arc<PlayerDraws>>>,
+    /// Rounds in flight in this process.
+    in_flight: AtomicUsize,
+    /// Where rounds wait while others are in flight; `None` sends every round alone.
+    queue: Option<Arc<coalesce::Queue>>,
 }
 
 impl DrawCache {
@@ -213,6 +235,19 @@ impl DrawCache {
     const CAPACITY: usize = 50_000;
     /// The most outcomes drawn ahead for one round.
     const MAX_AHEAD: usize = 32;
+
+    /// With at most `batches` statements of queued rounds in flight; `0` sends every round
+    /// alone.
+    fn new(batches: u32) -> Self {
+        Self {
+            players: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            queue: usize::try_from(batches)
+                .ok()
+                .filter(|n| *n > 0)
+                .map(|n| Arc::new(coalesce::Queue::new(n))),
+        }
+    }
 
     fn player(&self, user: Uuid) -> Arc<PlayerDraws> {
         let mut players = self
@@ -235,7 +270,7 @@ struct LockedStart {
 
 /// What `hearth_play_round` answers.
 #[derive(sqlx::FromRow)]
-struct OneCallRow {
+pub(super) struct OneCallRow {
     outcome: String,
     balance_after: Option<i64>,
     played_at: Option<OffsetDateTime>,
@@ -296,7 +331,7 @@ impl PostgresDatabase {
             })?;
         Ok(Self {
             pool,
-            draws: Arc::default(),
+            draws: Arc::new(DrawCache::new(settings.round_batches)),
         })
     }
 
@@ -558,9 +593,9 @@ impl GameRepository for PostgresDatabase {
             return self.play_round_locked(request).await;
         }
         let player = self.draws.player(request.user_id);
-        let (_in_flight, in_flight) = InFlight::enter(&player);
+        let (_in_flight, in_flight, all_in_flight) = InFlight::enter(&self.draws, &player);
         match self
-            .play_round_in_one_call(&request, &player, in_flight)
+            .play_round_in_one_call(&request, &player, in_flight, all_in_flight)
             .await
         {
             Ok(Some(played)) => Ok(played),
@@ -707,6 +742,7 @@ impl PostgresDatabase {
         request: &RoundRequest<'_>,
         player: &PlayerDraws,
         in_flight: usize,
+        all_in_flight: usize,
     ) -> Result<Option<Played<SettledRound>>, StorageError> {
         let mut inputs = match player.last() {
             Some(inputs) => inputs,
@@ -747,37 +783,30 @@ impl PostgresDatabase {
             if drawn.is_empty() {
                 return Ok(None);
             }
-            let row: OneCallRow = sqlx::query_as(
-                "SELECT outcome, balance_after, played_at, nonce_played, stored_fingerprint, \
-                        stored_response, current_server_seed, current_server_seed_hash, \
-                        current_client_seed, current_nonce \
-                 FROM hearth_play_round($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(request.user_id) // $1
-            .bind(request.round_id) // $2
-            .bind(request.game) // $3
-            .bind(request.bet) // $4
-            .bind(&inputs.server_seed_hash) // $5
-            .bind(&inputs.client_seed) // $6
-            .bind(inputs.nonce) // $7
-            .bind(drawn.iter().map(|d| d.settled.win).collect::<Vec<_>>()) // $8
-            .bind(drawn.iter().map(|d| d.status).collect::<Vec<_>>()) // $9
-            .bind(
-                drawn
-                    .iter()
-                    .map(|d| d.settled.detail.to_string())
-                    .collect::<Vec<_>>(),
-            ) // $10
-            .bind(
-                drawn
+            let call = coalesce::RoundCall {
+                user_id: request.user_id,
+                round_id: request.round_id,
+                game: request.game.to_owned(),
+                bet: request.bet,
+                server_seed_hash: inputs.server_seed_hash.clone(),
+                client_seed: inputs.client_seed.clone(),
+                first_nonce: inputs.nonce,
+                wins: drawn.iter().map(|d| d.settled.win).collect(),
+                statuses: drawn.iter().map(|d| d.status).collect(),
+                details: drawn.iter().map(|d| d.settled.detail.to_string()).collect(),
+                states: drawn
                     .iter()
                     .map(|d| d.state.as_ref().map(ToString::to_string))
-                    .collect::<Vec<_>>(),
-            ) // $11
-            .bind(key) // $12
-            .bind(fingerprint) // $13
-            .fetch_one(&self.pool)
-            .await?;
+                    .collect(),
+                key: key.map(str::to_owned),
+                fingerprint: fingerprint.map(str::to_owned),
+            };
+            // Alone, straight to the database; with other rounds in flight, in the next statement
+            // that sends its queue's rounds together.
+            let row = match &self.draws.queue {
+                Some(queue) if all_in_flight > 1 => queue.play(&self.pool, call).await?,
+                _ => call.call(&self.pool).await?,
+            };
             let balance = row.balance_after.unwrap_or(0);
             match row.outcome.as_str() {
                 "ok" => {

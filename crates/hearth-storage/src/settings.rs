@@ -18,6 +18,11 @@ pub struct DatabaseSettings {
     pub max_lifetime_secs: u64,
     /// SQLite only: how long a writer waits for the write lock before failing.
     pub sqlite_busy_timeout_ms: u64,
+    /// PostgreSQL only: while more than one game round is in flight in the process, new rounds
+    /// queue, and up to this many statements at once each send what is waiting (one
+    /// transaction, one commit for the lot; a player's rounds in one statement at a time).
+    /// `0` sends every round alone.
+    pub round_batches: u32,
     /// Production refuses SQLite unless this is set: it is one file on one machine, which
     /// N gateways behind a load balancer cannot share.
     pub allow_sqlite_in_production: bool,
@@ -33,6 +38,7 @@ impl Default for DatabaseSettings {
             idle_timeout_secs: 600,
             max_lifetime_secs: 1800,
             sqlite_busy_timeout_ms: 10_000,
+            round_batches: 2,
             allow_sqlite_in_production: false,
         }
     }

@@ -636,6 +636,100 @@ async fn history_and_stats_are_computed_by_the_database(t: &TestDb) {
     assert!(matches!(unknown, Err(StorageError::NotFound)));
 }
 
+/// Many players' rounds at once (on PostgreSQL, sent together in shared statements), two of
+/// them under one round id: the duplicate is refused alone, every other round settles, and every
+/// round is still the one its seeds and nonce give.
+async fn concurrent_rounds_of_many_players_settle_apart_from_a_failing_one(t: &TestDb) {
+    let mut users = Vec::new();
+    for n in 0..10 {
+        let user =
+            t.db.create_user(new_user(&format!("Crowd{n}"), 10_000))
+                .await
+                .unwrap();
+        users.push(user.id);
+    }
+    let db: Arc<dyn Database> = t.db.clone();
+    let shared_round = Uuid::now_v7();
+    let tasks: Vec<_> = (0..62)
+        .map(|n| {
+            let db = db.clone();
+            // Rounds 60 and 61 are the same round of the first player.
+            let (user, round_id) = if n >= 60 {
+                (users[0], shared_round)
+            } else {
+                (users[n % users.len()], Uuid::now_v7())
+            };
+            tokio::spawn(async move {
+                let play = slots_play(10);
+                let result = db
+                    .play_round(RoundRequest {
+                        user_id: user,
+                        round_id,
+                        game: "slots",
+                        bet: 10,
+                        play: &play,
+                        idempotency: None,
+                    })
+                    .await;
+                (n, user, result)
+            })
+        })
+        .collect();
+    let mut settled = Vec::new();
+    let mut duplicates = Vec::new();
+    for task in tasks {
+        let (n, user, result) = task.await.unwrap();
+        if n >= 60 {
+            duplicates.push(result);
+        } else {
+            settled.push((
+                user,
+                result.unwrap_or_else(|e| panic!("round {n}: {e}")).value,
+            ));
+        }
+    }
+    let refused: Vec<_> = duplicates.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "exactly one of the two rounds with one id settles"
+    );
+    assert!(
+        matches!(refused[0], StorageError::Conflict { .. }),
+        "the duplicate is a conflict, not {}",
+        refused[0]
+    );
+    settled.extend(
+        duplicates
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|played| (users[0], played.value)),
+    );
+    let server = ServerSeed::from_bytes(*FIXED_SERVER_SEED);
+    let client = ClientSeed::parse("test-client-seed").unwrap();
+    for user in &users {
+        let mut rounds: Vec<_> = settled
+            .iter()
+            .filter(|(owner, _)| owner == user)
+            .map(|(_, round)| round)
+            .collect();
+        rounds.sort_by_key(|round| round.nonce);
+        let nonces: Vec<u64> = rounds.iter().map(|round| round.nonce).collect();
+        assert_eq!(nonces, (0..rounds.len() as u64).collect::<Vec<_>>());
+        for round in &rounds {
+            let expected =
+                slots::spin(&mut FairRng::new(&server, &client, round.nonce), 10).unwrap();
+            assert_eq!(round.win, expected.win, "round {} re-derives", round.nonce);
+        }
+        let wins: i64 = rounds.iter().map(|round| round.win).sum();
+        let expected = 10_000 - 10 * i64::try_from(rounds.len()).unwrap() + wins;
+        assert_eq!(t.db.wallet(*user).await.unwrap().balance, expected);
+        // The answer with the highest nonce carries the final balance.
+        assert_eq!(rounds.last().unwrap().balance, expected);
+    }
+    assert!(t.db.reconcile().await.unwrap().mismatches.is_empty());
+}
+
 backend_suite!(
     a_repeated_idempotency_key_replays_and_a_different_request_is_refused,
     concurrent_requests_with_one_key_have_one_effect,
@@ -654,6 +748,7 @@ backend_suite!(
     an_unknown_user_cannot_play,
     ledger_pages_walk_every_entry_once_newest_first,
     concurrent_rounds_on_one_wallet_never_lose_an_update_or_overdraw,
+    concurrent_rounds_of_many_players_settle_apart_from_a_failing_one,
     reconciliation_finds_exactly_the_tampered_wallet,
     the_schema_refuses_a_negative_balance_or_broken_arithmetic,
     migrations_are_all_applied_and_the_database_answers,
