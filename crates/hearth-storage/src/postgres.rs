@@ -220,7 +220,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// [`PlayerDraws`] per player, and the queues rounds wait in while others are in flight.
+/// [`PlayerDraws`] per player, and the queue rounds wait in while others are in flight.
 #[derive(Debug)]
 struct DrawCache {
     players: Mutex<HashMap<Uuid, Arc<PlayerDraws>>>,
@@ -801,8 +801,8 @@ impl PostgresDatabase {
                 key: key.map(str::to_owned),
                 fingerprint: fingerprint.map(str::to_owned),
             };
-            // Alone, straight to the database; with other rounds in flight, in the next statement
-            // that sends its queue's rounds together.
+            // Alone, straight to the database; with other rounds in flight, through the queue, in
+            // the next statement sent for this player.
             let row = match &self.draws.queue {
                 Some(queue) if all_in_flight > 1 => queue.play(&self.pool, call).await?,
                 _ => call.call(&self.pool).await?,

@@ -1,18 +1,25 @@
-//! One player's concurrent rounds, coalesced into one transaction.
+//! Concurrent rounds, sent to PostgreSQL together: one statement and one commit for many.
 //!
-//! A player's rounds serialise on their wallet's row lock, and a transaction keeps that lock
-//! until its commit record is on disk. One player spinning from several connections at once is
-//! therefore bounded by commits per second, however fast the rest is. When more than one of a
-//! player's rounds is in flight in this process, they wait here instead, and one task per player
-//! sends everything waiting in one statement: `hearth_play_round` once per round, in queue order,
-//! in one transaction, so the lot costs one lock wait and one commit. Each round's answer is the
-//! one the function would have given it alone (it sees the rounds before it in the statement as
-//! committed), and the caller handles it exactly as a lone call's.
+//! Each round is a transaction of its own through `hearth_play_round`, and its cost is mostly
+//! per transaction and per round trip: the commit (a WAL flush, waited for while the wallet's
+//! row lock is held, which bounds one player spinning from several connections at once), the
+//! wake-ups on both sides, and the function's start. When more than one round is in flight in
+//! the process, rounds wait in this queue instead, and up to
+//! [`DatabaseSettings::round_batches`](crate::DatabaseSettings::round_batches) tasks each send
+//! everything waiting as one statement: `hearth_play_round` once per round, in player order,
+//! in one transaction. Each round's answer is the row the function returned for it, which is
+//! what it would have returned alone with the rounds before it committed; the caller handles it
+//! exactly as a lone call's.
+//!
+//! Two statements in flight never hold rounds of the same player: a busy player's next rounds
+//! wait for the next statement, instead of queueing on the row lock behind a commit. Every
+//! statement locks its players in one order (by id), so statements from several processes
+//! cannot deadlock either.
 //!
 //! A statement that fails rolls back every round in it; each is then sent back to its caller to
-//! be played alone, so one round's error never becomes another's. The task is spawned, so a
-//! caller that goes away (a client disconnecting, a timeout) never cancels the other rounds in
-//! its batch.
+//! be played alone, so one round's error never becomes another's. The tasks are spawned, so a
+//! caller that goes away (a client disconnecting, a timeout) never cancels the other rounds of
+//! its statement.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
