@@ -40,6 +40,12 @@ pub mod names {
     pub const DB_POOL_CONNECTIONS: &str = "hearth_db_pool_connections";
     /// Gauge: the most connections the pool may open (`database.max_connections`).
     pub const DB_POOL_MAX: &str = "hearth_db_pool_max_connections";
+    /// Counter: statements that sent queued game rounds together (PostgreSQL).
+    pub const DB_ROUND_STATEMENTS: &str = "hearth_db_round_statements_total";
+    /// Counter: game rounds those statements carried.
+    pub const DB_ROUND_STATEMENT_ROUNDS: &str = "hearth_db_round_statement_rounds_total";
+    /// Counter: statements of several rounds that failed; their rounds were played alone.
+    pub const DB_ROUND_STATEMENT_FAILURES: &str = "hearth_db_round_statement_failures_total";
     /// Counter: responses that were 500s because of an internal error or a panic; each is
     /// logged at ERROR with its cause chain.
     pub const INTERNAL_ERRORS: &str = "hearth_http_internal_errors_total";
@@ -118,6 +124,18 @@ fn describe() {
         "Database pool connections by state"
     );
     describe_gauge!(names::DB_POOL_MAX, "Most connections the pool may open");
+    describe_counter!(
+        names::DB_ROUND_STATEMENTS,
+        "Statements that sent queued game rounds together"
+    );
+    describe_counter!(
+        names::DB_ROUND_STATEMENT_ROUNDS,
+        "Game rounds sent in shared statements"
+    );
+    describe_counter!(
+        names::DB_ROUND_STATEMENT_FAILURES,
+        "Shared round statements that failed and were replayed round by round"
+    );
     describe_counter!(
         names::INTERNAL_ERRORS,
         "Internal errors and panics answered with a 500"

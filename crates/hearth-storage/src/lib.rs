@@ -51,8 +51,8 @@ pub use error::StorageError;
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
     NewEmail, NewPasswordReset, NewUser, OutboxEmail, Page, Played, PlayerStats, PoolStats,
-    Reconciliation, RoundPlay, RoundRecord, RoundRequest, SeedRotation, SettledRound, Step, StepFn,
-    TotpState, User, UserCredentials, Wallet, WalletMismatch,
+    Reconciliation, RoundPlay, RoundRecord, RoundRequest, RoundStatements, SeedRotation,
+    SettledRound, Step, StepFn, TotpState, User, UserCredentials, Wallet, WalletMismatch,
 };
 pub use settings::DatabaseSettings;
 
@@ -305,6 +305,11 @@ pub trait Maintenance: Send + Sync {
 
     /// Pool size and idle connections right now.
     fn pool_stats(&self) -> PoolStats;
+
+    /// What the round queue has sent so far; zeros where there is none.
+    fn round_statements(&self) -> RoundStatements {
+        RoundStatements::default()
+    }
 
     /// `"postgres"` or `"sqlite"`.
     fn backend(&self) -> &'static str;

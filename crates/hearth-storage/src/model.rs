@@ -332,6 +332,19 @@ pub struct PoolStats {
     pub idle: u32,
 }
 
+/// Counts, since the process started, of the statements that carried queued game rounds
+/// together (PostgreSQL, [`DatabaseSettings::round_batches`](crate::DatabaseSettings)); all
+/// zero on SQLite or with the queue off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RoundStatements {
+    /// Statements sent for queued rounds.
+    pub statements: u64,
+    /// Rounds those statements carried; divided by `statements`, the rounds sharing a commit.
+    pub rounds: u64,
+    /// Statements of several rounds that failed, whose rounds were then each played alone.
+    pub failed: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

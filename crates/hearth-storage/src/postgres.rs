@@ -42,8 +42,9 @@ use crate::rows::{
 use crate::{
     ActRequest, DailyBalance, DatabaseSettings, FairnessRepository, FairnessState, GameRepository,
     Idempotency, LedgerEntry, LedgerQuery, Maintenance, NewUser, Page, Played, PlayerStats,
-    PoolStats, Reconciliation, RoundRecord, RoundRequest, SeedRotation, SettledRound, StorageError,
-    User, UserCredentials, UserRepository, Wallet, WalletMismatch, WalletRepository,
+    PoolStats, Reconciliation, RoundRecord, RoundRequest, RoundStatements, SeedRotation,
+    SettledRound, StorageError, User, UserCredentials, UserRepository, Wallet, WalletMismatch,
+    WalletRepository,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -1091,6 +1092,14 @@ impl Maintenance for PostgresDatabase {
             size: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(0),
         }
+    }
+
+    fn round_statements(&self) -> RoundStatements {
+        self.draws
+            .queue
+            .as_ref()
+            .map(|queue| queue.sent())
+            .unwrap_or_default()
     }
 
     fn backend(&self) -> &'static str {

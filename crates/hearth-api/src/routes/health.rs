@@ -100,6 +100,10 @@ pub(crate) async fn render_metrics(State(state): State<AppState>) -> impl IntoRe
     metrics::gauge!(names::DB_POOL_CONNECTIONS, "state" => "in_use")
         .set(f64::from(pool.size.saturating_sub(pool.idle)));
     metrics::gauge!(names::DB_POOL_MAX).set(f64::from(state.settings.database.max_connections));
+    let sent = state.db.round_statements();
+    metrics::counter!(names::DB_ROUND_STATEMENTS).absolute(sent.statements);
+    metrics::counter!(names::DB_ROUND_STATEMENT_ROUNDS).absolute(sent.rounds);
+    metrics::counter!(names::DB_ROUND_STATEMENT_FAILURES).absolute(sent.failed);
     metrics::gauge!(names::UPTIME).set(hearth_observability::process::uptime().as_secs_f64());
     #[allow(clippy::cast_precision_loss)]
     metrics::gauge!(names::HTTP_IN_FLIGHT).set(crate::middleware::requests_in_flight() as f64);

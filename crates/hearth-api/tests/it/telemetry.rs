@@ -627,6 +627,10 @@ async fn metrics_cover_the_fleet_signals_with_route_templates_only() {
         "hearth_rate_limit_refusals_total{",
         "hearth_db_pool_connections{state=\"idle\"}",
         "hearth_db_pool_max_connections ",
+        // Zero on SQLite, but always exposed, so dashboards and alerts find the series.
+        "hearth_db_round_statements_total 0",
+        "hearth_db_round_statement_rounds_total 0",
+        "hearth_db_round_statement_failures_total 0",
         "hearth_process_uptime_seconds ",
         "hearth_build_info{",
     ] {

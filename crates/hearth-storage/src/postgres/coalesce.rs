@@ -22,6 +22,7 @@
 //! its statement.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sqlx::PgPool;
@@ -29,7 +30,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::OneCallRow;
-use crate::StorageError;
+use crate::{RoundStatements, StorageError};
 
 /// The most rounds sent in one statement; more wait for the next.
 const MAX_BATCH: usize = 64;
@@ -177,6 +178,9 @@ pub(super) struct Queue {
     /// The most statements in flight at once.
     tasks: usize,
     state: Mutex<QueueState>,
+    statements: AtomicU64,
+    rounds: AtomicU64,
+    failed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -207,6 +211,18 @@ impl Queue {
         Self {
             tasks: tasks.max(1),
             state: Mutex::default(),
+            statements: AtomicU64::new(0),
+            rounds: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    /// What this queue has sent so far.
+    pub(super) fn sent(&self) -> RoundStatements {
+        RoundStatements {
+            statements: self.statements.load(Ordering::Relaxed),
+            rounds: self.rounds.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
         }
     }
 
@@ -294,6 +310,9 @@ impl Queue {
                 .extend(batch.iter().map(|(call, _)| call.user_id));
             // One lock order for every statement (by player): two never deadlock.
             batch.sort_by_key(|(call, _)| call.user_id);
+            self.statements.fetch_add(1, Ordering::Relaxed);
+            self.rounds
+                .fetch_add(u64::try_from(batch.len()).unwrap_or(0), Ordering::Relaxed);
             if batch.len() == 1 {
                 if let Some((call, reply)) = batch.pop() {
                     let _ = reply.send(Reply::Row(call.call(&pool).await));
@@ -309,6 +328,7 @@ impl Queue {
                     }
                 }
                 outcome => {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
                     if let Err(error) = outcome {
                         tracing::debug!(
                             %error,

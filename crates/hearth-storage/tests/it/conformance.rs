@@ -728,6 +728,13 @@ async fn concurrent_rounds_of_many_players_settle_apart_from_a_failing_one(t: &T
         assert_eq!(rounds.last().unwrap().balance, expected);
     }
     assert!(t.db.reconcile().await.unwrap().mismatches.is_empty());
+    let sent = t.db.round_statements();
+    if t.db.backend() == "postgres" {
+        // Started together, all but the first waited in the queue.
+        assert!(sent.statements >= 1 && sent.rounds >= 2, "{sent:?}");
+    } else {
+        assert_eq!(sent, hearth_storage::RoundStatements::default());
+    }
 }
 
 backend_suite!(
