@@ -332,7 +332,10 @@ impl PostgresDatabase {
             })?;
         Ok(Self {
             pool,
-            draws: Arc::new(DrawCache::new(settings.round_batches)),
+            // Each statement in flight holds a connection: never more of them than the pool has.
+            draws: Arc::new(DrawCache::new(
+                settings.round_batches.min(settings.max_connections.max(1)),
+            )),
         })
     }
 

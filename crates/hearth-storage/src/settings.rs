@@ -21,7 +21,7 @@ pub struct DatabaseSettings {
     /// PostgreSQL only: while more than one game round is in flight in the process, new rounds
     /// queue, and up to this many statements at once each send what is waiting (one
     /// transaction, one commit for the lot; a player's rounds in one statement at a time).
-    /// `0` sends every round alone.
+    /// `0` sends every round alone; more than `max_connections` counts as `max_connections`.
     pub round_batches: u32,
     /// Production refuses SQLite unless this is set: it is one file on one machine, which
     /// N gateways behind a load balancer cannot share.

@@ -327,15 +327,24 @@ impl Queue {
                         let _ = reply.send(Reply::Row(Ok(row)));
                     }
                 }
-                outcome => {
-                    self.failed.fetch_add(1, Ordering::Relaxed);
-                    if let Err(error) = outcome {
-                        tracing::debug!(
-                            %error,
-                            rounds = calls.len(),
-                            "coalesced rounds failed together; each is played alone"
-                        );
+                // The statement committed, so playing its rounds again would be wrong; the
+                // function returns one row per call, so this is a bug, reported as one.
+                Ok(rows) => {
+                    let found = rows.len();
+                    for reply in replies {
+                        let _ = reply.send(Reply::Row(Err(StorageError::Corrupt(format!(
+                            "{found} rows for {} coalesced rounds",
+                            calls.len()
+                        )))));
                     }
+                }
+                Err(error) => {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        %error,
+                        rounds = calls.len(),
+                        "coalesced rounds failed together; each is played alone"
+                    );
                     for (call, reply) in calls.into_iter().zip(replies) {
                         let _ = reply.send(Reply::Alone(call));
                     }
