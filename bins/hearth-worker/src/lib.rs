@@ -178,7 +178,7 @@ pub fn admin_router(metrics: PrometheusHandle) -> Router {
                 async move {
                     (
                         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        metrics.render(),
+                        hearth_observability::metrics::render(&metrics),
                     )
                 }
             }),

@@ -15,6 +15,12 @@
 //! long rounds and a ratio of medians did not.
 //! `--log-level off` leaves spans and log lines out, to tell their cost from the layers'.
 //! `ONLY=bare` or `ONLY=full` in the environment loads one router only, for a profiler.
+//! `ONLY=in-process` calls both routers in this process without sockets or a client, taking
+//! turns for `--rounds` rounds of `--seconds`, and prints nanoseconds per request: the server
+//! side's own cost. The fastest round of each is the steadiest figure on a shared host, steady
+//! enough to tell a change of a few tens of nanoseconds. `TASKS=2` calls from two tasks at
+//! once (threads sharing the stack's state); `ROUTER=full` calls the full stack only, for a
+//! profiler.
 //! The log lines are JSON, formatted in full and written to a sink, so the logging cost is in
 //! the figure but the terminal is not. Client and server share the machine, as they do in
 //! every figure in docs/benchmarks.md.
@@ -133,6 +139,53 @@ async fn load(url: &str, concurrency: usize, seconds: f64) -> Load {
     }
 }
 
+/// Nanoseconds of CPU per request through `router`, called without sockets by `tasks` tasks at
+/// once (on this runtime's worker threads): the server side's own cost, steady enough to tell
+/// small changes apart, and with more than one task, what threads sharing its state cost.
+async fn in_process(router: Router, route: &'static str, seconds: f64, tasks: u32) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let runs: Vec<_> = (0..tasks)
+        .map(|_| tokio::spawn(in_process_task(router.clone(), route, deadline)))
+        .collect();
+    let mut done = 0_u32;
+    for run in runs {
+        done += run.await.unwrap();
+    }
+    started.elapsed().as_secs_f64() * f64::from(tasks) * 1e9 / f64::from(done)
+}
+
+async fn in_process_task(mut router: Router, route: &str, deadline: Instant) -> u32 {
+    use tower::{Service as _, ServiceExt};
+
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut done = 0_u32;
+    while Instant::now() < deadline {
+        for _ in 0..256 {
+            let mut request = axum::http::Request::get(route)
+                .header("host", "127.0.0.1")
+                .header("accept", "*/*")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let response = ServiceExt::<axum::extract::Request>::ready(&mut router)
+                .await
+                .unwrap()
+                .call(request)
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+            axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+        }
+        done += 256;
+    }
+    done
+}
+
 /// A CPU figure for a round line.
 fn cpu(load: &Load) -> String {
     load.cpu_us
@@ -191,6 +244,50 @@ async fn main() {
         format!("http://{bare}{route}"),
         format!("http://{full}{route}"),
     );
+    if std::env::var("ONLY").as_deref() == Ok("in-process") {
+        let (bare, full) = (
+            Router::new().route(route, get(hello)).with_state(()),
+            hearth_api::with_stack(Router::new().route(route, get(hello)), app.state.clone())
+                .with_state(()),
+        );
+        let tasks = std::env::var("TASKS").map_or(1, |t| t.parse().expect("a number"));
+        if std::env::var("ROUTER").as_deref() == Ok("full") {
+            let ns = in_process(full, route, args.seconds, tasks).await;
+            println!("full stack {ns:.0} ns");
+            return;
+        }
+        let mut costs = Vec::new();
+        let mut fastest = (f64::MAX, f64::MAX);
+        for round in 1..=args.rounds {
+            let (b, f) = if round % 2 == 1 {
+                let b = in_process(bare.clone(), route, args.seconds, tasks).await;
+                (
+                    b,
+                    in_process(full.clone(), route, args.seconds, tasks).await,
+                )
+            } else {
+                let f = in_process(full.clone(), route, args.seconds, tasks).await;
+                (
+                    in_process(bare.clone(), route, args.seconds, tasks).await,
+                    f,
+                )
+            };
+            println!(
+                "round {round}: bare {b:.0} ns, full stack {f:.0} ns, the stack {:.0} ns",
+                f - b
+            );
+            costs.push(f - b);
+            fastest = (fastest.0.min(b), fastest.1.min(f));
+        }
+        println!(
+            "median: the stack costs {:.0} ns per request; fastest rounds: bare {:.0} ns, full stack {:.0} ns, the stack {:.0} ns",
+            median(costs),
+            fastest.0,
+            fastest.1,
+            fastest.1 - fastest.0
+        );
+        return;
+    }
     if let Ok(only) = std::env::var("ONLY") {
         let url = if only == "bare" { &bare_url } else { &full_url };
         let rate = load(url, args.concurrency, args.seconds).await.rate;

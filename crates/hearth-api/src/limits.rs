@@ -20,13 +20,17 @@ pub struct ClientIp {
     /// `ip:<addr>`: the address's rate-limit, anomaly and lockout key, written once per
     /// request.
     pub key: String,
+    /// When the request arrived: the moment its rate limits and anomaly check are decided
+    /// at, so the request reads the clock once for all of them.
+    pub(crate) arrived: Instant,
 }
 
 impl ClientIp {
-    pub(crate) fn new(ip: IpAddr) -> Self {
+    pub(crate) fn new(ip: IpAddr, arrived: Instant) -> Self {
         Self {
             ip,
             key: hearth_limits::ip_key(ip),
+            arrived,
         }
     }
 
@@ -63,8 +67,9 @@ pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
 pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Admitted, Response> {
     let client = request.extensions().get::<ClientIp>();
     let ip = client.map(|c| c.ip);
+    let arrived = client.map_or_else(Instant::now, |c| c.arrived);
     if let Some(client) = client
-        && let Verdict::Blocked { until } = state.anomaly.observe(&client.key, Instant::now())
+        && let Verdict::Blocked { until } = state.anomaly.observe(&client.key, arrived)
     {
         let wait = until.saturating_duration_since(Instant::now());
         return Err(ApiError::Blocked { retry_after: wait }.into_response());
@@ -87,7 +92,7 @@ pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Adm
     let decision = if checks.is_empty() {
         None
     } else {
-        let decided = match state.limiter.check_now(&checks) {
+        let decided = match state.limiter.check_at(&checks, arrived) {
             Some(decision) => Ok(decision),
             // Redis: its call's future is large, so it is boxed, on this path only.
             None => Box::pin(state.limiter.check(&checks)).await,

@@ -23,8 +23,9 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
+use hearth_observability::metrics::FixedHistogram;
 use hearth_observability::metrics::names;
-use metrics::{Counter, Histogram};
+use metrics::Counter;
 use serde_json::Map;
 use tower::{Layer, Service, ServiceExt as _};
 use tower_http::compression::predicate::DefaultPredicate;
@@ -134,7 +135,7 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
-        let observed = self.edge.observe(&mut request);
+        let observed = self.edge.observe(&mut request, started);
         // Services below only build their futures here; their work runs when it is polled,
         // inside the request's span and request id.
         let answer = self.inner.call(request);
@@ -176,7 +177,7 @@ impl Drop for InFlight {
 impl Edge {
     /// Settles the request id and the client address, opens the request span and counts the
     /// request in flight.
-    fn observe(&self, request: &mut Request) -> Observed {
+    fn observe(&self, request: &mut Request, arrived: Instant) -> Observed {
         let (request_id, request_id_header) = request_id::settle(request);
         let matched = request.extensions().get::<MatchedPath>().cloned();
         let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
@@ -190,7 +191,8 @@ impl Edge {
                         .headers()
                         .get(&X_FORWARDED_FOR)
                         .and_then(|v| v.to_str().ok());
-                    crate::limits::ClientIp::new(self.state.client_ip.resolve(peer.ip(), forwarded))
+                    let ip = self.state.client_ip.resolve(peer.ip(), forwarded);
+                    crate::limits::ClientIp::new(ip, arrived)
                 });
         let span = tracing::info_span!(
             "http_request",
@@ -331,7 +333,7 @@ struct HttpMetrics {
 struct RouteHandles {
     method: Method,
     status: u16,
-    duration: Histogram,
+    duration: Arc<FixedHistogram>,
     requests: Counter,
 }
 
@@ -371,8 +373,8 @@ impl HttpMetrics {
         let handles = RouteHandles {
             method: method.clone(),
             status,
-            duration: metrics::histogram!(names::HTTP_DURATION,
-                "route" => route.to_owned(), "method" => method.to_string()),
+            duration: hearth_observability::metrics::HTTP_DURATION
+                .series(&[("route", route), ("method", method.as_str())]),
             requests: metrics::counter!(names::HTTP_REQUESTS,
                 "route" => route.to_owned(), "method" => method.to_string(),
                 "status" => status.to_string()),
@@ -463,7 +465,7 @@ where
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
-    let Ok(request) = limit_body(request, shared.body_limit) else {
+    let Ok(()) = limit_body(&mut request, shared.body_limit) else {
         let refusal = problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             default_detail(StatusCode::PAYLOAD_TOO_LARGE),
@@ -492,8 +494,9 @@ struct TooLarge;
 
 /// Refuses a body declared larger than `limit` bytes before it is read, and makes a body of
 /// unknown length fail when read past `limit`, which extractors answer with 413. A request
-/// without a body (most of them) is left as it is.
-fn limit_body(request: Request, limit: usize) -> Result<Request, TooLarge> {
+/// without a body (most of them) is left as it is. In place: a request is a few hundred
+/// bytes, and every move copies them.
+fn limit_body(request: &mut Request, limit: usize) -> Result<(), TooLarge> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -503,9 +506,11 @@ fn limit_body(request: Request, limit: usize) -> Result<Request, TooLarge> {
         return Err(TooLarge);
     }
     if axum::body::HttpBody::is_end_stream(request.body()) {
-        return Ok(request);
+        return Ok(());
     }
-    Ok(request.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
+    let body = std::mem::take(request.body_mut());
+    *request.body_mut() = Body::new(http_body_util::Limited::new(body, limit));
+    Ok(())
 }
 
 /// `future`'s output, or `None` when it is still pending `limit` after it first had to wait.
@@ -641,13 +646,20 @@ mod tests {
             .header(header::CONTENT_LENGTH, "2048")
             .body(Body::from(vec![b' '; 2048]))
             .unwrap();
-        assert!(limit_body(declared, 1024).is_err());
-        let empty = Request::builder().body(Body::empty()).unwrap();
-        assert!(limit_body(empty, 1024).is_ok());
-        let small = Request::builder()
+        let mut declared = declared;
+        assert!(limit_body(&mut declared, 1024).is_err());
+        let mut empty = Request::builder().body(Body::empty()).unwrap();
+        assert!(limit_body(&mut empty, 1024).is_ok());
+        let mut small = Request::builder()
             .header(header::CONTENT_LENGTH, "2")
             .body(Body::from("{}"))
             .unwrap();
-        assert!(limit_body(small, 1024).is_ok());
+        assert!(limit_body(&mut small, 1024).is_ok());
+        // The body is still there, behind the limit.
+        let bytes = axum::body::to_bytes(small.into_body(), usize::MAX);
+        let bytes = futures_util::FutureExt::now_or_never(bytes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&bytes[..], b"{}");
     }
 }

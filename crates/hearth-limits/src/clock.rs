@@ -13,6 +13,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current time since the UNIX epoch.
     fn now(&self) -> Duration;
+
+    /// The time at `instant`, a moment the caller has just read, so that one reading of the
+    /// system clock serves several decisions about the same event (a request's arrival).
+    /// Clocks that do not follow [`Instant`] (a [`ManualClock`]) answer [`now`](Self::now).
+    fn at(&self, instant: Instant) -> Duration {
+        let _ = instant;
+        self.now()
+    }
 }
 
 /// The default clock: wall time read once at creation, then advanced by a monotonic
@@ -45,6 +53,10 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     fn now(&self) -> Duration {
         self.wall_at_start + self.start.elapsed()
+    }
+
+    fn at(&self, instant: Instant) -> Duration {
+        self.wall_at_start + instant.saturating_duration_since(self.start)
     }
 }
 
@@ -107,5 +119,13 @@ mod tests {
         let b = clock.now();
         assert!(b >= a);
         assert!(a.abs_diff(wall) < Duration::from_secs(1));
+        let instant = Instant::now();
+        let at = clock.at(instant);
+        assert!(at >= b && at <= clock.now());
+        // A moment before the clock was made reads as the clock's start, not earlier.
+        assert_eq!(
+            clock.at(clock.start - Duration::from_millis(1)),
+            clock.wall_at_start
+        );
     }
 }

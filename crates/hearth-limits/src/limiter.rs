@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 #[cfg(feature = "redis")]
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::Counter;
 
@@ -132,6 +132,14 @@ impl Limiter {
     /// decision, counted in the same metrics. `None` when Redis holds the counters (then use
     /// `check`). For callers that keep their own futures small.
     pub fn check_now(&self, checks: &[Check]) -> Option<Decision> {
+        self.check_at(checks, Instant::now())
+    }
+
+    /// [`check_now`](Self::check_now) as of `at`, a moment the caller has just read (a
+    /// request's arrival), so that one clock reading serves the request's every decision.
+    /// The in-process clock maps it to wall time; a [`ManualClock`](crate::ManualClock)
+    /// ignores it.
+    pub fn check_at(&self, checks: &[Check], at: Instant) -> Option<Decision> {
         #[cfg(feature = "redis")]
         if self.inner.redis.is_some() {
             return None;
@@ -139,7 +147,7 @@ impl Limiter {
         if checks.is_empty() {
             return Some(Decision::unlimited());
         }
-        let decision = self.inner.local.decide(checks);
+        let decision = self.inner.local.decide_at_instant(checks, at);
         self.inner.metrics.record(&decision, checks);
         Some(decision)
     }

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use crate::clock::{Clock, to_micros};
 use crate::gcra::{self, Params, RuleResult};
@@ -104,10 +105,18 @@ impl LocalStore {
     /// concurrent decisions cannot deadlock), all rules are evaluated, and TATs are written
     /// only if every rule allows.
     pub(crate) fn decide<C: AsCheck>(&self, checks: &[C]) -> Decision {
+        self.decide_at(checks, to_micros(self.clock.now()))
+    }
+
+    /// [`decide`](Self::decide) at `at`, a moment the caller read.
+    pub(crate) fn decide_at_instant<C: AsCheck>(&self, checks: &[C], at: Instant) -> Decision {
+        self.decide_at(checks, to_micros(self.clock.at(at)))
+    }
+
+    fn decide_at<C: AsCheck>(&self, checks: &[C], now: u64) -> Decision {
         if let [check] = checks {
-            return self.decide_one(check, checks);
+            return self.decide_one(check, checks, now);
         }
-        let now = to_micros(self.clock.now());
         // Per check: its shard, its verdict and the TAT to commit.
         let mut work: Vec<(usize, RuleResult, u64)> = Vec::with_capacity(checks.len());
         let mut guards: Vec<(usize, MutexGuard<'_, Shard>)> = Vec::with_capacity(checks.len());
@@ -159,8 +168,7 @@ impl LocalStore {
 
     /// [`decide`](Self::decide) for a request with one check (an anonymous request, most
     /// often): one shard, one map lookup, nothing allocated unless the key is new.
-    fn decide_one<C: AsCheck>(&self, check: &C, checks: &[C]) -> Decision {
-        let now = to_micros(self.clock.now());
+    fn decide_one<C: AsCheck>(&self, check: &C, checks: &[C], now: u64) -> Decision {
         let (key, rule) = (check.key(), check.rule());
         let mut shard = self.shards[self.shard_of(key)]
             .lock()

@@ -175,11 +175,18 @@ impl RouteLimits {
             {
                 continue;
             }
-            let Some(key) = entry.key_by.key(keys) else {
+            let Some(mut key) = entry.key_by.key(keys) else {
                 continue;
             };
-            for rule in &entry.rules {
-                checks.push(Check::new(rule.clone(), key.clone()));
+            let mut rules = entry.rules.iter().peekable();
+            while let Some(rule) = rules.next() {
+                // The last rule of the row takes the key itself: one copy fewer per row.
+                let key = if rules.peek().is_some() {
+                    key.clone()
+                } else {
+                    std::mem::take(&mut key)
+                };
+                checks.push(Check::new(rule.clone(), key));
             }
         }
         checks

@@ -196,16 +196,31 @@ impl Decision {
         if self.rule.is_empty() {
             return;
         }
-        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(RATELIMIT_RESET, HeaderValue::from(ceil_secs(self.reset)));
+        headers.insert(RATELIMIT_LIMIT, number(self.limit.into()));
+        headers.insert(RATELIMIT_REMAINING, number(self.remaining.into()));
+        headers.insert(RATELIMIT_RESET, number(ceil_secs(self.reset)));
         if let Some(retry) = self.retry_after {
-            headers.insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from(ceil_secs(retry).max(1)),
-            );
+            headers.insert(http::header::RETRY_AFTER, number(ceil_secs(retry).max(1)));
         }
     }
+}
+
+/// `n` in decimal as a header value, in one allocation (`HeaderValue::from(n)` makes two:
+/// a buffer, then the shared handle it is frozen into). These go on every answer.
+fn number(n: u64) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        // A digit: `rest % 10` is below 10.
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&digits[start..]).expect("digits are a valid header value")
 }
 
 /// `RateLimit-Limit`.
@@ -223,6 +238,13 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 1_000_000_000, u64::MAX] {
+            assert_eq!(number(n), HeaderValue::from(n), "{n}");
+        }
+    }
 
     #[test]
     fn headers_round_seconds_up_and_add_retry_after_only_when_refused() {

@@ -38,42 +38,59 @@ impl<W> JsonLayer<W> {
     }
 }
 
-/// A span's fields in recording order, kept in the span's extensions. Each value is stored as
-/// the JSON it is written as (strings escaped and quoted), all in one buffer: a request span's
-/// fields cost one allocation rather than one per string, and every line that names the span
-/// copies them instead of escaping them again.
+/// A span's fields in recording order, kept in the span's extensions. Each field is stored as
+/// the JSON member it is written as (`,"key":value`, strings escaped and quoted), all in one
+/// buffer: a request span's fields cost one allocation rather than one per string, and every
+/// line that names the span copies each member whole instead of writing it again.
 struct SpanFields {
-    /// The values' JSON, one after another.
+    /// The members, one after another.
     json: Vec<u8>,
-    /// Each field's name and where its value is in `json`.
-    fields: Vec<(&'static str, std::ops::Range<usize>)>,
+    /// Each field's name and where its member is in `json`.
+    fields: Vec<Member>,
+}
+
+/// Where one field's member is in [`SpanFields::json`].
+struct Member {
+    name: &'static str,
+    /// The whole member, from its leading comma.
+    range: std::ops::Range<usize>,
+    /// Where the value starts, after the key and colon.
+    value: usize,
+    /// Its index in [`PROMOTED`], when it is one of those.
+    promoted: Option<usize>,
 }
 
 impl SpanFields {
     fn with_capacity(fields: usize) -> Self {
         Self {
-            json: Vec::with_capacity(32 * fields),
+            json: Vec::with_capacity(48 * fields),
             fields: Vec::with_capacity(fields),
         }
     }
 
     /// Records `name`'s value, written by `write` into the buffer. A field recorded again
-    /// points at its new value; the old bytes stay unused.
+    /// points at its new member; the old bytes stay unused. A field called `name` is not
+    /// kept: it would clash with the span's own name in the line.
     fn set(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
-        let start = self.json.len();
-        write(&mut self.json);
-        let range = start..self.json.len();
-        match self.fields.iter_mut().find(|(key, _)| *key == name) {
-            Some(slot) => slot.1 = range,
-            None => self.fields.push((name, range)),
+        if name == "name" {
+            return;
         }
-    }
-
-    /// The fields with their values' JSON.
-    fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
-        self.fields
-            .iter()
-            .map(|(key, range)| (*key, &self.json[range.clone()]))
+        let start = self.json.len();
+        self.json.push(b',');
+        write_str(&mut self.json, name);
+        self.json.push(b':');
+        let value = self.json.len();
+        write(&mut self.json);
+        let member = Member {
+            name,
+            range: start..self.json.len(),
+            value,
+            promoted: PROMOTED.iter().position(|p| *p == name),
+        };
+        match self.fields.iter_mut().find(|m| m.name == name) {
+            Some(slot) => *slot = member,
+            None => self.fields.push(member),
+        }
     }
 }
 
@@ -211,28 +228,80 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Vec::with_capacity(128);
-        let mut message = Vec::new();
-        event.record(&mut EventVisitor {
-            fields: &mut fields,
-            message: &mut message,
+        // The thread's buffers, unless this thread is already writing a line (a writer that
+        // logs) or is exiting: then buffers of its own.
+        let written = SCRATCH.try_with(|scratch| {
+            let Ok(mut scratch) = scratch.try_borrow_mut() else {
+                return false;
+            };
+            self.write_event(event, &ctx, &mut scratch);
+            scratch.trim();
+            true
         });
+        if written != Ok(true) {
+            self.write_event(event, &ctx, &mut Scratch::default());
+        }
+    }
+}
 
-        let mut line = Vec::with_capacity(512);
+/// The buffers a line is built in, kept per thread so that a line costs no allocation.
+#[derive(Default)]
+struct Scratch {
+    fields: Vec<u8>,
+    message: Vec<u8>,
+    line: Vec<u8>,
+}
+
+impl Scratch {
+    /// Above this, a buffer is let go after its line rather than kept for the next one.
+    const KEEP: usize = 16 * 1024;
+
+    fn trim(&mut self) {
+        for buffer in [&mut self.fields, &mut self.message, &mut self.line] {
+            if buffer.capacity() > Self::KEEP {
+                *buffer = Vec::new();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+impl<W> JsonLayer<W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    /// Builds `event`'s line in `scratch` and writes it.
+    fn write_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut Scratch)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Scratch {
+            fields,
+            message,
+            line,
+        } = scratch;
+        fields.clear();
+        message.clear();
+        line.clear();
+        event.record(&mut EventVisitor { fields, message });
+
         line.extend_from_slice(b"{\"timestamp\":\"");
-        write_timestamp(&mut line, std::time::SystemTime::now());
+        write_timestamp(line, std::time::SystemTime::now());
         line.extend_from_slice(b"\",\"level\":\"");
         line.extend_from_slice(event.metadata().level().as_str().as_bytes());
         line.extend_from_slice(b"\",\"target\":");
-        write_str(&mut line, event.metadata().target());
+        write_str(line, event.metadata().target());
         line.extend_from_slice(b",\"message\":");
         if message.is_empty() {
             line.extend_from_slice(b"null");
         } else {
-            line.extend_from_slice(&message);
+            line.extend_from_slice(message);
         }
         line.extend_from_slice(b",\"fields\":{");
-        line.extend_from_slice(&fields);
+        line.extend_from_slice(fields);
         line.push(b'}');
 
         let mut innermost = None;
@@ -247,23 +316,18 @@ where
                     line.push(b',');
                 }
                 line.extend_from_slice(b"{\"name\":");
-                write_str(&mut line, span.name());
+                write_str(line, span.name());
                 let extensions = span.extensions();
                 if let Some(fields) = extensions.get::<SpanFields>() {
-                    for (key, value) in fields.iter() {
-                        if key == "name" {
-                            continue;
-                        }
-                        line.push(b',');
-                        write_str(&mut line, key);
-                        line.push(b':');
+                    for member in &fields.fields {
                         let start = line.len();
-                        line.extend_from_slice(value);
+                        line.extend_from_slice(&fields.json[member.range.clone()]);
+                        let value = start + (member.value - member.range.start)..line.len();
                         // A blank string (`""`) is not promoted.
-                        if let Some(slot) = PROMOTED.iter().position(|p| *p == key)
-                            && value != b"\"\""
+                        if let Some(slot) = member.promoted
+                            && line[value.clone()] != *b"\"\""
                         {
-                            promoted[slot] = Some(start..line.len());
+                            promoted[slot] = Some(value);
                         }
                     }
                 }
@@ -276,7 +340,7 @@ where
             for (key, range) in PROMOTED.iter().zip(promoted) {
                 if let Some(range) = range {
                     line.push(b',');
-                    write_str(&mut line, key);
+                    write_str(line, key);
                     line.push(b':');
                     line.extend_from_within(range);
                 }
@@ -292,14 +356,14 @@ where
         }
         if let Some((trace_id, span_id)) = ids {
             line.extend_from_slice(b",\"trace_id\":\"");
-            write_hex(&mut line, &trace_id);
+            write_hex(line, &trace_id);
             line.extend_from_slice(b"\",\"span_id\":\"");
-            write_hex(&mut line, &span_id);
+            write_hex(line, &span_id);
             line.push(b'"');
         }
         line.extend_from_slice(b"}\n");
         // A log line that cannot be written has nowhere else to go.
-        let _ = self.writer.make_writer().write_all(&line);
+        let _ = self.writer.make_writer().write_all(line);
     }
 }
 

@@ -27,12 +27,15 @@
 //! let _guard = hearth_observability::init(&log, &TelemetrySettings::default(), service);
 //! let handle = metrics::install();
 //! ::metrics::counter!(metrics::names::HTTP_REQUESTS, "route" => "/x").increment(1);
-//! assert!(handle.render().contains("hearth_http_requests_total"));
+//! metrics::HTTP_DURATION.series(&[("route", "/x"), ("method", "GET")]).record(0.002);
+//! let text = metrics::render(&handle);
+//! assert!(text.contains("hearth_http_requests_total"));
+//! assert!(text.contains(r#"hearth_http_request_duration_seconds_bucket{route="/x",method="GET",le="0.0025"} 1"#));
 //! ```
 //!
 //! # What it does not do
-//! It opens no ports: serving `/metrics` is the HTTP layer's job, with [`metrics::install`]'s
-//! handle. It does not read the environment; settings come from the binary. It exports traces
+//! It opens no ports: serving `/metrics` is the HTTP layer's job, with [`metrics::render`] of
+//! [`metrics::install`]'s handle. It does not read the environment; settings come from the binary. It exports traces
 //! only: logs go to standard output and metrics are scraped.
 
 mod ids;

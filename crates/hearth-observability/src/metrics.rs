@@ -1,10 +1,17 @@
 //! The process-wide Prometheus registry and the names of Hearth's metrics.
+//!
+//! Most metrics go through the `metrics` facade into the recorder [`install`] sets up. The
+//! HTTP latency histogram, recorded on every request, is a [`FixedHistogram`] instead: the
+//! recorder keeps each histogram sample until it folds them into buckets, where a fixed
+//! histogram adds to two counters and allocates nothing. [`render`] writes both.
 
-use std::sync::OnceLock;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use metrics_exporter_prometheus::PrometheusBuilder;
 /// The handle that renders the registry as Prometheus text.
 pub use metrics_exporter_prometheus::PrometheusHandle;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Every metric Hearth emits, so that emitters and dashboards agree on spelling.
 pub mod names {
@@ -56,9 +63,143 @@ pub mod names {
 }
 
 /// Latency buckets in seconds: fine below 100 ms where a healthy API lives, coarse above.
-const LATENCY_BUCKETS: &[f64] = &[
+pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// One labelled series of a [`HistogramFamily`]: a count per bucket and the sum, each one
+/// atomic addition per sample.
+#[derive(Debug)]
+pub struct FixedHistogram {
+    bounds: &'static [f64],
+    /// Samples per bucket (not cumulative), the last one above every bound.
+    counts: Box<[AtomicU64]>,
+    /// The sum of the samples in nanoseconds, so it is one integer addition.
+    sum_nanos: AtomicU64,
+}
+
+impl FixedHistogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one sample, in seconds (negative and NaN samples count as zero).
+    pub fn record(&self, seconds: f64) {
+        let seconds = if seconds > 0.0 { seconds } else { 0.0 };
+        let bucket = self.bounds.partition_point(|bound| *bound < seconds);
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        // Saturating float-to-integer conversion: a sample over 584 years counts as that.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let nanos = (seconds * 1e9) as u64;
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// A histogram metric with fixed buckets, one [`FixedHistogram`] per label set, rendered by
+/// [`render`] in the Prometheus text format.
+#[derive(Debug)]
+pub struct HistogramFamily {
+    name: &'static str,
+    help: &'static str,
+    bounds: &'static [f64],
+    /// Each series with its labels as written between the braces (`route="/x",method="GET"`).
+    series: RwLock<Vec<(String, Arc<FixedHistogram>)>>,
+}
+
+impl HistogramFamily {
+    const fn new(name: &'static str, help: &'static str, bounds: &'static [f64]) -> Self {
+        Self {
+            name,
+            help,
+            bounds,
+            series: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The series for `labels`, made on first use. Callers keep the handle: looking it up
+    /// takes a lock and formats the labels.
+    pub fn series(&self, labels: &[(&str, &str)]) -> Arc<FixedHistogram> {
+        let mut text = String::new();
+        for (index, (name, value)) in labels.iter().enumerate() {
+            if index > 0 {
+                text.push(',');
+            }
+            text.push_str(name);
+            text.push_str("=\"");
+            escape_label(&mut text, value);
+            text.push('"');
+        }
+        let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, existing)) = series.iter().find(|(labels, _)| *labels == text) {
+            return Arc::clone(existing);
+        }
+        let histogram = Arc::new(FixedHistogram::new(self.bounds));
+        series.push((text, Arc::clone(&histogram)));
+        histogram
+    }
+
+    /// Appends the family in the Prometheus text format; nothing while it has no series.
+    fn render(&self, out: &mut String) {
+        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
+        if series.is_empty() {
+            return;
+        }
+        let name = self.name;
+        let _ = writeln!(out, "# HELP {name} {}", self.help);
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (labels, histogram) in series.iter() {
+            let mut cumulative = 0_u64;
+            let bounds = self.bounds.iter().map(|b| Some(*b)).chain([None]);
+            for (bound, count) in bounds.zip(histogram.counts.iter()) {
+                cumulative += count.load(Ordering::Relaxed);
+                let _ = match bound {
+                    Some(bound) => {
+                        writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}")
+                    }
+                    None => writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}"),
+                };
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let sum = histogram.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+        }
+        out.push('\n');
+    }
+}
+
+/// Escapes a label value as the text format requires: backslash, double quote, line feed.
+fn escape_label(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `hearth_http_request_duration_seconds`, by `route` and `method`.
+pub static HTTP_DURATION: HistogramFamily = HistogramFamily::new(
+    names::HTTP_DURATION,
+    "HTTP request latency",
+    LATENCY_BUCKETS,
+);
+
+/// The Prometheus text exposition: the recorder's metrics, then the fixed histograms.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut text = handle.render();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    HTTP_DURATION.render(&mut text);
+    text
+}
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -70,28 +211,48 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(names::HTTP_DURATION.into()), LATENCY_BUCKETS)
-                .expect("the latency bucket list is not empty")
-                .build_recorder();
+            let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics will be empty");
             }
             describe();
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
 }
 
+/// The upkeep thread's name (Linux shows 15 bytes of a thread name).
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every [`UPKEEP_INTERVAL`], on a thread of its
+/// own (so it needs no runtime). The recorder keeps every sample it is given until then: a
+/// process nobody scrapes would otherwise hold one sample per request forever.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "could not start the metrics upkeep thread; histograms are folded only when scraped");
+    }
+}
+
 /// Registers help text for every metric, so the exposition is self-describing.
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge};
     describe_counter!(
         names::HTTP_REQUESTS,
         "HTTP requests by route template, method and status"
     );
-    describe_histogram!(names::HTTP_DURATION, Unit::Seconds, "HTTP request latency");
     describe_gauge!(names::HTTP_IN_FLIGHT, "HTTP requests being served");
     describe_counter!(names::GAME_ROUNDS, "Settled game rounds by game");
     describe_counter!(names::GAME_WAGERED, "Coins wagered by game");
@@ -155,4 +316,62 @@ fn describe() {
 /// Sets `hearth_build_info{service, version} 1`.
 pub fn record_build_info(service: &'static str, version: &'static str) {
     metrics::gauge!(names::BUILD_INFO, "service" => service, "version" => version).set(1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_histograms_render_cumulative_buckets_sum_and_count() {
+        static FAMILY: HistogramFamily =
+            HistogramFamily::new("test_latency_seconds", "Test latency", &[0.01, 0.1, 1.0]);
+        let get = FAMILY.series(&[("route", "/v1/x/{id}"), ("method", "GET")]);
+        for seconds in [0.005, 0.01, 0.05, 0.5, 3.0, -1.0, f64::NAN] {
+            get.record(seconds);
+        }
+        // The same labels give the same series; a quote in a value is escaped.
+        FAMILY
+            .series(&[("route", "/v1/x/{id}"), ("method", "GET")])
+            .record(0.2);
+        FAMILY
+            .series(&[("route", "a\"b"), ("method", "POST")])
+            .record(0.0);
+        let mut text = String::new();
+        FAMILY.render(&mut text);
+        let expected = [
+            "# HELP test_latency_seconds Test latency",
+            "# TYPE test_latency_seconds histogram",
+            r#"test_latency_seconds_bucket{route="/v1/x/{id}",method="GET",le="0.01"} 4"#,
+            r#"test_latency_seconds_bucket{route="/v1/x/{id}",method="GET",le="0.1"} 5"#,
+            r#"test_latency_seconds_bucket{route="/v1/x/{id}",method="GET",le="1"} 7"#,
+            r#"test_latency_seconds_bucket{route="/v1/x/{id}",method="GET",le="+Inf"} 8"#,
+            r#"test_latency_seconds_sum{route="/v1/x/{id}",method="GET"} 3.765"#,
+            r#"test_latency_seconds_count{route="/v1/x/{id}",method="GET"} 8"#,
+            r#"test_latency_seconds_bucket{route="a\"b",method="POST",le="0.01"} 1"#,
+        ];
+        for line in expected {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn install_starts_the_upkeep_thread_once() {
+        let upkeep_threads = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .filter(|name| name.trim_end() == UPKEEP_THREAD)
+                .count()
+        };
+        install();
+        install();
+        // A thread names itself once it runs.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while upkeep_threads() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(upkeep_threads(), 1);
+    }
 }

@@ -116,7 +116,7 @@ pub(crate) async fn render_metrics(State(state): State<AppState>) -> impl IntoRe
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        hearth_observability::metrics::render(&state.metrics),
     )
 }
 
