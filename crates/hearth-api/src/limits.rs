@@ -17,9 +17,8 @@ use crate::state::AppState;
 pub struct ClientIp {
     /// The address.
     pub ip: IpAddr,
-    /// `ip:<addr>`: the address's rate-limit, anomaly and lockout key, written once per
-    /// request.
-    pub key: String,
+    /// `ip:<addr>`, written once per request, in place.
+    key: IpKey,
     /// When the request arrived: the moment its rate limits and anomaly check are decided
     /// at, so the request reads the clock once for all of them.
     pub(crate) arrived: Instant,
@@ -27,16 +26,47 @@ pub struct ClientIp {
 
 impl ClientIp {
     pub(crate) fn new(ip: IpAddr, arrived: Instant) -> Self {
-        Self {
-            ip,
-            key: hearth_limits::ip_key(ip),
-            arrived,
-        }
+        let mut key = IpKey {
+            bytes: [0; IpKey::CAPACITY],
+            len: 0,
+        };
+        hearth_limits::write_ip_key(ip, &mut key);
+        Self { ip, key, arrived }
+    }
+
+    /// `ip:<addr>`: the address's rate-limit, anomaly and lockout key.
+    pub fn key(&self) -> &str {
+        // Only whole `&str`s are ever written into it.
+        std::str::from_utf8(&self.key.bytes[..self.key.len]).unwrap_or_default()
     }
 
     /// The address as text (the key without its `ip:` prefix).
     pub(crate) fn text(&self) -> &str {
-        self.key.strip_prefix("ip:").unwrap_or(&self.key)
+        let key = self.key();
+        key.strip_prefix("ip:").unwrap_or(key)
+    }
+}
+
+/// An address's key kept inline: every request has one, and a `String` would be an
+/// allocation each.
+#[derive(Debug, Clone, Copy)]
+struct IpKey {
+    bytes: [u8; Self::CAPACITY],
+    len: usize,
+}
+
+impl IpKey {
+    /// `ip:` and the longest IPv6 text (45 bytes, an IPv4-mapped address written out).
+    const CAPACITY: usize = 48;
+}
+
+impl std::fmt::Write for IpKey {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -69,7 +99,7 @@ pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Adm
     let ip = client.map(|c| c.ip);
     let arrived = client.map_or_else(Instant::now, |c| c.arrived);
     if let Some(client) = client
-        && let Verdict::Blocked { until } = state.anomaly.observe(&client.key, arrived)
+        && let Verdict::Blocked { until } = state.anomaly.observe(client.key(), arrived)
     {
         let wait = until.saturating_duration_since(Instant::now());
         return Err(ApiError::Blocked { retry_after: wait }.into_response());
@@ -149,3 +179,26 @@ fn suggest(mut response: Response) -> Response {
 
 /// The header telling a client its access token is old enough to refresh.
 pub(crate) const REFRESH_SUGGESTED: &str = "x-token-refresh-suggested";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_are_written_in_place_as_the_limiter_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "203.0.113.7",
+            "255.255.255.255",
+            "::1",
+            "::ffff:255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db8:85a3::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let client = ClientIp::new(ip, Instant::now());
+            assert_eq!(client.key(), hearth_limits::ip_key(ip));
+            assert_eq!(client.text(), ip.to_string());
+        }
+    }
+}

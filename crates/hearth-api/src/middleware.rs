@@ -30,7 +30,6 @@ use serde_json::Map;
 use tower::{Layer, Service, ServiceExt as _};
 use tower_http::compression::predicate::DefaultPredicate;
 use tower_http::compression::{Compression, CompressionBody};
-use tracing::Instrument;
 
 use crate::error::{ApiError, PROBLEM_JSON, default_detail, problem};
 use crate::request_id::{self, X_REQUEST_ID};
@@ -122,12 +121,12 @@ pub(crate) struct EdgeService<S> {
 impl<S> Service<Request> for EdgeService<S>
 where
     S: Service<Request, Error = Infallible>,
-    S::Response: IntoResponse + 'static,
-    S::Future: Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Unpin,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = EdgeFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -138,18 +137,77 @@ where
         let observed = self.edge.observe(&mut request, started);
         // Services below only build their futures here; their work runs when it is polled,
         // inside the request's span and request id.
-        let answer = self.inner.call(request);
-        Box::pin(
-            Arc::clone(&self.edge)
-                .answer(answer, observed, started)
-                .map(Ok),
-        )
+        EdgeFuture {
+            inner: Some(self.inner.call(request)),
+            edge: Arc::clone(&self.edge),
+            observed: Some(observed),
+            started,
+        }
+    }
+}
+
+/// The future of an [`EdgeService`]: the rest of the stack's answer, polled inside the
+/// request's span and with its request id, then finished by `Edge::finish`. A named type
+/// rather than a boxed `async` block: axum boxes the route's future already, and this one
+/// lives in that box rather than in an allocation of its own. (The stack below boxes its own
+/// future, so `inner` is `Unpin`.)
+pub(crate) struct EdgeFuture<F> {
+    /// `None` once answered.
+    inner: Option<F>,
+    edge: Arc<Edge>,
+    /// `None` once answered.
+    observed: Option<Observed>,
+    started: Instant,
+}
+
+impl<F, R> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<R, Infallible>> + Unpin,
+    R: IntoResponse,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let (Some(observed), Some(inner)) = (&this.observed, &mut this.inner) else {
+            panic!("EdgeFuture polled after it answered");
+        };
+        let polled = {
+            let _entered = observed.span.enter();
+            request_id::sync_scope(Arc::clone(&observed.request_id), || {
+                match std::pin::Pin::new(inner).poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(never)) => match never {},
+                    // Inside the request id's scope, so a problem document carries it.
+                    Poll::Ready(Ok(response)) => {
+                        Poll::Ready(as_problem_if_error(response.into_response()))
+                    }
+                }
+            })
+        };
+        let Poll::Ready(response) = polled else {
+            return Poll::Pending;
+        };
+        this.inner = None;
+        let observed = this.observed.take().expect("present until answered");
+        Poll::Ready(Ok(this.edge.finish(response, observed, this.started)))
+    }
+}
+
+impl<F> Drop for EdgeFuture<F> {
+    /// A request given up on (the client went away, or the server shuts down) drops the rest
+    /// of the stack inside its span and request id, as it ran.
+    fn drop(&mut self) {
+        if let (Some(observed), Some(inner)) = (&self.observed, self.inner.take()) {
+            let _entered = observed.span.enter();
+            request_id::sync_scope(Arc::clone(&observed.request_id), || drop(inner));
+        }
     }
 }
 
 /// What `Edge` settled about a request before passing it on.
 struct Observed {
-    request_id: String,
+    request_id: Arc<str>,
     request_id_header: HeaderValue,
     route: Option<MatchedPath>,
     method: Method,
@@ -198,7 +256,7 @@ impl Edge {
             "http_request",
             method = method.as_str(),
             route,
-            request_id = request_id.as_str(),
+            request_id = &*request_id,
             client_ip = client_ip.as_ref().map(crate::limits::ClientIp::text),
             user_id = tracing::field::Empty,
             // For the OpenTelemetry layer: a server span named by method and route template.
@@ -226,20 +284,11 @@ impl Edge {
         }
     }
 
-    /// Waits for the rest of the stack and finishes the answer: problem+json, security
-    /// headers, the request id, the access log and the metrics.
-    async fn answer<F, R>(
-        self: Arc<Self>,
-        answer: F,
-        observed: Observed,
-        started: Instant,
-    ) -> Response
-    where
-        F: Future<Output = Result<R, Infallible>>,
-        R: IntoResponse,
-    {
+    /// Finishes the answer of the rest of the stack: security headers, the request id, the
+    /// access log and the metrics.
+    fn finish(&self, mut response: Response, observed: Observed, started: Instant) -> Response {
         let Observed {
-            request_id,
+            request_id: _,
             request_id_header,
             route,
             method,
@@ -247,22 +296,7 @@ impl Edge {
             in_flight: _in_flight,
         } = observed;
         let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-        let answer = async move {
-            let response = match answer.await {
-                Ok(response) => response.into_response(),
-                Err(never) => match never {},
-            };
-            // Inside the request id's scope, so the problem document carries it.
-            if response.status().is_client_error() || response.status().is_server_error() {
-                as_problem(response)
-            } else {
-                response
-            }
-        };
-        let answer = request_id::scope(request_id, answer).instrument(span);
-        let mut answer = std::pin::pin!(answer);
-        let mut response = answer.as_mut().await;
-        let span = answer.span();
+        let span = &span;
 
         let elapsed = started.elapsed();
         let status = response.status().as_u16();
@@ -290,6 +324,15 @@ impl Edge {
         );
         self.metrics
             .record(route, &method, status, elapsed.as_secs_f64());
+        response
+    }
+}
+
+/// [`as_problem`] for an error status, the response as it is otherwise.
+fn as_problem_if_error(response: Response) -> Response {
+    if response.status().is_client_error() || response.status().is_server_error() {
+        as_problem(response)
+    } else {
         response
     }
 }

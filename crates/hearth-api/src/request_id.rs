@@ -1,6 +1,8 @@
 //! The request id: accepted from `x-request-id` when well-formed, otherwise created, echoed on
 //! the response, and available to error rendering for the whole request.
 
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 
@@ -8,17 +10,25 @@ use axum::http::{HeaderName, HeaderValue};
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST_ID: Arc<str>;
 }
 
 /// The current request's id, or an empty string outside a request.
 pub fn current() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+    REQUEST_ID.try_with(|id| id.to_string()).unwrap_or_default()
 }
 
-/// The request id as seen by handlers and spans, stored in request extensions.
+/// The request id as seen by handlers and spans, stored in request extensions. Shared, not
+/// copied, with the scope [`current`] reads.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub Arc<str>);
+
+impl RequestId {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Incoming ids are kept only if short and plain, so they are safe in logs and headers.
 fn acceptable(value: &HeaderValue) -> Option<&str> {
@@ -34,42 +44,37 @@ fn acceptable(value: &HeaderValue) -> Option<&str> {
 /// replaced by a new UUIDv7. The id goes into the request's extensions ([`RequestId`]); an
 /// incoming header that was not kept is removed, so the request's `x-request-id`, when it has
 /// one, is the settled id. The id is returned with its header value, for the response.
-pub(crate) fn settle(request: &mut Request) -> (String, HeaderValue) {
+pub(crate) fn settle(request: &mut Request) -> (Arc<str>, HeaderValue) {
     let incoming = request.headers().get(&X_REQUEST_ID);
-    let kept = incoming.and_then(|value| Some((acceptable(value)?.to_owned(), value.clone())));
+    let kept = incoming.and_then(|value| Some((Arc::from(acceptable(value)?), value.clone())));
     let (id, header) = match kept {
         Some(kept) => kept,
         None => {
             if incoming.is_some() {
                 request.headers_mut().remove(&X_REQUEST_ID);
             }
-            let id = new_id();
-            let header = HeaderValue::from_str(&id).expect("request ids are plain ASCII");
-            (id, header)
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let text = new_id(&mut buffer);
+            let header = HeaderValue::from_str(text).expect("request ids are plain ASCII");
+            (Arc::from(&*text), header)
         }
     };
-    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
     (id, header)
 }
 
 /// A UUIDv7: time-ordered, its low 74 bits random. Without a counter shared between threads
 /// (`Uuid::now_v7` keeps one, so that ids made in the same millisecond sort in order), which
 /// every worker thread would contend for on every request; ids in one millisecond need only
-/// be distinct, not ordered.
-fn new_id() -> String {
+/// be distinct, not ordered. Written into `buffer` (`Uuid::encode_buffer()`), not allocated.
+fn new_id(buffer: &mut [u8]) -> &mut str {
     let now = uuid::Timestamp::now(uuid::NoContext);
-    let mut text = String::with_capacity(uuid::fmt::Hyphenated::LENGTH);
-    text.push_str(
-        uuid::Uuid::new_v7(now)
-            .hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer()),
-    );
-    text
+    uuid::Uuid::new_v7(now).hyphenated().encode_lower(buffer)
 }
 
-/// Runs `future` with `id` as the [`current`] request id.
-pub(crate) fn scope<F: Future>(id: String, future: F) -> impl Future<Output = F::Output> {
-    REQUEST_ID.scope(id, future)
+/// Runs `f` with `id` as the [`current`] request id: around each poll of a request's future.
+pub(crate) fn sync_scope<R>(id: Arc<str>, f: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(id, f)
 }
 
 #[cfg(test)]
@@ -78,7 +83,9 @@ mod tests {
 
     #[test]
     fn new_ids_are_distinct_time_ordered_uuids() {
-        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        let ids: Vec<String> = (0..1000)
+            .map(|_| new_id(&mut uuid::Uuid::encode_buffer()).to_owned())
+            .collect();
         let mut unique = ids.clone();
         unique.sort();
         unique.dedup();

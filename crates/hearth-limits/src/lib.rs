@@ -176,7 +176,7 @@ pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{LimitError, Limiter, LimiterBuilder};
 #[cfg(feature = "redis")]
 pub use redis_link::RedisTarget;
-pub use routes::{KeyBy, LimitKeys, RouteLimits, ip_key};
+pub use routes::{KeyBy, LimitKeys, RouteLimits, ip_key, write_ip_key};
 pub use rule::{
     Check, Decision, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, RouteClass, Rule,
 };

@@ -48,32 +48,38 @@ impl KeyBy {
 }
 
 /// `ip:<addr>`, the key of a client address, as [`KeyBy::Ip`] makes it.
+pub fn ip_key(ip: IpAddr) -> String {
+    let mut key = String::with_capacity(48);
+    write_ip_key(ip, &mut key);
+    key
+}
+
+/// Writes [`ip_key`]`(ip)` to `out`: for callers that keep the key without allocating (it is
+/// at most 48 bytes: `ip:` and the longest IPv6 text).
 ///
 /// Every request counts its address, so IPv4 is written digit by digit rather than through
 /// the formatting machinery (which costs several times as much).
-pub fn ip_key(ip: IpAddr) -> String {
-    let mut key = String::with_capacity(48);
-    key.push_str("ip:");
+pub fn write_ip_key(ip: IpAddr, out: &mut impl std::fmt::Write) {
+    let _ = out.write_str("ip:");
     match ip {
         IpAddr::V4(v4) => {
             for (index, octet) in v4.octets().into_iter().enumerate() {
                 if index > 0 {
-                    key.push('.');
+                    let _ = out.write_char('.');
                 }
                 if octet >= 100 {
-                    key.push(char::from(b'0' + octet / 100));
+                    let _ = out.write_char(char::from(b'0' + octet / 100));
                 }
                 if octet >= 10 {
-                    key.push(char::from(b'0' + octet / 10 % 10));
+                    let _ = out.write_char(char::from(b'0' + octet / 10 % 10));
                 }
-                key.push(char::from(b'0' + octet % 10));
+                let _ = out.write_char(char::from(b'0' + octet % 10));
             }
         }
         IpAddr::V6(v6) => {
-            let _ = write!(key, "{v6}");
+            let _ = write!(out, "{v6}");
         }
     }
-    key
 }
 
 #[derive(Debug, Clone)]

@@ -105,6 +105,57 @@ mod tests {
     const ID_SOURCES: [Build; 2] = [dispatch, telemetry::dispatch_with_otel_ids];
 
     #[test]
+    fn json_lines_carry_every_field_of_a_span_with_many_and_the_latest_value_of_each() {
+        let buffer = LogBuffer::default();
+        let log = LogSettings {
+            format: Some(LogFormat::Json),
+            level: "info".into(),
+        };
+        let (dispatch, _guard) =
+            dispatch(&log, &TelemetrySettings::default(), SERVICE, buffer.clone()).unwrap();
+        tracing::dispatcher::with_default(&dispatch, || {
+            // More fields than a span keeps in place, recorded at creation and later.
+            let span = tracing::info_span!(
+                "wide",
+                f1 = 1,
+                f2 = 2,
+                f3 = 3,
+                f4 = 4,
+                f5 = 5,
+                f6 = 6,
+                f7 = 7,
+                f8 = 8,
+                f9 = 9,
+                f10 = 10,
+                f11 = 11,
+                f12 = 12,
+                f13 = 13,
+                name = "not the span's name",
+                request_id = "",
+                f14 = tracing::field::Empty,
+            );
+            span.record("f14", "late");
+            span.record("f2", "again");
+            span.record("f13", 130);
+            span.record("request_id", "req-7");
+            span.in_scope(|| tracing::info!("wide event"));
+        });
+        let text = buffer.text();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let fields = &line["spans"][0];
+        assert_eq!(fields["name"], "wide");
+        for n in [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] {
+            assert_eq!(fields[format!("f{n}")], n, "f{n} in {text}");
+        }
+        assert_eq!(fields["f2"], "again");
+        assert_eq!(fields["f13"], 130);
+        assert_eq!(fields["f14"], "late");
+        assert_eq!(line["request_id"], "req-7");
+        // Each field once: a field recorded again is written with its latest value only.
+        assert_eq!(text.matches("\"f2\"").count(), 1, "{text}");
+    }
+
+    #[test]
     fn json_lines_carry_the_request_and_trace_ids_of_enclosing_spans() {
         for build in ID_SOURCES {
             json_lines_carry_ids(build);

@@ -180,8 +180,8 @@ pub(crate) async fn login(
     // An unknown login is locked just like a real one, so locks reveal nothing.
     let account_key = account_key(credentials.as_ref().map(|c| c.user.id), &request.login);
     let mut keys = vec![account_key.clone()];
-    if let Some(axum::Extension(ClientIp { key, .. })) = client {
-        keys.push(key);
+    if let Some(axum::Extension(client)) = client {
+        keys.push(client.key().to_owned());
     }
     if let Some(retry_after) = state.lockouts.locked(&keys).await.map_err(store_down)? {
         return Err(ApiError::Locked { retry_after });
