@@ -72,6 +72,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Before anything listens: a SIGTERM from here on drains the server (at once, if it comes
+    // during start-up) instead of killing the process.
+    let shutdown = hearth_api::shutdown_signal();
     let addr = settings.server.addr;
     let environment = settings.environment;
     let app = hearth_api::build(settings)
@@ -106,7 +109,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             }
         });
     }
-    hearth_api::serve(listener, app, hearth_api::shutdown_signal())
+    hearth_api::serve(listener, app, shutdown)
         .await
         .context("serving")
 }

@@ -75,8 +75,10 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     tracing::info!(?schedule, backend = db.backend(), "hearth-worker started");
+    // Installed now, so a signal during start-up is not lost.
+    let requested = hearth_api::shutdown_signal();
     let signal = async move {
-        hearth_api::shutdown_signal().await;
+        requested.await;
         tracing::info!("shutdown requested");
         let _ = shutdown.0.send(true);
     };

@@ -60,3 +60,21 @@ async fn an_in_flight_request_finishes_after_shutdown_begins() {
         .await;
     assert!(after.is_err(), "the listener is closed after shutdown");
 }
+
+/// The handlers are installed when `shutdown_signal` is called: a SIGTERM that arrives before
+/// its future is first polled (a server that has not reached its first poll yet) is caught,
+/// not left to the default action, which would kill this test process.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_sigterm_before_the_shutdown_future_is_polled_is_caught() {
+    let shutdown = hearth_api::shutdown_signal();
+    let pid = std::process::id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::timeout(std::time::Duration::from_secs(10), shutdown)
+        .await
+        .expect("the SIGTERM completes the shutdown future");
+}
