@@ -139,9 +139,49 @@ async fn load(url: &str, concurrency: usize, seconds: f64) -> Load {
     }
 }
 
-/// Nanoseconds of CPU per request through `router`, called without sockets by `tasks` tasks at
-/// once (on this runtime's worker threads): the server side's own cost, steady enough to tell
-/// small changes apart, and with more than one task, what threads sharing its state cost.
+/// `ONLY=in-process`: rounds of `bare` and `full` taking turns, called in this process.
+async fn in_process_rounds(args: &Args, route: &'static str, bare: Router, full: Router) {
+    let tasks = std::env::var("TASKS").map_or(1, |t| t.parse().expect("a number"));
+    if std::env::var("ROUTER").as_deref() == Ok("full") {
+        let ns = in_process(full, route, args.seconds, tasks).await;
+        println!("full stack {ns:.0} ns");
+        return;
+    }
+    let mut costs = Vec::new();
+    let mut fastest = (f64::MAX, f64::MAX);
+    for round in 1..=args.rounds {
+        let (b, f) = if round % 2 == 1 {
+            let b = in_process(bare.clone(), route, args.seconds, tasks).await;
+            (
+                b,
+                in_process(full.clone(), route, args.seconds, tasks).await,
+            )
+        } else {
+            let f = in_process(full.clone(), route, args.seconds, tasks).await;
+            (
+                in_process(bare.clone(), route, args.seconds, tasks).await,
+                f,
+            )
+        };
+        println!(
+            "round {round}: bare {b:.0} ns, full stack {f:.0} ns, the stack {:.0} ns",
+            f - b
+        );
+        costs.push(f - b);
+        fastest = (fastest.0.min(b), fastest.1.min(f));
+    }
+    println!(
+        "median: the stack costs {:.0} ns per request; fastest rounds: bare {:.0} ns, full stack {:.0} ns, the stack {:.0} ns",
+        median(costs),
+        fastest.0,
+        fastest.1,
+        fastest.1 - fastest.0
+    );
+}
+
+/// Nanoseconds per request through `router` for each of `tasks` tasks calling at once without
+/// sockets (on this runtime's worker threads): the server side's own cost, steady enough to
+/// tell small changes apart, and with more than one task, what threads sharing its state cost.
 async fn in_process(router: Router, route: &'static str, seconds: f64, tasks: u32) -> f64 {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -250,42 +290,7 @@ async fn main() {
             hearth_api::with_stack(Router::new().route(route, get(hello)), app.state.clone())
                 .with_state(()),
         );
-        let tasks = std::env::var("TASKS").map_or(1, |t| t.parse().expect("a number"));
-        if std::env::var("ROUTER").as_deref() == Ok("full") {
-            let ns = in_process(full, route, args.seconds, tasks).await;
-            println!("full stack {ns:.0} ns");
-            return;
-        }
-        let mut costs = Vec::new();
-        let mut fastest = (f64::MAX, f64::MAX);
-        for round in 1..=args.rounds {
-            let (b, f) = if round % 2 == 1 {
-                let b = in_process(bare.clone(), route, args.seconds, tasks).await;
-                (
-                    b,
-                    in_process(full.clone(), route, args.seconds, tasks).await,
-                )
-            } else {
-                let f = in_process(full.clone(), route, args.seconds, tasks).await;
-                (
-                    in_process(bare.clone(), route, args.seconds, tasks).await,
-                    f,
-                )
-            };
-            println!(
-                "round {round}: bare {b:.0} ns, full stack {f:.0} ns, the stack {:.0} ns",
-                f - b
-            );
-            costs.push(f - b);
-            fastest = (fastest.0.min(b), fastest.1.min(f));
-        }
-        println!(
-            "median: the stack costs {:.0} ns per request; fastest rounds: bare {:.0} ns, full stack {:.0} ns, the stack {:.0} ns",
-            median(costs),
-            fastest.0,
-            fastest.1,
-            fastest.1 - fastest.0
-        );
+        in_process_rounds(&args, route, bare, full).await;
         return;
     }
     if let Ok(only) = std::env::var("ONLY") {

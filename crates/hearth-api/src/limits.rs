@@ -56,7 +56,8 @@ struct IpKey {
 }
 
 impl IpKey {
-    /// `ip:` and the longest IPv6 text (45 bytes, an IPv4-mapped address written out).
+    /// `ip:` and the longest IPv6 text there is (45 bytes, with an embedded IPv4 address;
+    /// the standard library writes at most 39).
     const CAPACITY: usize = 48;
 }
 

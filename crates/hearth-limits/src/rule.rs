@@ -208,19 +208,7 @@ impl Decision {
 /// `n` in decimal as a header value, in one allocation (`HeaderValue::from(n)` makes two:
 /// a buffer, then the shared handle it is frozen into). These go on every answer.
 fn number(n: u64) -> HeaderValue {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = n;
-    loop {
-        start -= 1;
-        // A digit: `rest % 10` is below 10.
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    HeaderValue::from_bytes(&digits[start..]).expect("digits are a valid header value")
+    HeaderValue::from_str(itoa::Buffer::new().format(n)).expect("digits are a valid header value")
 }
 
 /// `RateLimit-Limit`.

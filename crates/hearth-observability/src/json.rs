@@ -228,66 +228,14 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        // The thread's buffers, unless this thread is already writing a line (a writer that
-        // logs) or is exiting: then buffers of its own.
-        let written = SCRATCH.try_with(|scratch| {
-            let Ok(mut scratch) = scratch.try_borrow_mut() else {
-                return false;
-            };
-            self.write_event(event, &ctx, &mut scratch);
-            scratch.trim();
-            true
+        let mut fields = Vec::with_capacity(128);
+        let mut message = Vec::with_capacity(64);
+        event.record(&mut EventVisitor {
+            fields: &mut fields,
+            message: &mut message,
         });
-        if written != Ok(true) {
-            self.write_event(event, &ctx, &mut Scratch::default());
-        }
-    }
-}
 
-/// The buffers a line is built in, kept per thread so that a line costs no allocation.
-#[derive(Default)]
-struct Scratch {
-    fields: Vec<u8>,
-    message: Vec<u8>,
-    line: Vec<u8>,
-}
-
-impl Scratch {
-    /// Above this, a buffer is let go after its line rather than kept for the next one.
-    const KEEP: usize = 16 * 1024;
-
-    fn trim(&mut self) {
-        for buffer in [&mut self.fields, &mut self.message, &mut self.line] {
-            if buffer.capacity() > Self::KEEP {
-                *buffer = Vec::new();
-            }
-        }
-    }
-}
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
-}
-
-impl<W> JsonLayer<W>
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    /// Builds `event`'s line in `scratch` and writes it.
-    fn write_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut Scratch)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let Scratch {
-            fields,
-            message,
-            line,
-        } = scratch;
-        fields.clear();
-        message.clear();
-        line.clear();
-        event.record(&mut EventVisitor { fields, message });
-
+        let line = &mut Vec::with_capacity(512);
         line.extend_from_slice(b"{\"timestamp\":\"");
         write_timestamp(line, std::time::SystemTime::now());
         line.extend_from_slice(b"\",\"level\":\"");
@@ -298,10 +246,10 @@ where
         if message.is_empty() {
             line.extend_from_slice(b"null");
         } else {
-            line.extend_from_slice(message);
+            line.extend_from_slice(&message);
         }
         line.extend_from_slice(b",\"fields\":{");
-        line.extend_from_slice(fields);
+        line.extend_from_slice(&fields);
         line.push(b'}');
 
         let mut innermost = None;

@@ -104,17 +104,23 @@ mod tests {
     /// Both id sources: the id layer (nothing exported) and the OpenTelemetry layer.
     const ID_SOURCES: [Build; 2] = [dispatch, telemetry::dispatch_with_otel_ids];
 
-    #[test]
-    fn json_lines_carry_every_field_of_a_span_with_many_and_the_latest_value_of_each() {
+    /// A JSON-logging subscriber made by `build`, writing to the returned buffer.
+    fn json_logs(build: Build) -> (tracing::Dispatch, Guard, LogBuffer) {
         let buffer = LogBuffer::default();
         let log = LogSettings {
             format: Some(LogFormat::Json),
             level: "info".into(),
         };
-        let (dispatch, _guard) =
-            dispatch(&log, &TelemetrySettings::default(), SERVICE, buffer.clone()).unwrap();
+        let (dispatch, guard) =
+            build(&log, &TelemetrySettings::default(), SERVICE, buffer.clone()).unwrap();
+        (dispatch, guard, buffer)
+    }
+
+    #[test]
+    fn json_lines_carry_every_field_of_a_span_with_many_and_the_latest_value_of_each() {
+        let (dispatch, _guard, buffer) = json_logs(dispatch);
         tracing::dispatcher::with_default(&dispatch, || {
-            // More fields than a span keeps in place, recorded at creation and later.
+            // Sixteen fields, recorded at creation and later, some twice.
             let span = tracing::info_span!(
                 "wide",
                 f1 = 1,
@@ -163,13 +169,7 @@ mod tests {
     }
 
     fn json_lines_carry_ids(build: Build) {
-        let buffer = LogBuffer::default();
-        let log = LogSettings {
-            format: Some(LogFormat::Json),
-            level: "info".into(),
-        };
-        let (dispatch, _guard) =
-            build(&log, &TelemetrySettings::default(), SERVICE, buffer.clone()).unwrap();
+        let (dispatch, _guard, buffer) = json_logs(build);
         let (outer_ids, carrier) = tracing::dispatcher::with_default(&dispatch, || {
             let request = tracing::info_span!(
                 "http_request",

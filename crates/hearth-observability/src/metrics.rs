@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use metrics_exporter_prometheus::PrometheusBuilder;
 /// The handle that renders the registry as Prometheus text.
 pub use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{PrometheusBuilder, formatting};
 
 /// Every metric Hearth emits, so that emitters and dashboards agree on spelling.
 pub mod names {
@@ -63,7 +63,7 @@ pub mod names {
 }
 
 /// Latency buckets in seconds: fine below 100 ms where a healthy API lives, coarse above.
-pub const LATENCY_BUCKETS: &[f64] = &[
+const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -123,16 +123,18 @@ impl HistogramFamily {
     /// The series for `labels`, made on first use. Callers keep the handle: looking it up
     /// takes a lock and formats the labels.
     pub fn series(&self, labels: &[(&str, &str)]) -> Arc<FixedHistogram> {
-        let mut text = String::new();
-        for (index, (name, value)) in labels.iter().enumerate() {
-            if index > 0 {
-                text.push(',');
-            }
-            text.push_str(name);
-            text.push_str("=\"");
-            escape_label(&mut text, value);
-            text.push('"');
-        }
+        // Written as the recorder writes its own labels, so the exposition agrees on escaping.
+        let text = labels
+            .iter()
+            .map(|(name, value)| {
+                format!(
+                    "{}=\"{}\"",
+                    formatting::sanitize_label_key(name),
+                    formatting::sanitize_label_value(value)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
         if let Some((_, existing)) = series.iter().find(|(labels, _)| *labels == text) {
             return Arc::clone(existing);
@@ -149,8 +151,8 @@ impl HistogramFamily {
             return;
         }
         let name = self.name;
-        let _ = writeln!(out, "# HELP {name} {}", self.help);
-        let _ = writeln!(out, "# TYPE {name} histogram");
+        formatting::write_help_line(out, name, None, None, self.help);
+        formatting::write_type_line(out, name, None, None, "histogram");
         for (labels, histogram) in series.iter() {
             let mut cumulative = 0_u64;
             let bounds = self.bounds.iter().map(|b| Some(*b)).chain([None]);
@@ -169,18 +171,6 @@ impl HistogramFamily {
             let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
         }
         out.push('\n');
-    }
-}
-
-/// Escapes a label value as the text format requires: backslash, double quote, line feed.
-fn escape_label(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
     }
 }
 
