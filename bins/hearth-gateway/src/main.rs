@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use hearth_api::Settings;
+use hearth_app::{Hearth, Settings};
 
 /// glibc's allocator contends when tokio's worker threads free each other's memory; mimalloc
 /// does not (docs/benchmarks.md, "Middleware stack overhead").
@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref()).context("loading settings")?;
     // Held until exit: dropping it flushes the spans still queued for export.
     let _telemetry =
-        hearth_api::telemetry(&settings, "hearth-gateway").context("initialising telemetry")?;
+        hearth_app::telemetry(&settings, "hearth-gateway").context("initialising telemetry")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Before anything listens: a SIGTERM from here on drains the server (at once, if it comes
     // during start-up) instead of killing the process.
-    let shutdown = hearth_api::shutdown_signal();
+    let shutdown = hearth_app::shutdown_signal();
     let addr = settings.server.addr;
     let environment = settings.environment;
     let app = hearth_api::build(settings)
@@ -163,20 +163,21 @@ async fn set_role(
 }
 
 async fn rebuild_leaderboards(settings: Settings) -> anyhow::Result<()> {
-    let app = hearth_api::build(settings).await.context("connecting")?;
-    // `build` already rebuilt in-process boards; Redis ones are rebuilt here.
-    if app.state.leaderboards.backend() != "in_process" {
-        let entries = hearth_api::rebuild_leaderboards(&app.state).await?;
-        tracing::info!(
-            entries,
-            backend = app.state.leaderboards.backend(),
-            "leaderboards rebuilt"
-        );
-    } else {
+    let hearth = Hearth::open(settings, "hearth-gateway")
+        .await
+        .context("connecting")?;
+    if hearth.leaderboards.backend() == "in_process" {
         tracing::warn!(
             "no Redis configured: in-process leaderboards live in each gateway, which rebuilds them at start"
         );
+    } else {
+        let entries = hearth.rebuild_leaderboards().await?;
+        tracing::info!(
+            entries,
+            backend = hearth.leaderboards.backend(),
+            "leaderboards rebuilt"
+        );
     }
-    app.state.db.close().await;
+    hearth.close().await;
     Ok(())
 }

@@ -1,190 +1,81 @@
-//! The Hearth worker's jobs, as a library so tests can run one step deterministically.
+//! The worker's admin port, as a library so tests can serve it on port 0.
 //!
-//! # Layout
-//! - [`reconcile_once`]: one ledger reconciliation run — proves `balance == sum(ledger)` for
-//!   every wallet, logs each mismatch as an error and sets the `hearth_reconciliation_*`
-//!   metrics.
-//! - [`purge_idempotency_keys`]: forgets `Idempotency-Key`s past their retention.
-//! - [`rebuild_leaderboards`]: rebuilds the shared (Redis) leaderboards from the database.
-//! - [`run`]: the schedule loop, until shutdown.
-//! - [`admin_router`]: `/metrics` and `/health/live` for the worker's admin port.
-//!
-//! # What it does not do (yet)
-//! The durable job queue (leases, retries, dead letters) is not in this release; jobs here are
-//! periodic and idempotent, so N workers running them at once is harmless.
+//! The jobs themselves are [`hearth_app::jobs`]; the binary wires them with
+//! [`hearth_app::Hearth`]. This crate adds only the admin listener: `GET /metrics` (the
+//! Prometheus exposition) and `GET /health/live`, on hyper directly, since two fixed routes
+//! need no web framework.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
-use hearth_observability::metrics::{PrometheusHandle, names};
-use hearth_storage::leaderboard::{self, LeaderboardError, Leaderboards};
-use hearth_storage::{Database, Reconciliation, StorageError};
+use bytes::Bytes;
+use hearth_observability::metrics::PrometheusHandle;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 
-/// Runs one reconciliation and records its outcome in logs and metrics.
+/// Serves `/metrics` and `/health/live` on `listener` until `shutdown` completes; connections
+/// still open then are closed when the process exits.
 ///
 /// # Errors
-/// When the database cannot be read; the failure is also counted.
-#[tracing::instrument(skip_all, err)]
-pub async fn reconcile_once(db: &dyn Database) -> Result<Reconciliation, StorageError> {
-    let result = db.reconcile().await;
-    match &result {
-        Ok(report) => {
-            metrics::gauge!(names::RECONCILIATION_WALLETS).set(report.wallets as f64);
-            metrics::gauge!(names::RECONCILIATION_MISMATCHES).set(report.mismatches.len() as f64);
-            for mismatch in &report.mismatches {
-                tracing::error!(
-                    user_id = %mismatch.user_id,
-                    balance = mismatch.balance,
-                    ledger_sum = mismatch.ledger_sum,
-                    difference = mismatch.balance - mismatch.ledger_sum,
-                    "wallet balance differs from its ledger"
-                );
-            }
-            let outcome = if report.mismatches.is_empty() {
-                "ok"
-            } else {
-                "mismatch"
-            };
-            metrics::counter!(names::RECONCILIATION_RUNS, "outcome" => outcome).increment(1);
-            tracing::info!(
-                wallets = report.wallets,
-                mismatches = report.mismatches.len(),
-                "reconciliation finished"
-            );
-        }
-        Err(_) => {
-            metrics::counter!(names::RECONCILIATION_RUNS, "outcome" => "error").increment(1);
-        }
-    }
-    result
-}
-
-/// Deletes idempotency keys older than `retention` and counts them.
-///
-/// # Errors
-/// When the database cannot be written.
-#[tracing::instrument(skip_all, err)]
-pub async fn purge_idempotency_keys(
-    db: &dyn Database,
-    retention: Duration,
-) -> Result<u64, StorageError> {
-    let purged = db.purge_idempotency_keys(retention).await?;
-    metrics::counter!(names::IDEMPOTENCY_KEYS_PURGED).increment(purged);
-    tracing::info!(purged, "expired idempotency keys purged");
-    Ok(purged)
-}
-
-/// How often each job runs.
-#[derive(Clone)]
-pub struct Schedule {
-    /// Between reconciliation runs.
-    pub reconcile_every: Duration,
-    /// Between idempotency-key purges.
-    pub purge_every: Duration,
-    /// How long idempotency keys are kept.
-    pub idempotency_retention: Duration,
-    /// Shared leaderboards to rebuild, and how often (`None` in embedded mode, where each
-    /// gateway keeps its own).
-    pub leaderboards: Option<(Arc<dyn Leaderboards>, Duration)>,
-}
-
-impl std::fmt::Debug for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Schedule")
-            .field("reconcile_every", &self.reconcile_every)
-            .field("purge_every", &self.purge_every)
-            .field("idempotency_retention", &self.idempotency_retention)
-            .field(
-                "leaderboards_every",
-                &self.leaderboards.as_ref().map(|(_, every)| every),
-            )
-            .finish()
-    }
-}
-
-/// How many entries per board a rebuild keeps (players just below the top keep their totals).
-pub const LEADERBOARD_REBUILD_LIMIT: u32 = 1_000;
-
-/// Rebuilds the shared leaderboards from the database.
-///
-/// # Errors
-/// When the database or Redis fails; also counted.
-#[tracing::instrument(skip_all, err)]
-pub async fn rebuild_leaderboards(
-    db: &dyn Database,
-    boards: &dyn Leaderboards,
-) -> Result<usize, LeaderboardError> {
-    let now = time::OffsetDateTime::now_utc();
-    let result = leaderboard::rebuild(
-        db.as_leaderboard_source(),
-        boards,
-        now,
-        LEADERBOARD_REBUILD_LIMIT,
-    )
-    .await;
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics::counter!(names::LEADERBOARD_REBUILDS, "outcome" => outcome).increment(1);
-    if let Ok(entries) = &result {
-        tracing::info!(entries, "leaderboards rebuilt");
-    }
-    result
-}
-
-/// Runs every job now and then on its schedule until `shutdown` completes. A job in progress
-/// when shutdown arrives is finished first (each is one short statement or transaction).
-pub async fn run(db: Arc<dyn Database>, schedule: Schedule, shutdown: impl Future<Output = ()>) {
-    let mut reconcile = tokio::time::interval(schedule.reconcile_every);
-    reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut purge = tokio::time::interval(schedule.purge_every);
-    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (boards, rebuild_every) = match &schedule.leaderboards {
-        Some((boards, every)) => (Some(boards.clone()), *every),
-        // Without shared boards the branch below is disabled; the interval is never polled.
-        None => (None, Duration::from_secs(3600)),
-    };
-    let mut rebuild = tokio::time::interval(rebuild_every);
-    rebuild.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// When accepting a connection fails.
+pub async fn serve_admin(
+    listener: TcpListener,
+    metrics: PrometheusHandle,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     loop {
-        // Errors are logged and counted inside each job; the next tick tries again.
-        tokio::select! {
-            () = &mut shutdown => break,
-            _ = reconcile.tick() => {
-                let _ = reconcile_once(db.as_ref()).await;
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = answer(&request, &metrics);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "admin connection ended with an error");
             }
-                        _ = purge.tick() => {
-                let _ = purge_idempotency_keys(db.as_ref(), schedule.idempotency_retention).await;
-            }
-            _ = rebuild.tick(), if boards.is_some() => {
-                if let Some(boards) = &boards {
-                    let _ = rebuild_leaderboards(db.as_ref(), boards.as_ref()).await;
-                }
-            }
-        }
+        });
     }
-    tracing::info!("worker stopped");
 }
 
-/// The worker's admin endpoints: `/metrics` and `/health/live`.
-pub fn admin_router(metrics: PrometheusHandle) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        hearth_observability::metrics::render(&metrics),
-                    )
-                }
-            }),
-        )
-        .route(
-            "/health/live",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
+fn answer(request: &Request<Incoming>, metrics: &PrometheusHandle) -> Response<Full<Bytes>> {
+    let (content_type, body) = match request.uri().path() {
+        "/metrics" => (
+            "text/plain; version=0.0.4; charset=utf-8",
+            hearth_observability::metrics::render(metrics),
+        ),
+        "/health/live" => ("application/json", r#"{"status":"ok"}"#.to_owned()),
+        _ => return status(StatusCode::NOT_FOUND),
+    };
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut refused = status(StatusCode::METHOD_NOT_ALLOWED);
+        refused
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return refused;
+    }
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn status(code: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = code;
+    response
 }

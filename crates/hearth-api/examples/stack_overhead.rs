@@ -256,7 +256,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut settings = hearth_api::Settings::default();
-    settings.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    settings.database.url = format!("sqlite://{}", dir.path().join("bench.db").display()).into();
     // The limiter runs on every request but never refuses one.
     let open = RuleSettings {
         per_minute: Some(1_000_000_000),

@@ -1,11 +1,12 @@
 //! The Hearth HTTP application: settings, router, handlers, errors and the tower stack.
 //!
-//! The binaries stay thin: they load [`Settings`], call [`telemetry()`], [`build`] the app and
-//! [`serve`] it until a shutdown signal. Tests do the same on port 0.
+//! The HTTP transport over [`hearth_app`]: the gateway loads [`Settings`], starts
+//! [`hearth_app::telemetry()`], [`build`]s the app and [`serve`]s it until
+//! [`hearth_app::shutdown_signal`]. Tests do the same on port 0. Use-cases, wiring and settings
+//! live in `hearth-app`; this crate maps HTTP to them and back.
 //!
 //! # Layout
-//! - [`settings`]: every section composed from the library crates, loaded from defaults, a file
-//!   and `HEARTH__…` variables, checked for production.
+//! - [`settings`]: re-exported from `hearth-app`, where every section is composed.
 //! - `app`: the router and the middleware stack, outermost first, in one function.
 //! - [`error`]: [`ApiError`], the one problem+json format.
 //! - [`extract`]: JSON, query and Bearer-token extractors whose rejections use that format.
@@ -21,20 +22,19 @@
 //! let settings = hearth_api::Settings::default();
 //! let app = hearth_api::build(settings).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! hearth_api::serve(listener, app, hearth_api::shutdown_signal()).await?;
+//! hearth_api::serve(listener, app, hearth_app::shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
 //!
 //! # What it does not do
-//! No SQL (that is `hearth-storage`), no game rules (`hearth-domain`), no subscriber set-up
-//! beyond calling `hearth-observability`.
+//! No SQL (that is `hearth-storage`), no game rules (`hearth-domain`), no wiring of stores
+//! (`hearth-app`), no subscriber set-up beyond calling `hearth-observability`.
 
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod limits;
 pub mod request_id;
-pub mod settings;
 pub mod telemetry;
 
 mod app;
@@ -49,13 +49,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use hearth_storage::leaderboard::{InProcessLeaderboards, Leaderboards, RedisLeaderboards};
+use hearth_app::Hearth;
 use tokio::net::TcpListener;
 
 pub use app::{router, with_stack};
 pub use error::ApiError;
-pub use settings::Settings;
-pub use state::{AppState, SessionStores};
+pub use hearth_app::settings;
+pub use hearth_app::settings::Settings;
+pub use state::AppState;
 
 /// A built application: its router and the state behind it.
 pub struct App {
@@ -65,56 +66,26 @@ pub struct App {
     pub state: AppState,
 }
 
-/// Installs logging and tracing for this process from settings; `service` names it in
-/// exported spans unless `telemetry.service_name` is set. Keep the guard until exit: dropping
-/// it flushes the spans still queued.
+/// Connects to the database, applies migrations, wires the services ([`Hearth::open`]) and
+/// builds the router. In-process leaderboards start from the database, not empty.
 ///
 /// # Errors
-/// When the log level directive is invalid, the OTLP exporter cannot be built, or a subscriber
-/// is already installed.
-pub fn telemetry(
-    settings: &Settings,
-    service: &'static str,
-) -> Result<hearth_observability::Guard, hearth_observability::InitError> {
-    hearth_observability::init(
-        &settings.log,
-        &settings.telemetry,
-        hearth_observability::Service {
-            name: service,
-            version: env!("CARGO_PKG_VERSION"),
-            production: settings.is_production(),
-        },
-    )
-}
-
-/// Connects to the database, applies migrations, installs the metrics registry and builds the
-/// router.
-///
-/// # Errors
-/// When the database cannot be reached or migrations fail.
+/// When the database cannot be reached, migrations fail, or a leaderboard rebuild fails.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
-    let db = hearth_storage::connect(&settings.database)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to the {} database",
-                scheme(&settings.database.url)
-            )
-        })?;
-    db.migrate().await.context("applying database migrations")?;
-    let app = build_with(db, settings).await?;
-    if app.state.leaderboards.backend() == "in_process" {
+    let hearth = Hearth::open(settings, "hearth-gateway").await?;
+    if hearth.leaderboards.backend() == "in_process" {
         // Embedded boards live in this process: start them from the database, not empty.
-        let entries = rebuild_leaderboards(&app.state)
+        let entries = hearth
+            .rebuild_leaderboards()
             .await
             .context("building leaderboards")?;
         tracing::info!(entries, "leaderboards rebuilt from the database");
     }
-    Ok(app)
+    Ok(with_hearth(hearth))
 }
 
-/// Builds the router around an existing database (already migrated): the limiter and the
-/// leaderboards use Redis when `redis.url` is set, in-process state otherwise.
+/// Builds the router around an existing database (already migrated): the services are wired
+/// by [`Hearth::wire`], with Redis when `redis.url` is set.
 ///
 /// # Errors
 /// When the Redis URL is malformed.
@@ -122,85 +93,18 @@ pub async fn build_with(
     db: Arc<dyn hearth_storage::Database>,
     settings: Settings,
 ) -> anyhow::Result<App> {
-    use secrecy::ExposeSecret as _;
-    let metrics = hearth_observability::metrics::install();
-    hearth_observability::process::mark_start();
-    hearth_limits::metric_names::describe();
-    hearth_observability::metrics::record_build_info("hearth-gateway", env!("CARGO_PKG_VERSION"));
+    let hearth = Hearth::wire(db, settings, "hearth-gateway").await?;
+    Ok(with_hearth(hearth))
+}
+
+/// Builds the router around services already wired.
+pub fn with_hearth(hearth: Hearth) -> App {
     crate::routes::auth::describe_metrics();
-    let (limiter, leaderboards, sessions): (_, Arc<dyn Leaderboards>, _) = match &settings.redis.url
-    {
-        Some(url) => {
-            let url = url.expose_secret().to_owned();
-            let prefix = &settings.redis.key_prefix;
-            let limiter = hearth_limits::Limiter::builder()
-                .redis(url.as_str(), settings.limits.redis_down)
-                .key_prefix(format!("{prefix}rl:"))
-                .build()
-                .await
-                .context("configuring the Redis rate limiter")?;
-            let boards = RedisLeaderboards::new(url.as_str(), prefix.clone())
-                .context("configuring Redis leaderboards")?;
-            let sessions = redis_sessions(&url, &format!("{prefix}auth:"))
-                .context("configuring Redis session stores")?;
-            (limiter, Arc::new(boards), sessions)
-        }
-        None => {
-            if settings.is_production() {
-                tracing::warn!(
-                    "redis.url is unset: revocations and login lockouts live in this process, \
-                     so replicas do not share them; run one replica or set HEARTH__REDIS__URL"
-                );
-            }
-            (
-                hearth_limits::Limiter::in_process(),
-                Arc::new(InProcessLeaderboards::new()),
-                SessionStores::in_process(),
-            )
-        }
-    };
-    let state = AppState::new(db, settings, metrics, limiter, leaderboards, sessions);
-    Ok(App {
+    let state = AppState::new(hearth);
+    App {
         router: router(state.clone()),
         state,
-    })
-}
-
-/// Revocations and lockouts in Redis, on one lazily connecting, self-reconnecting connection.
-fn redis_sessions(url: &str, prefix: &str) -> redis::RedisResult<SessionStores> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(2)))
-        .set_number_of_retries(1)
-        .set_max_delay(std::time::Duration::from_millis(200));
-    let conn =
-        redis::aio::ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?;
-    Ok(SessionStores {
-        revocations: Arc::new(hearth_auth::RedisRevocations::new(conn.clone(), prefix)),
-        lockouts: Arc::new(hearth_auth::RedisLockouts::new(conn, prefix)),
-    })
-}
-
-/// How many entries per board a rebuild keeps: well above what is served (100), so players
-/// just below the top keep their running totals.
-pub const LEADERBOARD_REBUILD_LIMIT: u32 = 1_000;
-
-/// Rebuilds the leaderboards from the database; returns the entries written.
-///
-/// # Errors
-/// When the database or Redis fails.
-pub async fn rebuild_leaderboards(state: &AppState) -> anyhow::Result<usize> {
-    let source = state.db.as_leaderboard_source();
-    let now = time::OffsetDateTime::now_utc();
-    let boards = state.leaderboards.as_ref();
-    Ok(
-        hearth_storage::leaderboard::rebuild(source, boards, now, LEADERBOARD_REBUILD_LIMIT)
-            .await?,
-    )
-}
-
-fn scheme(url: &str) -> &str {
-    url.split(':').next().unwrap_or("")
+    }
 }
 
 /// Serves until `shutdown` completes, then drains gracefully.
@@ -244,51 +148,7 @@ pub async fn serve(
             Ok(())
         }
     };
-    app.state.db.close().await;
+    app.state.hearth.close().await;
     tracing::info!("shut down");
     result
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-///
-/// The handlers are installed when this is called, not when the future is first polled: a
-/// server polls its shutdown future only once it runs, and a SIGTERM that arrived in between
-/// (an orchestrator stopping an instance that has just turned ready) would otherwise take the
-/// default action and kill the process without draining. Call it from within the runtime,
-/// before serving.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let (interrupt, terminate) = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        {
-            let wait = |installed: std::io::Result<tokio::signal::unix::Signal>,
-                        name: &'static str| async move {
-                match installed {
-                    Ok(mut signal) => {
-                        signal.recv().await;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, signal = name, "cannot listen for the signal");
-                        std::future::pending::<()>().await;
-                    }
-                }
-            };
-            tokio::select! {
-                () = wait(interrupt, "SIGINT") => {},
-                () = wait(terminate, "SIGTERM") => {},
-            }
-        }
-        #[cfg(not(unix))]
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    }
 }

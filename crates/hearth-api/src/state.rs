@@ -3,95 +3,40 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hearth_auth::{Authenticator, LockoutStore, PasswordHasher, RevocationStore, TokenService};
+use hearth_app::Hearth;
 use hearth_limits::client_ip::ClientIpResolver;
-use hearth_limits::{AnomalyDetector, Limiter, RouteLimits};
-use hearth_observability::metrics::PrometheusHandle;
-use hearth_storage::Database;
-use hearth_storage::leaderboard::Leaderboards;
-
-use crate::settings::Settings;
-
-/// Where sessions live: revocations and login lockouts.
-#[derive(Clone)]
-pub struct SessionStores {
-    /// Revoked tokens, sessions and users.
-    pub revocations: Arc<dyn RevocationStore>,
-    /// Failed-login counts and locks.
-    pub lockouts: Arc<dyn LockoutStore>,
-}
-
-impl SessionStores {
-    /// Both in this process: right for one embedded instance.
-    pub fn in_process() -> Self {
-        Self {
-            revocations: Arc::new(hearth_auth::InProcessRevocations::new()),
-            lockouts: Arc::new(hearth_auth::InProcessLockouts::new()),
-        }
-    }
-}
+use hearth_limits::{AnomalyDetector, RouteLimits};
 
 /// Shared application state; cloning is cheap.
+///
+/// It derefs to [`Inner`], which derefs to the wired services ([`hearth_app::Services`]), so a
+/// handler reaches `state.db`, `state.rounds` or `state.limiter` directly.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
-/// The parts of [`AppState`].
+/// The parts of [`AppState`]: the services, and what only the HTTP transport needs.
 pub struct Inner {
-    /// Storage.
-    pub db: Arc<dyn Database>,
-    /// Token issue and verification.
-    pub tokens: TokenService,
-    /// Verification plus the revocation check (Redis or in-process).
-    pub auth: Authenticator,
-    /// Failed-login counts and locks (Redis or in-process).
-    pub lockouts: Arc<dyn LockoutStore>,
-    /// bcrypt off the async threads.
-    pub hasher: PasswordHasher,
-    /// The settings the app was built with.
-    pub settings: Settings,
-    /// The Prometheus registry's handle.
-    pub metrics: PrometheusHandle,
+    /// The wired services: storage, tokens, limiter, leaderboards, rounds, settings.
+    pub hearth: Hearth,
     /// Who the client is behind the load balancer.
     pub client_ip: ClientIpResolver,
-    /// Rate-limit decisions (Redis or in-process).
-    pub limiter: Limiter,
     /// Which rules apply to which routes.
     pub route_limits: RouteLimits,
     /// Per-IP traffic anomaly detection; in-process per instance.
     pub anomaly: AnomalyDetector,
-    /// Leaderboards (Redis sorted sets or in-process).
-    pub leaderboards: Arc<dyn Leaderboards>,
     /// Set when graceful shutdown begins, so readiness fails and load balancers drain us.
     draining: AtomicBool,
 }
 
 impl AppState {
-    /// Builds the state from its parts.
-    pub fn new(
-        db: Arc<dyn Database>,
-        settings: Settings,
-        metrics: PrometheusHandle,
-        limiter: Limiter,
-        leaderboards: Arc<dyn Leaderboards>,
-        sessions: SessionStores,
-    ) -> Self {
-        let tokens = TokenService::new(&settings.auth);
+    /// The HTTP state around wired services.
+    pub fn new(hearth: Hearth) -> Self {
+        let settings = &hearth.settings;
         Self(Arc::new(Inner {
-            auth: Authenticator::new(tokens.clone(), sessions.revocations),
-            lockouts: sessions.lockouts,
             route_limits: crate::limits::route_table(&settings.limits.rules),
             anomaly: AnomalyDetector::new(settings.limits.anomaly),
-            limiter,
-            leaderboards,
-            tokens,
-            hasher: PasswordHasher::new(
-                settings.auth.bcrypt_cost,
-                settings.auth.max_concurrent_hashes,
-            ),
             client_ip: ClientIpResolver::new(settings.limits.trusted_proxies.clone()),
-            db,
-            settings,
-            metrics,
+            hearth,
             draining: AtomicBool::new(false),
         }))
     }
@@ -112,5 +57,13 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+impl std::ops::Deref for Inner {
+    type Target = hearth_app::Services;
+
+    fn deref(&self) -> &hearth_app::Services {
+        &self.hearth
     }
 }

@@ -19,6 +19,9 @@
 //!   slot machine), [`games::blackjack`] (six-deck blackjack as a
 //!   serializable state machine), [`games::roulette`] (European single zero)
 //!   and [`games::dice`] (over/under with a configurable house edge).
+//! - [`leaderboard`]: which boards exist ([`leaderboard::Board`]), for which
+//!   UTC periods ([`leaderboard::Period`], with their ids and windows), and
+//!   the values a store ranks and a rebuild produces.
 //!
 //! # Example
 //!
@@ -51,5 +54,6 @@
 
 pub mod fairness;
 pub mod games;
+pub mod leaderboard;
 pub mod ledger;
 pub mod wallet;

@@ -355,7 +355,7 @@ where
 /// [`StorageError::UnsupportedUrl`] for any other scheme; [`StorageError::Unavailable`] when
 /// the server cannot be reached.
 pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Database>, StorageError> {
-    let url = settings.url.as_str();
+    let url = secrecy::ExposeSecret::expose_secret(&settings.url);
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteDatabase::connect(settings).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -364,7 +364,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Database>, S
         ))
     } else {
         Err(StorageError::UnsupportedUrl {
-            scheme: url.split(':').next().unwrap_or("").to_owned(),
+            scheme: settings.scheme().to_owned(),
         })
     }
 }

@@ -303,6 +303,60 @@ pub struct SettledRound {
     pub created_at: OffsetDateTime,
 }
 
+impl SettledRound {
+    /// The round as the leaderboards count it; `None` while the round is still open (count it
+    /// once, when it settles, or its stake would count twice). `at` is the round's
+    /// `created_at`, the time a rebuild filters on, so live and rebuilt boards agree.
+    pub fn score(
+        &self,
+        user_id: Uuid,
+        username: impl Into<String>,
+    ) -> Option<hearth_domain::leaderboard::SettledScore> {
+        (self.status == "settled").then(|| hearth_domain::leaderboard::SettledScore {
+            user_id,
+            username: username.into(),
+            bet: self.bet,
+            win: self.win,
+            balance: self.balance,
+            at: self.created_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod score_tests {
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::SettledRound;
+
+    #[test]
+    fn only_settled_rounds_score() {
+        let mut round = SettledRound {
+            round_id: Uuid::now_v7(),
+            status: "open".into(),
+            game: "blackjack".into(),
+            bet: 20,
+            win: 0,
+            balance: 980,
+            detail: serde_json::json!({}),
+            server_seed_hash: String::new(),
+            client_seed: String::new(),
+            nonce: 0,
+            created_at: datetime!(2026-11-22 23:59 UTC),
+        };
+        let user = Uuid::now_v7();
+        assert_eq!(round.score(user, "ann"), None);
+        round.status = "settled".into();
+        round.win = 40;
+        let score = round.score(user, "ann").unwrap();
+        assert_eq!(
+            (score.bet, score.win, score.balance, score.at),
+            (20, 40, 980, round.created_at)
+        );
+    }
+}
+
 /// A wallet whose balance differs from the sum of its ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WalletMismatch {

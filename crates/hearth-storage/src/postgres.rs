@@ -314,7 +314,9 @@ impl PostgresDatabase {
     /// [`StorageError::Other`] for a malformed URL; [`StorageError::Unavailable`] when the
     /// server cannot be reached.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        let options = PgConnectOptions::from_str(&settings.url)?.application_name("hearth");
+        let options =
+            PgConnectOptions::from_str(secrecy::ExposeSecret::expose_secret(&settings.url))?
+                .application_name("hearth");
         let pool = PgPoolOptions::new()
             // No ping before every checkout: it is a round trip per transaction. A dead
             // connection fails its first statement instead, and idle/lifetime limits recycle.

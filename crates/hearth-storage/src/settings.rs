@@ -1,11 +1,14 @@
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 /// The `database` settings section (`HEARTH__DATABASE__*`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `sqlite://data/hearth.db` (the embedded default) or `postgres://user@host/db`.
-    pub url: String,
+    /// `sqlite://data/hearth.db` (the embedded default) or `postgres://user@host/db`. It may
+    /// carry a password, so it is a secret: `Debug` prints `[REDACTED]`, and errors and logs
+    /// name only its [scheme](Self::scheme).
+    pub url: SecretString,
     /// Upper bound of pooled connections.
     pub max_connections: u32,
     /// Connections kept open when idle.
@@ -31,7 +34,7 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            url: "sqlite://data/hearth.db".to_owned(),
+            url: SecretString::from("sqlite://data/hearth.db"),
             max_connections: 10,
             min_connections: 0,
             acquire_timeout_secs: 5,
@@ -41,5 +44,18 @@ impl Default for DatabaseSettings {
             round_batches: 2,
             allow_sqlite_in_production: false,
         }
+    }
+}
+
+impl DatabaseSettings {
+    /// The URL's scheme (`sqlite`, `postgres`, …), the part that is safe to print.
+    pub fn scheme(&self) -> &str {
+        let url = self.url.expose_secret();
+        url.split_once(':').map_or("", |(scheme, _)| scheme)
+    }
+
+    /// Whether the URL names a SQLite database.
+    pub fn is_sqlite(&self) -> bool {
+        self.scheme() == "sqlite"
     }
 }

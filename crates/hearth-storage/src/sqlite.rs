@@ -62,13 +62,14 @@ impl SqliteDatabase {
     /// [`StorageError::Other`] for a malformed URL; [`StorageError::Unavailable`] when the file
     /// cannot be created or opened.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        let options = SqliteConnectOptions::from_str(&settings.url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a committed coin movement survives power loss, not just a process crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_millis(settings.sqlite_busy_timeout_ms))
-            .foreign_keys(true);
+        let options =
+            SqliteConnectOptions::from_str(secrecy::ExposeSecret::expose_secret(&settings.url))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed coin movement survives power loss, not just a process crash.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_millis(settings.sqlite_busy_timeout_ms))
+                .foreign_keys(true);
         if let Some(dir) = options
             .get_filename()
             .parent()

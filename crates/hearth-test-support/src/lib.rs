@@ -76,7 +76,7 @@ pub async fn sqlite_db() -> TestDb {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("hearth.db");
     let settings = DatabaseSettings {
-        url: format!("sqlite://{}", path.display()),
+        url: format!("sqlite://{}", path.display()).into(),
         max_connections: 8,
         ..DatabaseSettings::default()
     };
@@ -108,7 +108,7 @@ pub async fn postgres_db() -> Option<TestDb> {
         .expect("CREATE SCHEMA");
     let separator = if admin_url.contains('?') { '&' } else { '?' };
     let settings = DatabaseSettings {
-        url: format!("{admin_url}{separator}options[search_path]={schema}"),
+        url: format!("{admin_url}{separator}options[search_path]={schema}").into(),
         max_connections: 16,
         ..DatabaseSettings::default()
     };
@@ -165,16 +165,14 @@ impl TestDb {
     /// # Panics
     /// When the database cannot be reached.
     pub async fn execute_raw(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        use secrecy::ExposeSecret as _;
         use sqlx::Executor as _;
-        if self.settings.url.starts_with("sqlite:") {
-            let mut conn = sqlx::SqliteConnection::connect(&self.settings.url)
-                .await
-                .expect("connect");
+        let url = self.settings.url.expose_secret();
+        if self.settings.is_sqlite() {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
             Ok(conn.execute(sql).await?.rows_affected())
         } else {
-            let mut conn = PgConnection::connect(&self.settings.url)
-                .await
-                .expect("connect");
+            let mut conn = PgConnection::connect(url).await.expect("connect");
             Ok(conn.execute(sql).await?.rows_affected())
         }
     }

@@ -7,8 +7,6 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use hearth_domain::fairness::FairRng;
 use hearth_domain::games::{GameError, blackjack, dice, roulette, slots};
-use hearth_observability::metrics::names;
-use hearth_storage::leaderboard::SettledScore;
 use hearth_storage::{
     ActRequest, Played, RoundPlay, RoundRequest, SettledRound, Step, StorageError,
 };
@@ -119,22 +117,13 @@ async fn play_new_round(
         play,
         idempotency,
     };
-    let round = state.db.play_round(request).await?;
-    Ok(round_response(state, claims, round))
+    let round = state.rounds.play(&claims.name, request).await?;
+    Ok(round_response(round))
 }
 
 /// The response for a played round; a replay carries `Idempotent-Replayed: true` and is not
 /// counted again in the metrics.
-pub(crate) fn round_response(
-    state: &AppState,
-    claims: &hearth_auth::Claims,
-    played: Played<SettledRound>,
-) -> Response {
-    // A replay changed nothing: it is not counted or ranked again.
-    if !played.replayed {
-        record_round(&played.value);
-        update_leaderboards(state, claims, &played.value);
-    }
+pub(crate) fn round_response(played: Played<SettledRound>) -> Response {
     let mut response = Json(RoundResponse::from(played.value)).into_response();
     if played.replayed {
         let marker = HeaderValue::from_static("true");
@@ -143,15 +132,6 @@ pub(crate) fn round_response(
             .insert(IDEMPOTENT_REPLAYED.clone(), marker);
     }
     response
-}
-
-fn record_round(round: &SettledRound) {
-    let game = round.game.clone();
-    metrics::counter!(names::GAME_ROUNDS, "game" => game.clone()).increment(1);
-    metrics::counter!(names::GAME_WAGERED, "game" => game.clone())
-        .increment(u64::try_from(round.bet).unwrap_or(0));
-    metrics::counter!(names::GAME_PAID, "game" => game)
-        .increment(u64::try_from(round.win).unwrap_or(0));
 }
 
 /// `POST /v1/games/dice/roll`.
@@ -310,15 +290,18 @@ pub(crate) async fn start_blackjack(
         Ok(RoundPlay { win, detail, state })
     };
     let round = state
-        .db
-        .play_round(RoundRequest {
-            user_id: claims.sub,
-            round_id: uuid::Uuid::now_v7(),
-            game: "blackjack",
-            bet: request.bet,
-            play: &play,
-            idempotency,
-        })
+        .rounds
+        .play(
+            &claims.name,
+            RoundRequest {
+                user_id: claims.sub,
+                round_id: uuid::Uuid::now_v7(),
+                game: "blackjack",
+                bet: request.bet,
+                play: &play,
+                idempotency,
+            },
+        )
         .await
         .map_err(|error| match error {
             StorageError::Conflict { constraint } if constraint.contains("one_open") => {
@@ -326,7 +309,7 @@ pub(crate) async fn start_blackjack(
             }
             other => other.into(),
         })?;
-    Ok(round_response(&state, &claims, round))
+    Ok(round_response(round))
 }
 
 /// Hits, stands or doubles on an open hand; a double debits the extra stake.
@@ -356,14 +339,17 @@ pub(crate) async fn act_blackjack(
         })
     };
     let round = state
-        .db
-        .act(ActRequest {
-            user_id: claims.sub,
-            round_id,
-            game: "blackjack",
-            step: &step,
-            idempotency,
-        })
+        .rounds
+        .act(
+            &claims.name,
+            ActRequest {
+                user_id: claims.sub,
+                round_id,
+                game: "blackjack",
+                step: &step,
+                idempotency,
+            },
+        )
         .await
         .map_err(|error| match error {
             StorageError::NotFound => MISSING,
@@ -373,19 +359,5 @@ pub(crate) async fn act_blackjack(
             }
             other => other.into(),
         })?;
-    Ok(round_response(&state, &claims, round))
-}
-
-/// Feeds a settled round to the leaderboards off the request path: they are a cache, rebuilt
-/// from the database on a schedule, so a failure here is logged, never the player's problem.
-fn update_leaderboards(state: &AppState, claims: &hearth_auth::Claims, round: &SettledRound) {
-    let Some(score) = SettledScore::from_round(claims.sub, claims.name.clone(), round) else {
-        return;
-    };
-    let boards = state.leaderboards.clone();
-    tokio::spawn(async move {
-        if let Err(error) = boards.record(&score).await {
-            tracing::warn!(%error, "leaderboard update failed; the next rebuild repairs it");
-        }
-    });
+    Ok(round_response(round))
 }

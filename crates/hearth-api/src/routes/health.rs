@@ -6,9 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hearth_app::leaderboards::{Board, Period};
 use hearth_limits::RedisDownPolicy;
 use hearth_observability::metrics::names;
-use hearth_storage::leaderboard::{Board, Period};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use hearth_storage::leaderboard::{Board, LeaderboardError, MAX_LIMIT, Period};
+use hearth_app::leaderboards::{Board, LeaderboardError, MAX_LIMIT, Period};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -79,14 +79,33 @@ fn the_domain_crate_depends_on_no_io_crate() {
 }
 
 #[test]
-fn nothing_but_the_binaries_depends_on_the_app_crate() {
+fn only_the_gateway_depends_on_the_http_crate() {
     for (package, deps) in dependencies() {
         if deps.contains("hearth-api") {
-            assert!(
-                ["hearth-gateway", "hearth-worker"].contains(&package.as_str()),
-                "{package} depends on hearth-api"
-            );
+            assert_eq!(package, "hearth-gateway", "{package} depends on hearth-api");
         }
+    }
+}
+
+#[test]
+fn the_worker_and_the_app_crate_know_no_http_framework() {
+    let all = dependencies();
+    for package in ["hearth-worker", "hearth-app"] {
+        for http in ["hearth-api", "axum", "tower-http"] {
+            assert!(!all[package].contains(http), "{package} depends on {http}");
+        }
+    }
+    // The application layer is transport-free: not even hyper.
+    assert!(
+        !all["hearth-app"].contains("hyper"),
+        "hearth-app depends on hyper"
+    );
+    // Both binaries are built on it.
+    for binary in ["hearth-gateway", "hearth-worker"] {
+        assert!(
+            all[binary].contains("hearth-app"),
+            "{binary} skips hearth-app"
+        );
     }
 }
 
@@ -95,6 +114,12 @@ fn libraries_point_toward_the_domain_never_back() {
     let all = dependencies();
     let required = required_dependencies();
     assert!(!all["hearth-storage"].contains("hearth-auth"));
+    // Storage speaks SQL and nothing else: Redis-backed stores live in hearth-app.
+    assert!(
+        !all["hearth-storage"].contains("redis"),
+        "hearth-storage depends on redis"
+    );
+    assert!(!all["hearth-storage"].contains("hearth-app"));
     assert!(
         !all["hearth-auth"].contains("hearth-storage"),
         "auth builds without storage"
@@ -117,10 +142,11 @@ fn libraries_point_toward_the_domain_never_back() {
         "hearth-storage",
         "hearth-limits",
         "hearth-observability",
+        "hearth-app",
     ] {
         assert!(
             !all[lib].contains("axum"),
-            "{lib} knows axum; only hearth-api (and hearth-auth's optional layer) should"
+            "{lib} knows axum; only hearth-api (and the optional layers of hearth-auth and hearth-limits) should"
         );
         assert!(
             !all[lib].contains("hearth-test-support"),

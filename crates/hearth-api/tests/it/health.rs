@@ -41,7 +41,7 @@ async fn readiness_names_pending_migrations() {
     // A database that was never migrated.
     let dir = tempfile::tempdir().unwrap();
     let settings = hearth_storage::DatabaseSettings {
-        url: format!("sqlite://{}", dir.path().join("bare.db").display()),
+        url: format!("sqlite://{}", dir.path().join("bare.db").display()).into(),
         ..Default::default()
     };
     let db = hearth_storage::connect(&settings).await.unwrap();

@@ -67,7 +67,7 @@ async fn an_in_flight_request_finishes_after_shutdown_begins() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_sigterm_before_the_shutdown_future_is_polled_is_caught() {
-    let shutdown = hearth_api::shutdown_signal();
+    let shutdown = hearth_app::shutdown_signal();
     let pid = std::process::id().to_string();
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -108,14 +108,14 @@ fn put(snapshot: &mut Snapshot, board: Board, period: Period, rows: Vec<ScoredRo
 pub async fn connect_source(
     settings: &DatabaseSettings,
 ) -> Result<Arc<dyn LeaderboardSource>, StorageError> {
-    let url = settings.url.as_str();
+    let url = secrecy::ExposeSecret::expose_secret(&settings.url);
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteDatabase::connect(settings).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PostgresDatabase::connect(settings).await?))
     } else {
         Err(StorageError::UnsupportedUrl {
-            scheme: url.split(':').next().unwrap_or("").to_owned(),
+            scheme: settings.scheme().to_owned(),
         })
     }
 }

@@ -4,5 +4,5 @@
 
 mod accounts;
 mod conformance;
-mod leaderboard;
+mod leaderboard_source;
 mod open_rounds;

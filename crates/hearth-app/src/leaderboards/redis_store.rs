@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hearth_limits::RedisTarget;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Pipeline, RedisResult};
 use time::OffsetDateTime;
@@ -20,53 +21,6 @@ const STAGING_TTL_SECS: u64 = 300;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Deadline of one call (a rebuild's staging pipeline included).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where [`RedisLeaderboards`] connects: a URL, a [`redis::Client`], or a
-/// [`ConnectionManager`] the application already shares (then its own settings apply).
-#[derive(Clone)]
-pub enum RedisTarget {
-    /// A URL such as `redis://127.0.0.1:6379/0`.
-    Url(String),
-    /// A client; a connection manager is made from it.
-    Client(Client),
-    /// An existing connection manager, used as is.
-    Manager(ConnectionManager),
-}
-
-impl fmt::Debug for RedisTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A URL may carry a password: never print it.
-        f.write_str(match self {
-            Self::Url(_) => "RedisTarget::Url(..)",
-            Self::Client(_) => "RedisTarget::Client(..)",
-            Self::Manager(_) => "RedisTarget::Manager(..)",
-        })
-    }
-}
-
-impl From<&str> for RedisTarget {
-    fn from(url: &str) -> Self {
-        Self::Url(url.to_owned())
-    }
-}
-
-impl From<String> for RedisTarget {
-    fn from(url: String) -> Self {
-        Self::Url(url)
-    }
-}
-
-impl From<Client> for RedisTarget {
-    fn from(client: Client) -> Self {
-        Self::Client(client)
-    }
-}
-
-impl From<ConnectionManager> for RedisTarget {
-    fn from(manager: ConnectionManager) -> Self {
-        Self::Manager(manager)
-    }
-}
 
 /// Leaderboards in Redis sorted sets (keys in the module docs). Cheap to clone.
 ///

@@ -1,3 +1,5 @@
+//! The worker's jobs against both backends.
+
 use std::time::Duration;
 
 use hearth_test_support::{TestDb, backend_suite, new_user};
@@ -5,7 +7,9 @@ use hearth_test_support::{TestDb, backend_suite, new_user};
 async fn a_clean_ledger_reconciles_with_no_mismatch(t: &TestDb) {
     t.db.create_user(new_user("Ann", 100)).await.unwrap();
     t.db.create_user(new_user("Ben", 0)).await.unwrap();
-    let report = hearth_worker::reconcile_once(t.db.as_ref()).await.unwrap();
+    let report = hearth_app::jobs::reconcile_once(t.db.as_ref())
+        .await
+        .unwrap();
     assert_eq!(report.wallets, 2);
     assert!(report.mismatches.is_empty());
 }
@@ -17,7 +21,9 @@ async fn a_tampered_balance_is_reported_with_its_figures(t: &TestDb) {
     t.execute_raw("UPDATE wallets SET balance = 999")
         .await
         .unwrap();
-    let report = hearth_worker::reconcile_once(t.db.as_ref()).await.unwrap();
+    let report = hearth_app::jobs::reconcile_once(t.db.as_ref())
+        .await
+        .unwrap();
     assert_eq!(report.mismatches.len(), 1);
     let mismatch = &report.mismatches[0];
     assert_eq!(
@@ -37,16 +43,16 @@ async fn the_schedule_runs_until_shutdown(t: &TestDb) {
     let metrics = hearth_observability::metrics::install();
     t.db.create_user(new_user("Dan", 10)).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let schedule = hearth_worker::Schedule {
+    let schedule = hearth_app::jobs::Schedule {
         reconcile_every: Duration::from_millis(20),
         purge_every: Duration::from_millis(20),
         idempotency_retention: Duration::from_secs(3600),
         leaderboards: Some((
-            std::sync::Arc::new(hearth_storage::leaderboard::InProcessLeaderboards::new()),
+            std::sync::Arc::new(hearth_app::leaderboards::InProcessLeaderboards::new()),
             Duration::from_millis(20),
         )),
     };
-    let worker = tokio::spawn(hearth_worker::run(t.db.clone(), schedule, async {
+    let worker = tokio::spawn(hearth_app::jobs::run(t.db.clone(), schedule, async {
         let _ = stopped.await;
     }));
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -75,30 +81,3 @@ backend_suite!(
     a_tampered_balance_is_reported_with_its_figures,
     the_schedule_runs_until_shutdown,
 );
-
-#[tokio::test]
-async fn the_admin_port_serves_metrics_and_liveness() {
-    let metrics = hearth_observability::metrics::install();
-    hearth_observability::metrics::record_build_info("hearth-worker", "test");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server =
-        tokio::spawn(
-            async move { axum::serve(listener, hearth_worker::admin_router(metrics)).await },
-        );
-    let live = reqwest::get(format!("http://{addr}/health/live"))
-        .await
-        .unwrap();
-    assert_eq!(live.status(), 200);
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("hearth_build_info{service=\"hearth-worker\""),
-        "{text}"
-    );
-    server.abort();
-}

@@ -388,8 +388,7 @@ impl Settings {
                         .to_owned(),
                 );
             }
-            if self.database.url.starts_with("sqlite:") && !self.database.allow_sqlite_in_production
-            {
+            if self.database.is_sqlite() && !self.database.allow_sqlite_in_production {
                 problems.push(
                     "database.url is SQLite; use PostgreSQL, or set HEARTH__DATABASE__ALLOW_SQLITE_IN_PRODUCTION=true for a single instance"
                         .to_owned(),
@@ -506,10 +505,26 @@ mod tests {
         let settings = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(settings.environment, RunEnvironment::Development);
         assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8080");
-        assert!(settings.database.url.starts_with("sqlite:"));
+        assert!(settings.database.is_sqlite());
         assert!(settings.redis.url.is_none());
         assert_eq!(settings.auth.bcrypt_cost, 12);
         assert_eq!(settings.games.slots.bets, [1, 2, 5, 10, 20, 50, 100]);
+    }
+
+    #[test]
+    fn the_database_url_is_a_secret_and_never_printed() {
+        let settings = Settings::load_from(
+            None,
+            env(&[(
+                "HEARTH__DATABASE__URL",
+                "postgres://hearth:hunter2-s3cret@db.internal:5432/hearth",
+            )]),
+        )
+        .unwrap();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2-s3cret"), "{printed}");
+        assert_eq!(settings.database.scheme(), "postgres");
+        assert!(!settings.database.is_sqlite());
     }
 
     #[test]

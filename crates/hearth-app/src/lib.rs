@@ -1,0 +1,285 @@
+//! Hearth's application layer, without a transport: what the gateway and the worker share.
+//!
+//! Both binaries read the same way: [`Settings::load`] → [`telemetry()`] → [`Hearth::open`]
+//! → run (the gateway serves HTTP over it, the worker runs [`jobs`]). Nothing here knows HTTP:
+//! use-cases take plain inputs and return domain results, and each transport maps them.
+//!
+//! # Layout
+//! - [`settings`]: every section composed from the library crates, loaded from defaults, a
+//!   file and `HEARTH__…` variables, checked for production.
+//! - [`Hearth`]: the wired services: the database (connected and migrated), the token
+//!   service and revocation check, login lockouts, the password hasher, the rate limiter and
+//!   the leaderboards, with **one** Redis connection shared by all of them when
+//!   `redis.url` is set, and in-process stores otherwise.
+//! - [`rounds`]: playing a round and acting on an open one, with what follows a settled round
+//!   (its metrics and its leaderboard entry).
+//! - [`leaderboards`]: the leaderboard stores (in process, Redis) and their rebuild.
+//! - [`jobs`]: the periodic jobs the worker runs (reconciliation, idempotency-key purge,
+//!   leaderboard rebuild) and their schedule.
+//! - [`shutdown_signal`]: SIGINT/SIGTERM, installed before serving.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let settings = hearth_app::Settings::default();
+//! let _telemetry = hearth_app::telemetry(&settings, "my-service")?;
+//! let hearth = hearth_app::Hearth::open(settings, "my-service").await?;
+//! let report = hearth_app::jobs::reconcile_once(hearth.db.as_ref()).await?;
+//! assert!(report.mismatches.is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! # What it does not do
+//! No SQL (that is `hearth-storage`), no game rules (`hearth-domain`), no HTTP or sockets
+//! (`hearth-api` and the binaries).
+
+pub mod jobs;
+pub mod leaderboards;
+pub mod rounds;
+pub mod settings;
+
+mod shutdown;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hearth_auth::{Authenticator, LockoutStore, PasswordHasher, RevocationStore, TokenService};
+use hearth_limits::Limiter;
+use hearth_observability::metrics::PrometheusHandle;
+use hearth_storage::Database;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret as _;
+
+use crate::leaderboards::{InProcessLeaderboards, Leaderboards, RedisLeaderboards};
+use crate::rounds::Rounds;
+
+pub use settings::Settings;
+pub use shutdown::shutdown_signal;
+
+/// Installs logging and tracing for this process from settings; `service` names it in
+/// exported spans unless `telemetry.service_name` is set. Keep the guard until exit: dropping
+/// it flushes the spans still queued.
+///
+/// # Errors
+/// When the log level directive is invalid, the OTLP exporter cannot be built, or a subscriber
+/// is already installed.
+pub fn telemetry(
+    settings: &Settings,
+    service: &'static str,
+) -> Result<hearth_observability::Guard, hearth_observability::InitError> {
+    hearth_observability::init(
+        &settings.log,
+        &settings.telemetry,
+        hearth_observability::Service {
+            name: service,
+            version: env!("CARGO_PKG_VERSION"),
+            production: settings.is_production(),
+        },
+    )
+}
+
+/// Where sessions live: revocations and login lockouts.
+#[derive(Clone)]
+pub struct SessionStores {
+    /// Revoked tokens, sessions and users.
+    pub revocations: Arc<dyn RevocationStore>,
+    /// Failed-login counts and locks.
+    pub lockouts: Arc<dyn LockoutStore>,
+}
+
+impl SessionStores {
+    /// Both in this process: right for one embedded instance.
+    pub fn in_process() -> Self {
+        Self {
+            revocations: Arc::new(hearth_auth::InProcessRevocations::new()),
+            lockouts: Arc::new(hearth_auth::InProcessLockouts::new()),
+        }
+    }
+
+    /// Both in Redis under `prefix`, on the given (shared) connection.
+    pub fn redis(conn: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            revocations: Arc::new(hearth_auth::RedisRevocations::new(conn.clone(), prefix)),
+            lockouts: Arc::new(hearth_auth::RedisLockouts::new(conn, prefix)),
+        }
+    }
+}
+
+/// The wired application: every service a transport needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Hearth(Arc<Services>);
+
+/// The parts of [`Hearth`], reachable through it (`hearth.db`, `hearth.limiter`, …).
+pub struct Services {
+    /// The settings it was built with.
+    pub settings: Settings,
+    /// Storage.
+    pub db: Arc<dyn Database>,
+    /// Token issue and verification.
+    pub tokens: TokenService,
+    /// Verification plus the revocation check (Redis or in-process).
+    pub auth: Authenticator,
+    /// Failed-login counts and locks (Redis or in-process).
+    pub lockouts: Arc<dyn LockoutStore>,
+    /// bcrypt off the async threads.
+    pub hasher: PasswordHasher,
+    /// Rate-limit decisions (Redis or in-process).
+    pub limiter: Limiter,
+    /// Leaderboards (Redis sorted sets or in-process).
+    pub leaderboards: Arc<dyn Leaderboards>,
+    /// Playing rounds, and what follows a settled one.
+    pub rounds: Rounds,
+    /// The Prometheus registry's handle, for a `/metrics` endpoint.
+    pub metrics: PrometheusHandle,
+    /// The one Redis connection every Redis-backed part shares; `None` in embedded mode.
+    pub redis: Option<ConnectionManager>,
+}
+
+impl std::ops::Deref for Hearth {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Hearth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hearth")
+            .field("database", &self.db.backend())
+            .field("limiter", &self.limiter.backend())
+            .field("leaderboards", &self.leaderboards.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Redis connection's timing: short connection attempts and few, quick reconnects, so no
+/// caller queues behind a long backoff. Each part keeps its own, shorter deadline where it
+/// needs one (the limiter's is 500 ms per decision).
+fn redis_connection(url: &str) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)
+}
+
+impl Hearth {
+    /// Connects to the database and applies migrations, then [wires](Self::wire) the rest.
+    /// `service` names the process in the `hearth_build_info` metric.
+    ///
+    /// # Errors
+    /// When the database cannot be reached, migrations fail, or the Redis URL is malformed.
+    pub async fn open(settings: Settings, service: &'static str) -> anyhow::Result<Self> {
+        let db = hearth_storage::connect(&settings.database)
+            .await
+            .with_context(|| {
+                format!("connecting to the {} database", settings.database.scheme())
+            })?;
+        db.migrate().await.context("applying database migrations")?;
+        Self::wire(db, settings, service).await
+    }
+
+    /// Wires the services around an existing (migrated) database: the limiter, the session
+    /// stores and the leaderboards use one shared Redis connection when `redis.url` is set,
+    /// in-process state otherwise. Installs the process-wide metrics registry.
+    ///
+    /// # Errors
+    /// When the Redis URL is malformed.
+    pub async fn wire(
+        db: Arc<dyn Database>,
+        settings: Settings,
+        service: &'static str,
+    ) -> anyhow::Result<Self> {
+        let metrics = hearth_observability::metrics::install();
+        hearth_observability::process::mark_start();
+        hearth_limits::metric_names::describe();
+        hearth_observability::metrics::record_build_info(service, env!("CARGO_PKG_VERSION"));
+        let (redis, limiter, leaderboards, sessions): (_, _, Arc<dyn Leaderboards>, _) =
+            match &settings.redis.url {
+                Some(url) => {
+                    let conn = redis_connection(url.expose_secret())
+                        .context("configuring the Redis connection")?;
+                    let prefix = &settings.redis.key_prefix;
+                    let limiter = Limiter::builder()
+                        .redis(conn.clone(), settings.limits.redis_down)
+                        .key_prefix(format!("{prefix}rl:"))
+                        .build()
+                        .await
+                        .context("configuring the Redis rate limiter")?;
+                    let boards = RedisLeaderboards::new(conn.clone(), prefix.clone())
+                        .context("configuring Redis leaderboards")?;
+                    let sessions = SessionStores::redis(conn.clone(), &format!("{prefix}auth:"));
+                    (Some(conn), limiter, Arc::new(boards), sessions)
+                }
+                None => {
+                    if settings.is_production() {
+                        tracing::warn!(
+                            "redis.url is unset: revocations and login lockouts live in this \
+                             process, so replicas do not share them; run one replica or set \
+                             HEARTH__REDIS__URL"
+                        );
+                    }
+                    (
+                        None,
+                        Limiter::in_process(),
+                        Arc::new(InProcessLeaderboards::new()),
+                        SessionStores::in_process(),
+                    )
+                }
+            };
+        Ok(Self::from_parts(
+            db,
+            settings,
+            metrics,
+            limiter,
+            leaderboards,
+            sessions,
+            redis,
+        ))
+    }
+
+    /// Assembles the services from parts chosen by the caller (tests, embedding services).
+    pub fn from_parts(
+        db: Arc<dyn Database>,
+        settings: Settings,
+        metrics: PrometheusHandle,
+        limiter: Limiter,
+        leaderboards: Arc<dyn Leaderboards>,
+        sessions: SessionStores,
+        redis: Option<ConnectionManager>,
+    ) -> Self {
+        let tokens = TokenService::new(&settings.auth);
+        Self(Arc::new(Services {
+            auth: Authenticator::new(tokens.clone(), sessions.revocations),
+            lockouts: sessions.lockouts,
+            hasher: PasswordHasher::new(
+                settings.auth.bcrypt_cost,
+                settings.auth.max_concurrent_hashes,
+            ),
+            rounds: Rounds::new(db.clone(), leaderboards.clone()),
+            tokens,
+            limiter,
+            leaderboards,
+            db,
+            settings,
+            metrics,
+            redis,
+        }))
+    }
+
+    /// Rebuilds the leaderboards from the database; returns the entries written.
+    ///
+    /// # Errors
+    /// When the database or Redis fails.
+    pub async fn rebuild_leaderboards(&self) -> Result<usize, leaderboards::LeaderboardError> {
+        jobs::rebuild_leaderboards(self.db.as_ref(), self.leaderboards.as_ref()).await
+    }
+
+    /// Closes the database pool: the last step of a graceful shutdown.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}

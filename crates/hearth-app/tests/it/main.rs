@@ -1,0 +1,8 @@
+//! hearth-app's suites: the leaderboard stores (in process and Redis) and their rebuild from
+//! both databases, and the worker's jobs on both databases.
+
+#![allow(unreachable_pub)]
+
+mod jobs;
+mod leaderboards;
+mod rounds;
