@@ -39,6 +39,7 @@ pub mod postgres;
 pub mod sqlite;
 
 mod error;
+mod round;
 mod rows;
 mod settings;
 

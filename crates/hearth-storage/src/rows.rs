@@ -1,7 +1,10 @@
-//! Row types shared by both backends: `sqlx` decodes the same Rust types from either.
+//! Row types shared by both backends: `sqlx` decodes the same Rust types from either, and each
+//! row decodes into model values here. What is computed from those values (balances, statuses,
+//! the rules' draw) is in module `round`.
 
 use std::str::FromStr;
 
+use hearth_domain::fairness::{ClientSeed, ServerSeed};
 use hearth_domain::ledger::{EntryKind, EntryStatus};
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -9,6 +12,7 @@ use uuid::Uuid;
 
 use crate::StorageError;
 use crate::model::{LedgerEntry, User, UserCredentials, Wallet};
+use crate::round::RoundStatus;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
@@ -108,15 +112,24 @@ pub(crate) struct RoundStartRow {
 }
 
 impl RoundStartRow {
-    /// Refuses a new round while one of the same game is open (the unique index alone would
-    /// let a round that settles at once, such as a natural blackjack, through).
-    pub(crate) fn ensure_none_open(&self) -> Result<(), StorageError> {
-        if self.has_open {
-            return Err(StorageError::Conflict {
-                constraint: "game_rounds_one_open_per_game".into(),
-            });
-        }
-        Ok(())
+    /// The stored seeds, parsed.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when either does not parse.
+    pub(crate) fn seeds(&self) -> Result<(ServerSeed, ClientSeed), StorageError> {
+        let server = ServerSeed::from_hex(&self.server_seed)
+            .map_err(|e| StorageError::Corrupt(format!("server seed: {e}")))?;
+        let client = ClientSeed::parse(&self.client_seed)
+            .map_err(|e| StorageError::Corrupt(format!("client seed: {e}")))?;
+        Ok((server, client))
+    }
+
+    /// The next nonce.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for a negative one.
+    pub(crate) fn nonce(&self) -> Result<u64, StorageError> {
+        nonce(self.nonce)
     }
 }
 
@@ -143,83 +156,6 @@ pub(crate) fn into_page(
         None
     };
     Ok(crate::Page { items, next_cursor })
-}
-
-/// The ledger lines a settled round writes: the bet, then the win when there is one.
-pub(crate) struct RoundLedger {
-    pub(crate) balance_before: i64,
-    pub(crate) after_bet: i64,
-    pub(crate) after_win: i64,
-}
-
-impl RoundLedger {
-    pub(crate) fn compute(balance: i64, bet: i64, win: i64) -> Result<Self, StorageError> {
-        use hearth_domain::wallet::{WalletError, credit, debit};
-        let after_bet = debit(balance, bet).map_err(|error| match error {
-            WalletError::InsufficientBalance { needed, available } => {
-                StorageError::InsufficientBalance { needed, available }
-            }
-            other => StorageError::Corrupt(other.to_string()),
-        })?;
-        let after_win = credit(after_bet, win).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        Ok(Self {
-            balance_before: balance,
-            after_bet,
-            after_win,
-        })
-    }
-}
-
-/// A round drawn under the wallet lock, ready to be written.
-pub(crate) struct Drawn {
-    pub(crate) play: crate::RoundPlay,
-    /// `settled` or `open`.
-    pub(crate) status: &'static str,
-    pub(crate) ledger: RoundLedger,
-    /// The nonce the round was drawn with.
-    pub(crate) nonce: u64,
-}
-
-/// Plays `request`'s round from the locked `start` row, on either backend. A second open
-/// round and an unaffordable bet are refused before drawing, so a refusal spends no nonce.
-pub(crate) fn draw(
-    start: &RoundStartRow,
-    request: &crate::RoundRequest<'_>,
-) -> Result<Drawn, StorageError> {
-    start.ensure_none_open()?;
-    RoundLedger::compute(start.balance, request.bet, 0)?;
-    let (server_seed, client_seed) = seeds(start)?;
-    let nonce = u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?;
-    let play = (request.play)(&mut hearth_domain::fairness::FairRng::new(
-        &server_seed,
-        &client_seed,
-        nonce,
-    ))?;
-    let status = round_status(&play)?;
-    let ledger = RoundLedger::compute(start.balance, request.bet, play.win)?;
-    Ok(Drawn {
-        play,
-        status,
-        ledger,
-        nonce,
-    })
-}
-
-/// Parses the stored seeds of a round start.
-pub(crate) fn seeds(
-    row: &RoundStartRow,
-) -> Result<
-    (
-        hearth_domain::fairness::ServerSeed,
-        hearth_domain::fairness::ClientSeed,
-    ),
-    StorageError,
-> {
-    let server = hearth_domain::fairness::ServerSeed::from_hex(&row.server_seed)
-        .map_err(|e| StorageError::Corrupt(format!("server seed: {e}")))?;
-    let client = hearth_domain::fairness::ClientSeed::parse(&row.client_seed)
-        .map_err(|e| StorageError::Corrupt(format!("client seed: {e}")))?;
-    Ok((server, client))
 }
 
 /// A stored idempotency key.
@@ -274,7 +210,7 @@ impl TryFrom<FairnessRow> for crate::FairnessState {
         Ok(Self {
             server_seed_hash: row.server_seed_hash,
             client_seed: row.client_seed,
-            nonce: u64::try_from(row.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?,
+            nonce: nonce(row.nonce)?,
         })
     }
 }
@@ -315,7 +251,7 @@ impl TryFrom<RoundRow> for crate::RoundRecord {
             server_seed_hash: row.server_seed_hash,
             server_seed: row.server_seed,
             client_seed: row.client_seed,
-            nonce: u64::try_from(row.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?,
+            nonce: nonce(row.nonce)?,
             created_at: row.created_at,
         })
     }
@@ -405,15 +341,6 @@ impl TryFrom<StatsRow> for crate::PlayerStats {
     }
 }
 
-/// `open` when the rules keep the round going, `settled` otherwise; an open round pays nothing.
-pub(crate) fn round_status(play: &crate::RoundPlay) -> Result<&'static str, StorageError> {
-    match (&play.state, play.win) {
-        (None, _) => Ok("settled"),
-        (Some(_), 0) => Ok("open"),
-        (Some(_), _) => Err(StorageError::Corrupt("an open round cannot pay".into())),
-    }
-}
-
 /// The locked state an action starts from.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ActStartRow {
@@ -428,41 +355,25 @@ pub(crate) struct ActStartRow {
     pub(crate) created_at: OffsetDateTime,
 }
 
-/// Checks an action may run on this round and runs the step.
-pub(crate) fn run_step(
-    row: &ActStartRow,
-    request: &crate::ActRequest<'_>,
-) -> Result<crate::Step, StorageError> {
-    if row.game != request.game {
-        return Err(StorageError::NotFound);
-    }
-    let state = match (&row.status[..], &row.state) {
-        ("open", Some(state)) => state.0.clone(),
-        _ => {
-            return Err(StorageError::Conflict {
-                constraint: "round_settled".into(),
-            });
+impl ActStartRow {
+    /// The stored state of the round while it is open; `None` once it is settled.
+    pub(crate) fn open_state(&self) -> Option<serde_json::Value> {
+        match (self.status.as_str(), &self.state) {
+            (status, Some(state)) if status == RoundStatus::Open.as_str() => Some(state.0.clone()),
+            _ => None,
         }
-    };
-    let step = (request.step)(state)?;
-    if step.extra_stake < 0 || (step.state.is_some() && step.win != 0) || step.win < 0 {
-        return Err(StorageError::Corrupt(
-            "the step's stake or win is inconsistent".into(),
-        ));
     }
-    Ok(step)
+
+    /// The nonce the round was drawn with.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for a negative one.
+    pub(crate) fn nonce(&self) -> Result<u64, StorageError> {
+        nonce(self.nonce)
+    }
 }
 
-/// Balances around one action: the extra stake's debit, then the win's credit.
-pub(crate) fn act_ledger(balance: i64, step: &crate::Step) -> Result<RoundLedger, StorageError> {
-    if step.extra_stake == 0 {
-        let after_win = hearth_domain::wallet::credit(balance, step.win)
-            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        return Ok(RoundLedger {
-            balance_before: balance,
-            after_bet: balance,
-            after_win,
-        });
-    }
-    RoundLedger::compute(balance, step.extra_stake, step.win)
+/// A stored nonce: never negative.
+fn nonce(stored: i64) -> Result<u64, StorageError> {
+    u64::try_from(stored).map_err(|_| StorageError::Corrupt("nonce".into()))
 }

@@ -20,9 +20,10 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::round::{self, RoundLedger, RoundStatus};
 use crate::rows::{
     self, ActStartRow, CurrentSeedRow, DayRow, FairnessRow, IdempotencyRow, LedgerRow, MismatchRow,
-    RoundLedger, RoundRow, RoundStartRow, StatsRow, UserRow, WalletRow,
+    RoundRow, RoundStartRow, StatsRow, UserRow, WalletRow,
 };
 use crate::{
     ActRequest, DailyBalance, DatabaseSettings, FairnessRepository, FairnessState, GameRepository,
@@ -452,12 +453,12 @@ impl GameRepository for SqliteDatabase {
             tx.rollback().await?;
             return Ok(answer);
         }
-        let rows::Drawn {
+        let round::Drawn {
             play,
             status,
             ledger,
             nonce,
-        } = rows::draw(&start, &request)?;
+        } = round::draw(&start, &request)?;
         let now = OffsetDateTime::now_utc();
 
         sqlx::query(
@@ -475,7 +476,7 @@ impl GameRepository for SqliteDatabase {
         .bind(&start.client_seed)
         .bind(start.nonce)
         .bind(now)
-        .bind(status)
+        .bind(status.as_str())
         .bind(play.state.as_ref().map(Json))
         .execute(&mut *tx)
         .await?;
@@ -499,7 +500,7 @@ impl GameRepository for SqliteDatabase {
             .await?;
         let settled = SettledRound {
             round_id: request.round_id,
-            status: status.to_owned(),
+            status: status.as_str().to_owned(),
             game: request.game.to_owned(),
             bet: request.bet,
             win: play.win,
@@ -544,17 +545,13 @@ impl GameRepository for SqliteDatabase {
             tx.rollback().await?;
             return Ok(answer);
         }
-        let step = rows::run_step(&start, &request)?;
-        let ledger = rows::act_ledger(start.balance, &step)?;
+        let step = round::run_step(&start, &request)?;
+        let ledger = RoundLedger::of_step(start.balance, &step)?;
         let total_bet = start
             .bet
             .checked_add(step.extra_stake)
             .ok_or_else(|| StorageError::Corrupt("stake overflows".into()))?;
-        let status = if step.state.is_some() {
-            "open"
-        } else {
-            "settled"
-        };
+        let status = RoundStatus::of_step(&step);
         let now = OffsetDateTime::now_utc();
         sqlx::query(
             "UPDATE game_rounds SET bet = ?3, win = ?4, status = ?5, state = ?6, \
@@ -564,7 +561,7 @@ impl GameRepository for SqliteDatabase {
         .bind(request.user_id)
         .bind(total_bet)
         .bind(step.win)
-        .bind(status)
+        .bind(status.as_str())
         .bind(step.state.as_ref().map(Json))
         .bind(Json(&step.detail))
         .bind(now)
@@ -586,9 +583,10 @@ impl GameRepository for SqliteDatabase {
                 .execute(&mut *tx)
                 .await?;
         }
+        let nonce = start.nonce()?;
         let answer = SettledRound {
             round_id: request.round_id,
-            status: status.to_owned(),
+            status: status.as_str().to_owned(),
             game: start.game,
             bet: total_bet,
             win: step.win,
@@ -596,7 +594,7 @@ impl GameRepository for SqliteDatabase {
             detail: step.detail,
             server_seed_hash: start.server_seed_hash,
             client_seed: start.client_seed,
-            nonce: u64::try_from(start.nonce).map_err(|_| StorageError::Corrupt("nonce".into()))?,
+            nonce,
             created_at: start.created_at,
         };
         remember(

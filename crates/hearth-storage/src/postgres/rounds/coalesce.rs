@@ -29,7 +29,7 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::OneCallRow;
+use super::outcome::OneCallRow;
 use crate::{RoundStatements, StorageError};
 
 /// The most rounds sent in one statement; more wait for the next.
