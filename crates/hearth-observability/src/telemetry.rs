@@ -162,6 +162,12 @@ pub fn init(
 /// Builds the subscriber without installing it, writing logs to `writer`: for tests (with
 /// `tracing::dispatcher::set_default`) and benchmarks.
 ///
+/// Made the default of one thread only, it does not see whole traces. tracing's registry tells
+/// a span's parent that the span has closed through the default subscriber of the thread that
+/// drops the span's last handle, and spans reach other threads (sqlx's SQLite worker threads
+/// hold the current span of each command they run). When such a thread drops one last, the
+/// parent is never closed, so it is neither exported nor freed. What must see every span, as the binaries do, installs it globally ([`init`]).
+///
 /// # Errors
 /// See [`InitError`].
 pub fn dispatch<W>(
