@@ -9,7 +9,7 @@ use hearth_limits::{AnomalyDetector, RouteLimits};
 
 /// Shared application state; cloning is cheap.
 ///
-/// It derefs to [`Inner`], which derefs to the wired services ([`hearth_app::Services`]), so a
+/// It derefs to its parts, which deref to the wired services ([`hearth_app::Services`]), so a
 /// handler reaches `state.db`, `state.rounds` or `state.limiter` directly.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);

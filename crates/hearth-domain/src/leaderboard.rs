@@ -9,7 +9,7 @@
 //! # Boards
 //! | [`Board`] | score | periods |
 //! |---|---|---|
-//! | `balance` | the wallet balance after the player's latest round | `all_time` only; any other period is [`LeaderboardError::NoSuchPeriod`] |
+//! | `balance` | the wallet balance after the player's latest round | `all_time` only; any other period is [`NoSuchPeriod`] |
 //! | `biggest_win` | the largest single payout (`win`) of a settled round in the period; rounds that paid nothing are not counted, so a player who never won is not listed | `daily`, `weekly`, `all_time` |
 //! | `net_won` | the sum of `win − bet` over the period's settled rounds; may be negative | `daily`, `weekly`, `all_time` |
 //!
