@@ -1,9 +1,10 @@
 //! Test support for Hearth: a fresh database per test, on either backend.
 //!
 //! A dev-dependency only. PostgreSQL suites read `HEARTH_TEST_DATABASE_URL`; each test gets its
-//! own schema in that database, dropped by [`TestDb::cleanup`]. Without the variable a
-//! PostgreSQL test prints that it skipped and passes, except under `CI=true`, where a missing
-//! service is a failure.
+//! own schema in that database, dropped by [`TestDb::cleanup`]. Redis suites read
+//! `HEARTH_TEST_REDIS_URL` through [`service_url`]. Without the variable a test that needs the
+//! service passes without running, and the test binary prints one line naming the skipped
+//! suites ([`skip`]); under `CI=true` a missing service is a failure instead.
 //!
 //! [`backend_suite!`] writes a suite once and instantiates it for both backends.
 
@@ -11,6 +12,10 @@ use std::sync::Arc;
 
 use hearth_storage::{Database, DatabaseSettings};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+pub mod skip;
+
+pub use skip::{in_ci, service_url, skip_suites};
 
 /// The variable naming the PostgreSQL server for tests.
 pub const DATABASE_URL_VAR: &str = "HEARTH_TEST_DATABASE_URL";
@@ -44,26 +49,6 @@ impl TestDb {
         {
             let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
             let _ = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
-        }
-    }
-}
-
-/// Whether this run is CI, where skipping a service suite is a failure.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// The URL of a service for tests, or `None` after saying loudly that the suite skipped.
-///
-/// # Panics
-/// Under `CI=true` when the variable is unset.
-pub fn service_url(var: &str, what: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if in_ci() => panic!("{var} is not set: CI must run the {what} suites"),
-        _ => {
-            eprintln!("SKIPPED: {what} test (set {var} to run it)");
-            None
         }
     }
 }

@@ -124,7 +124,10 @@ async fn the_metrics_exposition_passes_promtool() {
             !hearth_test_support::in_ci(),
             "promtool is required under CI (Debian package prometheus)"
         );
-        eprintln!("SKIPPED: promtool check (install Debian's prometheus package to run it)");
+        hearth_test_support::skip_suites(
+            "the promtool check",
+            "install Debian's prometheus package to run it",
+        );
         return;
     };
     let t = sqlite_db().await;

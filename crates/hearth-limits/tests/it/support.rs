@@ -14,21 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_limits::{BudgetSettings, Budgets, Clock, Limiter, ManualClock, RedisDownPolicy};
 
-/// The shared Redis for tests, or `None` after printing why the test is skipped. Under
-/// `CI=true` a missing URL is a failure, not a skip.
+/// The shared Redis for tests (`HEARTH_TEST_REDIS_URL`), or `None` when the Redis suites skip
+/// in this binary (announced once, by `hearth-test-support`). Under `CI=true` a missing URL is a
+/// failure, not a skip.
 pub(crate) fn redis_url() -> Option<String> {
-    match std::env::var("HEARTH_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("HEARTH_TEST_REDIS_URL must be set in CI (e.g. redis://127.0.0.1:6379)");
-            }
-            eprintln!(
-                "SKIPPED: Redis test (set HEARTH_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379, to run it)"
-            );
-            None
-        }
-    }
+    hearth_test_support::service_url(hearth_test_support::REDIS_URL_VAR, "Redis")
 }
 
 /// A key prefix no other test (or run) uses.
@@ -73,7 +63,7 @@ impl Backend {
 
     #[cfg(not(feature = "redis"))]
     pub(crate) async fn redis() -> Option<Self> {
-        eprintln!("SKIPPED: Redis test (built without the `redis` feature)");
+        hearth_test_support::skip_suites("Redis suites", "built without the `redis` feature");
         None
     }
 
