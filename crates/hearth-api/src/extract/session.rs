@@ -14,6 +14,10 @@ use crate::state::AppState;
 
 pub(crate) use hearth_auth::{ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, cookie};
 
+/// The target of this module's log lines: the module's name before it was split, which log
+/// filters name.
+const LOG_TARGET: &str = "hearth_api::extract";
+
 /// Access or refresh tokens refused, by reason: counted here, where tokens are refused.
 pub(crate) const TOKEN_REFUSALS: &str = "hearth_auth_token_refusals_total";
 
@@ -41,13 +45,13 @@ pub(crate) fn auth_failure(error: &hearth_auth::AuthError) -> ApiError {
 }
 
 fn token_refused(error: &TokenError) -> ApiError {
-    tracing::debug!(%error, "token refused");
+    tracing::debug!(target: LOG_TARGET, %error, "token refused");
     metrics::counter!(TOKEN_REFUSALS, "reason" => refusal_reason(error)).increment(1);
     ApiError::Unauthorized("the access token is invalid, expired or revoked")
 }
 
 fn store_unavailable(error: &hearth_auth::StoreError) -> ApiError {
-    tracing::warn!(%error, "revocation store unavailable; refusing");
+    tracing::warn!(target: LOG_TARGET, %error, "revocation store unavailable; refusing");
     ApiError::Unavailable("authentication is unavailable; retry shortly")
 }
 

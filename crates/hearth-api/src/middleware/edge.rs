@@ -25,6 +25,10 @@ use crate::limits::ClientIp;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::state::AppState;
 
+/// The target of the request span and the access log: the module's name before it was split
+/// into one file per layer, which log filters (`hearth_api::middleware=warn`) name.
+const LOG_TARGET: &str = "hearth_api::middleware";
+
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The route label for requests no route matched, so raw paths never become labels.
@@ -215,6 +219,7 @@ impl Edge {
                     ClientIp::new(ip, arrived)
                 });
         let span = tracing::info_span!(
+            target: LOG_TARGET,
             "http_request",
             method = method.as_str(),
             route,
@@ -279,6 +284,7 @@ impl Edge {
         headers.insert(X_REQUEST_ID.clone(), request_id_header);
         // A child of the span without entering it: the line carries the same ids and fields.
         tracing::info!(
+            target: LOG_TARGET,
             parent: span,
             status,
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
