@@ -1,16 +1,19 @@
-//! Rate limits, anomaly blocking and the route table they read from.
+//! Rate limits, anomaly blocking and the route table they read from: the gateway's side of
+//! [`hearth_limits::Admission`], the one admission sequence it shares with
+//! `hearth_limits::RateLimitLayer`. This module adds only what is the gateway's own: where the
+//! client and the user come from, and what an answer carries besides the limits.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use hearth_auth::{Claims, TokenType};
-use hearth_limits::{Decision, KeyBy, LimitKeys, RouteClass, RouteLimits, RuleTable, Verdict};
+use hearth_auth::{Claims, TokenService, TokenType};
+use hearth_limits::{
+    Admission, Arrival, ClientKey, KeyBy, LimitKeys, Refusal, RouteClass, RouteLimits, RuleTable,
+};
 
 use crate::error::ApiError;
-use crate::extract::access_token;
-use crate::state::AppState;
 
 /// The client address resolved behind trusted proxies, for every later layer.
 #[derive(Debug, Clone)]
@@ -18,7 +21,7 @@ pub struct ClientIp {
     /// The address.
     pub ip: IpAddr,
     /// `ip:<addr>`, written once per request, in place.
-    key: IpKey,
+    key: ClientKey,
     /// When the request arrived: the moment its rate limits and anomaly check are decided
     /// at, so the request reads the clock once for all of them.
     pub(crate) arrived: Instant,
@@ -26,48 +29,21 @@ pub struct ClientIp {
 
 impl ClientIp {
     pub(crate) fn new(ip: IpAddr, arrived: Instant) -> Self {
-        let mut key = IpKey {
-            bytes: [0; IpKey::CAPACITY],
-            len: 0,
-        };
-        hearth_limits::write_ip_key(ip, &mut key);
-        Self { ip, key, arrived }
+        Self {
+            ip,
+            key: ClientKey::new(ip),
+            arrived,
+        }
     }
 
     /// `ip:<addr>`: the address's rate-limit, anomaly and lockout key.
     pub fn key(&self) -> &str {
-        // Only whole `&str`s are ever written into it.
-        std::str::from_utf8(&self.key.bytes[..self.key.len]).unwrap_or_default()
+        self.key.as_str()
     }
 
     /// The address as text (the key without its `ip:` prefix).
     pub(crate) fn text(&self) -> &str {
-        let key = self.key();
-        key.strip_prefix("ip:").unwrap_or(key)
-    }
-}
-
-/// An address's key kept inline: every request has one, and a `String` would be an
-/// allocation each.
-#[derive(Debug, Clone, Copy)]
-struct IpKey {
-    bytes: [u8; Self::CAPACITY],
-    len: usize,
-}
-
-impl IpKey {
-    /// `ip:` and the longest IPv6 text there is (45 bytes, with an embedded IPv4 address;
-    /// the standard library writes at most 39).
-    const CAPACITY: usize = 48;
-}
-
-impl std::fmt::Write for IpKey {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        let end = self.len + text.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
+        self.key.address()
     }
 }
 
@@ -92,73 +68,70 @@ pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
         .route("POST", "/v1/games/*", Game, User)
 }
 
-/// Blocks anomalous clients (when configured), then decides every rule of the request in one
-/// limiter call. A refusal is the answer to send; otherwise the [`Admitted`] request's answer
-/// goes through [`Admitted::finish`].
-pub(crate) async fn admit(state: &AppState, request: &mut Request) -> Result<Admitted, Response> {
+/// Runs the admission sequence for a request: the anomaly check of its client, its keys (the
+/// client's address and the user of a valid access token, whose claims are kept for the
+/// handler), its route's checks and one limiter call. A refusal is the answer to send;
+/// otherwise the [`Admitted`] request's answer goes through [`Admitted::finish`].
+pub(crate) async fn admit(
+    admission: Admission<'_>,
+    routes: &RouteLimits,
+    tokens: &TokenService,
+    request: &mut Request,
+) -> Result<Admitted, Response> {
     let client = request.extensions().get::<ClientIp>();
-    let ip = client.map(|c| c.ip);
-    let arrived = client.map_or_else(Instant::now, |c| c.arrived);
-    if let Some(client) = client
-        && let Verdict::Blocked { until } = state.anomaly.observe(client.key(), arrived)
-    {
-        let wait = until.saturating_duration_since(Instant::now());
-        return Err(ApiError::Blocked { retry_after: wait }.into_response());
-    }
-    let claims = access_token(request.headers())
-        .and_then(|(token, _)| state.tokens.verify(token, TokenType::Access).ok());
-    let suggest_refresh = claims
-        .as_ref()
-        .is_some_and(|c| state.tokens.refresh_suggested(c));
-    let keys = LimitKeys {
-        ip,
-        user: claims.as_ref().map(|c| c.sub.to_string()),
+    let arrival = Arrival {
+        method: request.method(),
+        path: request.uri().path(),
+        client: client.map(ClientIp::key),
+        arrived: client.map_or_else(Instant::now, |c| c.arrived),
     };
+    let mut claims = None;
+    let decided = admission.admit(routes, arrival, || {
+        claims = hearth_auth::access_token(request.headers())
+            .ok()
+            .and_then(|(token, _)| tokens.verify(token, TokenType::Access).ok());
+        LimitKeys {
+            ip: client.map(|c| c.ip),
+            user: claims.as_ref().map(|c: &Claims| c.sub.to_string()),
+        }
+    });
+    let decided = decided.await;
+    let suggest_refresh = claims.as_ref().is_some_and(|c| tokens.refresh_suggested(c));
     if let Some(claims) = claims {
         request.extensions_mut().insert(VerifiedClaims(claims));
     }
-    let checks = state
-        .route_limits
-        .checks(request.method(), request.uri().path(), &keys);
-    let decision = if checks.is_empty() {
-        None
-    } else {
-        let decided = match state.limiter.check_at(&checks, arrived) {
-            Some(decision) => Ok(decision),
-            // Redis: its call's future is large, so it is boxed, on this path only.
-            None => Box::pin(state.limiter.check(&checks)).await,
-        };
-        match decided {
-            Ok(decision) if decision.allowed => Some(decision),
-            Ok(decision) => return Err(ApiError::RateLimited(decision).into_response()),
-            Err(error) => {
-                tracing::warn!(%error, "rate limiter unavailable; refusing per policy");
-                return Err(
-                    ApiError::Unavailable("rate limiting is unavailable; retry shortly")
-                        .into_response(),
-                );
-            }
+    match decided {
+        Ok(limits) => Ok(Admitted {
+            limits,
+            suggest_refresh,
+        }),
+        Err(refusal) => Err(refusal_response(refusal)),
+    }
+}
+
+/// The gateway's answer to a refusal: the one problem+json format.
+fn refusal_response(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Blocked { retry_after } => ApiError::Blocked { retry_after },
+        Refusal::Limited(decision) => ApiError::RateLimited(decision),
+        Refusal::Unavailable => {
+            ApiError::Unavailable("rate limiting is unavailable; retry shortly")
         }
-    };
-    Ok(Admitted {
-        decision,
-        suggest_refresh,
-    })
+    }
+    .into_response()
 }
 
 /// What an admitted request's answer carries: the RateLimit headers, and whether to suggest a
 /// token refresh.
 pub(crate) struct Admitted {
     /// The limiter's decision, when any rule applied: its headers go on the answer.
-    decision: Option<Decision>,
+    limits: hearth_limits::Admitted,
     suggest_refresh: bool,
 }
 
 impl Admitted {
     pub(crate) fn finish(self, mut response: Response) -> Response {
-        if let Some(decision) = &self.decision {
-            decision.write_headers(response.headers_mut());
-        }
+        self.limits.write_headers(response.headers_mut());
         if self.suggest_refresh {
             suggest(response)
         } else {
@@ -183,23 +156,62 @@ pub(crate) const REFRESH_SUGGESTED: &str = "x-token-refresh-suggested";
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use axum::http::HeaderMap;
+    use hearth_limits::Decision;
+
     use super::*;
 
+    fn limit_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(name, _)| {
+                name.as_str().starts_with("ratelimit-") || *name == axum::http::header::RETRY_AFTER
+            })
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// `RateLimitLayer` answers a refusal with its status, headers and detail; the gateway's
+    /// problem documents must say the same.
     #[test]
-    fn client_keys_are_written_in_place_as_the_limiter_writes_them() {
-        for ip in [
-            "0.0.0.0",
-            "203.0.113.7",
-            "255.255.255.255",
-            "::1",
-            "::ffff:255.255.255.255",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-            "2001:db8:85a3::8a2e:370:7334",
+    fn the_gateway_answers_a_refusal_as_the_published_layer_does() {
+        let refused = Decision {
+            allowed: false,
+            limit: 5,
+            remaining: 0,
+            reset: Duration::from_millis(59_200),
+            retry_after: Some(Duration::from_millis(11_800)),
+            rule: "login.minute".into(),
+        };
+        for refusal in [
+            Refusal::Limited(refused),
+            Refusal::Blocked {
+                retry_after: Duration::from_millis(299_500),
+            },
+            Refusal::Unavailable,
         ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            let client = ClientIp::new(ip, Instant::now());
-            assert_eq!(client.key(), hearth_limits::ip_key(ip));
-            assert_eq!(client.text(), ip.to_string());
+            let response = refusal_response(refusal.clone());
+            assert_eq!(response.status(), refusal.status(), "{refusal:?}");
+            let mut expected = HeaderMap::new();
+            refusal.write_headers(&mut expected);
+            assert_eq!(
+                limit_headers(response.headers()),
+                limit_headers(&expected),
+                "{refusal:?}"
+            );
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX);
+            let body = futures_util::FutureExt::now_or_never(body)
+                .unwrap()
+                .unwrap();
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["detail"], refusal.detail(), "{refusal:?}");
+            if let Some(rule) = refusal.rule() {
+                assert_eq!(problem["rule"], rule);
+            }
         }
     }
 }

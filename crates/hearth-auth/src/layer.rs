@@ -1,8 +1,11 @@
 //! [`RequireAuthLayer`]: a tower layer that admits only requests with a valid, unrevoked
 //! Hearth access token, and [`Authenticated`], the extractor that hands handlers the claims.
+//! The layer authenticates with [`Authenticator::authenticate_request`], as the Hearth
+//! gateway does: the same token sources, the same checks, in the same order.
 //!
 //! Refusals are `401 application/problem+json` with `WWW-Authenticate: Bearer` (503 when the
-//! revocation store is down: the layer fails closed).
+//! revocation store is down: the layer fails closed; 403 for a cookie session's
+//! state-changing request without its CSRF token).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,15 +15,21 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
-use crate::authenticator::{AuthError, Authenticator};
-use crate::token::{Claims, TokenType};
+use crate::authenticator::Authenticator;
+use crate::request::{MissingToken, RequestAuthError};
+use crate::token::Claims;
 
-/// Layer admitting requests whose `Authorization: Bearer` access token verifies and is not
-/// revoked; the [`Claims`] go into the request's extensions.
+/// Layer admitting requests whose access token verifies and is not revoked; the [`Claims`] go
+/// into the request's extensions.
+///
+/// The token is the `Authorization: Bearer` one, or without that header the Hearth session
+/// cookie ([`ACCESS_COOKIE`](crate::ACCESS_COOKIE)), with which a state-changing request must
+/// also repeat the session's CSRF token in [`CSRF_HEADER`](crate::CSRF_HEADER): the sessions
+/// a Hearth gateway's log-in starts work here too.
 #[derive(Debug, Clone)]
 pub struct RequireAuthLayer {
     auth: Authenticator,
@@ -70,42 +79,49 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
-            let Some(token) = bearer(request.headers()) else {
-                return Ok(refusal(
-                    StatusCode::UNAUTHORIZED,
-                    "a bearer token is required",
-                ));
-            };
-            match auth.authenticate(token, TokenType::Access).await {
+            let decided = auth
+                .authenticate_request(request.method(), request.headers(), None)
+                .await;
+            match decided {
                 Ok(claims) => {
                     request.extensions_mut().insert(claims);
                     inner.call(request).await
                 }
-                Err(AuthError::Token(error)) => {
-                    tracing::debug!(%error, "access token refused");
-                    Ok(refusal(
-                        StatusCode::UNAUTHORIZED,
-                        "the access token is invalid, expired or revoked",
-                    ))
-                }
-                Err(AuthError::Store(error)) => {
-                    tracing::warn!(%error, "revocation store unavailable; refusing");
-                    Ok(refusal(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "authentication is unavailable; retry shortly",
-                    ))
-                }
+                Err(error) => Ok(refusal_of(&error)),
             }
         })
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header, if there is one.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+/// The answer to a request [`Authenticator::authenticate_request`] refused.
+fn refusal_of(error: &RequestAuthError) -> Response {
+    match error {
+        RequestAuthError::Missing(missing) => {
+            let detail = match missing {
+                MissingToken::Absent => "a bearer token is required",
+                MissingToken::Malformed => "the Authorization header must be 'Bearer <token>'",
+            };
+            refusal(StatusCode::UNAUTHORIZED, detail)
+        }
+        RequestAuthError::Token(error) => {
+            tracing::debug!(%error, "access token refused");
+            refusal(
+                StatusCode::UNAUTHORIZED,
+                "the access token is invalid, expired or revoked",
+            )
+        }
+        RequestAuthError::Store(error) => {
+            tracing::warn!(%error, "revocation store unavailable; refusing");
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authentication is unavailable; retry shortly",
+            )
+        }
+        RequestAuthError::Csrf => refusal(
+            StatusCode::FORBIDDEN,
+            "a cookie-authenticated request that changes state needs the X-CSRF-Token header from login",
+        ),
+    }
 }
 
 /// The claims [`RequireAuthLayer`] verified. Without the layer in front, every request is
@@ -126,24 +142,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     }
 }
 
+/// A problem+json refusal. `detail` is one of the fixed sentences above (no quotes to escape).
 fn refusal(status: StatusCode, detail: &'static str) -> Response {
-    let slug = if status == StatusCode::UNAUTHORIZED {
-        "unauthorized"
-    } else {
-        "unavailable"
+    let slug = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "csrf",
+        _ => "unavailable",
     };
     let body = format!(
         r#"{{"type":"urn:hearth:problem:{slug}","title":"{}","status":{},"detail":"{detail}"}}"#,
         status.canonical_reason().unwrap_or(""),
         status.as_u16()
     );
-    (
+    let mut response = (
         status,
-        [
-            (header::CONTENT_TYPE, "application/problem+json"),
-            (header::WWW_AUTHENTICATE, "Bearer"),
-        ],
+        [(header::CONTENT_TYPE, "application/problem+json")],
         body,
     )
-        .into_response()
+        .into_response();
+    // A 403 is not for want of credentials.
+    if status != StatusCode::FORBIDDEN {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }

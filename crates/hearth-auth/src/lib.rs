@@ -25,6 +25,9 @@
 //! - [`revocation`] and [`Authenticator`]: revoked tokens, sessions and users, and the one call
 //!   that verifies a token and checks it is not revoked.
 //! - [`lockout`]: failed-login counting and locks per account and per client IP.
+//! - [`request`]: a request's credentials (the bearer header, else the session cookie) and the
+//!   CSRF rule for cookie sessions, with [`Authenticator::authenticate_request`] running them
+//!   all: the one implementation behind the Hearth gateway's extractor and the layer.
 //! - [`totp`] and [`onetime`]: the optional second factor (RFC 6238) with backup codes, and
 //!   password-reset tokens; stored hashed.
 //! - `layer` (feature `axum`): [`RequireAuthLayer`] and the [`Authenticated`] extractor.
@@ -54,7 +57,8 @@
 //! ```
 //!
 //! # Features
-//! - `axum` (default): the tower layer and extractor.
+//! - `axum` (default): the tower layer and extractor. Reading credentials from a request
+//!   ([`request`]) needs only the `http` types and is always there.
 //! - `redis` (default): the Redis stores.
 //!
 //! With `default-features = false` the crate needs neither axum nor Redis; it never needs a
@@ -64,6 +68,7 @@ pub mod identity;
 pub mod lockout;
 pub mod onetime;
 pub mod password;
+pub mod request;
 pub mod revocation;
 pub mod token;
 pub mod totp;
@@ -76,11 +81,15 @@ mod settings;
 pub use authenticator::{AuthError, Authenticator};
 pub use identity::{Email, IdentityError, Username};
 #[cfg(feature = "axum")]
-pub use layer::{Authenticated, RequireAuth, RequireAuthLayer, bearer};
+pub use layer::{Authenticated, RequireAuth, RequireAuthLayer};
 #[cfg(feature = "redis")]
 pub use lockout::RedisLockouts;
 pub use lockout::{InProcessLockouts, LockoutStore};
 pub use password::{HashError, PasswordHasher, PasswordPolicyError, check_policy};
+pub use request::{
+    ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, MissingToken, REFRESH_COOKIE, RequestAuthError,
+    TokenSource, access_token, bearer, changes_state, cookie, csrf_ok,
+};
 #[cfg(feature = "redis")]
 pub use revocation::RedisRevocations;
 pub use revocation::{InProcessRevocations, RevocationStore, StoreError};

@@ -7,13 +7,16 @@
 //! ```
 //!
 //! The table below applies the per-IP rule to every request, the per-user rule to signed-in
-//! requests, and the game and AI rules to their routes. The log-in handler adds the per-IP-and-
+//! requests, and the game and AI rules to their routes; the anomaly detector (in its default,
+//! log-only setting) watches every client's request rate, as in the Hearth gateway, whose
+//! admission sequence the layer runs. The log-in handler adds the per-IP-and-
 //! account rule itself, because the account is in the body, which a layer does not read.
 //! (Users come from an `x-demo-user` header here; a real app takes them from authentication.)
 
 #![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,7 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hearth_limits::{
-    KeyBy, LimitKeys, Limiter, LimitsSettings, RateLimitLayer, RouteClass, RouteLimits, Rule,
+    AnomalyDetector, KeyBy, LimitKeys, Limiter, LimitsSettings, RateLimitLayer, RouteClass,
+    RouteLimits, Rule,
 };
 use serde::Deserialize;
 use tower::ServiceExt;
@@ -105,9 +109,11 @@ fn app(limiter: Limiter, settings: &LimitsSettings) -> Router {
         .route("/ai/chat", post(|| async { "hello from the model\n" }))
         .with_state(state)
         // Outermost last: `identify` runs first, then the rate-limit layer reads its keys.
-        .layer(RateLimitLayer::new(limiter, move |req: &Request<Body>| {
-            limits.classify(req)
-        }))
+        .layer(RateLimitLayer::with_anomaly(
+            limiter,
+            Arc::new(AnomalyDetector::new(settings.anomaly)),
+            move |req: &Request<Body>| limits.classify(req),
+        ))
         .layer(middleware::from_fn(identify))
 }
 

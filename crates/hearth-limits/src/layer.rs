@@ -1,15 +1,17 @@
 //! The tower rate-limit middleware: [`RateLimitLayer`] holds the configuration,
-//! [`RateLimit`] does the work.
+//! [`RateLimit`] does the work, through the same [`Admission`](crate::Admission) sequence the
+//! Hearth gateway runs.
 
 mod service;
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Response, header};
 
 pub use self::service::{RateLimit, ResponseFuture};
+use crate::admission::Refusal;
+use crate::anomaly::AnomalyDetector;
 use crate::limiter::Limiter;
-use crate::rule::{Decision, ceil_secs};
 
 /// The `Content-Type` of refusals.
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -24,17 +26,28 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// - otherwise the response gets the `RateLimit-*` headers (unless an inner rate-limit layer
 ///   already set tighter ones).
 ///
-/// A request with no checks passes untouched.
+/// A layer made [`with_anomaly`](Self::with_anomaly) first answers 429 to a client the
+/// detector has blocked (keyed by the address in the request's
+/// [`LimitKeys`](crate::LimitKeys)).
+///
+/// A request with no checks passes untouched. The sequence, the decisions, the headers and
+/// the refusals' `detail` are those of the Hearth gateway: both run
+/// [`Admission::admit_with`](crate::Admission::admit_with).
 pub struct RateLimitLayer<F> {
-    limiter: Limiter,
-    classify: Arc<F>,
+    shared: Arc<Shared<F>>,
+}
+
+/// What every [`RateLimit`] of a layer shares.
+pub(crate) struct Shared<F> {
+    pub(crate) limiter: Limiter,
+    pub(crate) anomaly: Option<Arc<AnomalyDetector>>,
+    pub(crate) classify: F,
 }
 
 impl<F> Clone for RateLimitLayer<F> {
     fn clone(&self) -> Self {
         Self {
-            limiter: self.limiter.clone(),
-            classify: Arc::clone(&self.classify),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -42,7 +55,8 @@ impl<F> Clone for RateLimitLayer<F> {
 impl<F> std::fmt::Debug for RateLimitLayer<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimitLayer")
-            .field("limiter", &self.limiter)
+            .field("limiter", &self.shared.limiter)
+            .field("anomaly", &self.shared.anomaly.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -51,8 +65,24 @@ impl<F> RateLimitLayer<F> {
     /// A layer deciding with `limiter` the checks `classify` derives from each request.
     pub fn new(limiter: Limiter, classify: F) -> Self {
         Self {
-            limiter,
-            classify: Arc::new(classify),
+            shared: Arc::new(Shared {
+                limiter,
+                anomaly: None,
+                classify,
+            }),
+        }
+    }
+
+    /// A layer that also refuses (429) clients `anomaly` has blocked, before classifying
+    /// their requests, and counts every request with an address towards its judgement, as
+    /// the gateway does.
+    pub fn with_anomaly(limiter: Limiter, anomaly: Arc<AnomalyDetector>, classify: F) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                limiter,
+                anomaly: Some(anomaly),
+                classify,
+            }),
         }
     }
 }
@@ -61,49 +91,36 @@ impl<S, F> tower::Layer<S> for RateLimitLayer<F> {
     type Service = RateLimit<S, F>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimit::new(inner, self.limiter.clone(), Arc::clone(&self.classify))
+        RateLimit::new(inner, Arc::clone(&self.shared))
     }
 }
 
-/// 429 with the decision's headers and a problem+json body.
-pub(crate) fn too_many_requests<B: From<String>>(decision: &Decision) -> Response<B> {
-    let retry = decision.retry_after.map_or(1, |d| ceil_secs(d).max(1));
-    let detail = format!(
-        "Rate limit {} exceeded ({} requests per window); retry in {retry} s.",
-        decision.rule, decision.limit
-    );
-    let mut response = problem(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too-many-requests",
-        "Too Many Requests",
-        &detail,
-    );
-    decision.write_headers(response.headers_mut());
-    response
-}
-
-/// 503 while limits cannot be decided (Redis down, policy refuse).
-pub(crate) fn unavailable<B: From<String>>() -> Response<B> {
-    let mut response = problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "service-unavailable",
-        "Service Unavailable",
-        "Rate limiting is temporarily unavailable; retry shortly.",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+/// A refusal as an answer: its status and headers, and a problem+json body with its detail
+/// (and, for a rule's refusal, the rule's name).
+pub(crate) fn refusal<B: From<String>>(refusal: &Refusal) -> Response<B> {
+    let status = refusal.status();
+    let slug = if status == http::StatusCode::SERVICE_UNAVAILABLE {
+        "unavailable"
+    } else {
+        "too-many-requests"
+    };
+    let mut response = problem(status, slug, &refusal.detail(), refusal.rule());
+    refusal.write_headers(response.headers_mut());
     response
 }
 
 fn problem<B: From<String>>(
-    status: StatusCode,
+    status: http::StatusCode,
     kind: &str,
-    title: &str,
     detail: &str,
+    rule: Option<&str>,
 ) -> Response<B> {
+    let rule = rule.map_or_else(String::new, |rule| {
+        format!(r#","rule":"{}""#, json_escape(rule))
+    });
     let body = format!(
-        r#"{{"type":"urn:hearth:problem:{kind}","title":"{title}","status":{},"detail":"{}"}}"#,
+        r#"{{"type":"urn:hearth:problem:{kind}","title":"{}","status":{},"detail":"{}"{rule}}}"#,
+        status.canonical_reason().unwrap_or("Error"),
         status.as_u16(),
         json_escape(detail)
     );

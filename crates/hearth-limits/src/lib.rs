@@ -11,8 +11,11 @@
 //! - [`Limiter`]: decides a request's checks together, in-process or in Redis (one `EVALSHA`
 //!   per decision), with a fallback policy for a Redis outage. [`Limiter::check_one`] is the
 //!   plain API for non-HTTP callers (the worker, the AI client).
-//! - [`RouteLimits`] and `RateLimitLayer` (feature `tower`): a per-route table and the tower
-//!   middleware answering 429.
+//! - [`RouteLimits`]: a per-route table of which rules apply, keyed by what.
+//! - [`Admission`]: the sequence an HTTP request goes through (anomaly check → its keys → its
+//!   route's checks → one limiter call → the `RateLimit-*` headers or a [`Refusal`]), written
+//!   once: the Hearth gateway and `RateLimitLayer` (feature `tower`, the tower middleware
+//!   answering 429 and 503) both run it, so they decide and answer alike.
 //! - [`ConnectionLimiter`]: messages per WebSocket connection, owned by the connection task.
 //! - [`Budgets`]: cost budgets per user per day and global per hour, reserve then settle.
 //! - [`AnomalyDetector`]: per-key request-rate anomalies (EWMA baseline, z-score, spike ratio).
@@ -153,6 +156,7 @@
 pub mod client_ip;
 pub mod metric_names;
 
+mod admission;
 mod anomaly;
 mod budget;
 mod clock;
@@ -167,6 +171,7 @@ mod routes;
 mod rule;
 mod settings;
 
+pub use admission::{Admission, Admitted, Arrival, ClientKey, Refusal};
 pub use anomaly::{AnomalyDetector, Verdict};
 pub use budget::{BudgetError, BudgetUsage, Budgets, Reservation};
 pub use clock::{Clock, ManualClock, SystemClock};

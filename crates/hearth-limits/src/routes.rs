@@ -10,7 +10,8 @@ use crate::settings::RuleTable;
 
 /// Who made a request, as far as rate limits care. The application inserts it into the
 /// request's extensions (after resolving the client IP behind trusted proxies and, for
-/// `user`, after authentication) for [`RouteLimits::classify`] to read.
+/// `user`, after authentication) for [`RouteLimits::classify`] to read, and for the anomaly
+/// check of a `RateLimitLayer` made `with_anomaly` (feature `tower`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LimitKeys {
     /// The client's address.

@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
 use crate::extract::{
-    ACCESS_COOKIE, ApiJson, AuthUser, CSRF_COOKIE, OptionalJson, REFRESH_COOKIE, auth_failure,
-    cookie, require_csrf,
+    ACCESS_COOKIE, ApiJson, AuthUser, CSRF_COOKIE, OptionalJson, REFRESH_COOKIE, TOKEN_REFUSALS,
+    auth_failure, cookie, require_csrf,
 };
 use crate::limits::ClientIp;
 use crate::state::AppState;
@@ -36,8 +36,6 @@ use crate::state::AppState;
 pub(crate) const LOCKOUTS: &str = "hearth_auth_lockouts_total";
 /// Refresh tokens presented a second time (their session is revoked).
 pub(crate) const REFRESH_REUSE: &str = "hearth_auth_refresh_reuse_total";
-/// Access or refresh tokens refused, by reason.
-pub(crate) const TOKEN_REFUSALS: &str = "hearth_auth_token_refusals_total";
 /// Sessions started (logins) and refreshed.
 pub(crate) const SESSIONS: &str = "hearth_auth_sessions_total";
 

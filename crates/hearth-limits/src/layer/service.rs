@@ -4,10 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{Request, Response};
 
-use crate::limiter::Limiter;
+use super::Shared;
+use crate::admission::{Admission, ClientKey};
+use crate::routes::LimitKeys;
 use crate::rule::{Check, RATELIMIT_REMAINING};
 
 /// The future of a [`RateLimit`] call.
@@ -16,16 +19,14 @@ pub type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send
 /// The middleware made by [`RateLimitLayer`](super::RateLimitLayer).
 pub struct RateLimit<S, F> {
     inner: S,
-    limiter: Limiter,
-    classify: Arc<F>,
+    shared: Arc<Shared<F>>,
 }
 
 impl<S: Clone, F> Clone for RateLimit<S, F> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            limiter: self.limiter.clone(),
-            classify: Arc::clone(&self.classify),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -34,18 +35,14 @@ impl<S: std::fmt::Debug, F> std::fmt::Debug for RateLimit<S, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
-            .field("limiter", &self.limiter)
+            .field("limiter", &self.shared.limiter)
             .finish_non_exhaustive()
     }
 }
 
 impl<S, F> RateLimit<S, F> {
-    pub(crate) fn new(inner: S, limiter: Limiter, classify: Arc<F>) -> Self {
-        Self {
-            inner,
-            limiter,
-            classify,
-        }
+    pub(crate) fn new(inner: S, shared: Arc<Shared<F>>) -> Self {
+        Self { inner, shared }
     }
 }
 
@@ -66,24 +63,36 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let checks = (self.classify)(&request);
+        let arrived = Instant::now();
         // The service that was polled ready handles this request; its clone waits for the
         // next poll_ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if checks.is_empty() {
-            return Box::pin(inner.call(request));
-        }
-        let limiter = self.limiter.clone();
+        let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            let decision = match limiter.check(&checks).await {
-                Ok(decision) => decision,
-                Err(_) => return Ok(super::unavailable()),
-            };
-            if !decision.allowed {
-                return Ok(super::too_many_requests(&decision));
+            // The client's key only matters to the anomaly check.
+            let client = shared
+                .anomaly
+                .as_ref()
+                .and_then(|_| request.extensions().get::<LimitKeys>()?.ip)
+                .map(ClientKey::new);
+            let mut admission = Admission::new(&shared.limiter);
+            if let Some(anomaly) = &shared.anomaly {
+                admission = admission.with_anomaly(anomaly);
             }
+            let decided = admission
+                .admit_with(client.as_ref().map(ClientKey::as_str), arrived, || {
+                    (shared.classify)(&request)
+                })
+                .await;
+            let admitted = match decided {
+                Ok(admitted) => admitted,
+                Err(refusal) => return Ok(super::refusal(&refusal)),
+            };
             let mut response = inner.call(request).await?;
+            let Some(decision) = admitted.decision() else {
+                return Ok(response);
+            };
             let headers = response.headers_mut();
             // With nested rate-limit layers, the tightest remaining count wins.
             let tighter_inside = headers
@@ -91,7 +100,7 @@ where
                 .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
                 .is_some_and(|inner_remaining| inner_remaining <= decision.remaining);
             if !tighter_inside {
-                decision.write_headers(headers);
+                admitted.write_headers(headers);
             }
             Ok(response)
         })

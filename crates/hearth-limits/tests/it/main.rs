@@ -1,7 +1,8 @@
 //! Integration tests of `hearth-limits`: one shared suite run on every backend, Redis-only
-//! behaviour (one round trip, outage and recovery), the tower layer, and settings from the
-//! environment.
+//! behaviour (one round trip, outage and recovery), the tower layer and the admission sequence
+//! it shares with the gateway, and settings from the environment.
 
+mod admission;
 mod anomaly;
 mod layer;
 mod redis_only;
