@@ -11,6 +11,11 @@
 //! starting balance large enough for the run and rate limits above the load (see
 //! docs/benchmarks.md). Only loopback targets belong here.
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::time::{Duration, Instant};
 

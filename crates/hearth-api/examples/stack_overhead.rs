@@ -25,6 +25,11 @@
 //! the figure but the terminal is not. Client and server share the machine, as they do in
 //! every figure in docs/benchmarks.md.
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -55,6 +55,7 @@ pub(crate) fn settle(request: &mut Request) -> (Arc<str>, HeaderValue) {
             }
             let mut buffer = uuid::Uuid::encode_buffer();
             let text = new_id(&mut buffer);
+            #[allow(clippy::expect_used, reason = "a hyphenated UUID is plain ASCII")]
             let header = HeaderValue::from_str(text).expect("request ids are plain ASCII");
             (Arc::from(&*text), header)
         }

@@ -6,6 +6,11 @@
 //!   default), which bounds the login rate per core.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmarks fail loudly on what should not happen"
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -1,5 +1,10 @@
 //! A tiny axum app protected by Hearth tokens. Run it, then try the printed `curl` line.
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 use std::sync::Arc;
 
 use axum::{Router, routing::get};

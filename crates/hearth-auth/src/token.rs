@@ -362,6 +362,10 @@ impl TokenService {
 }
 
 fn verify_key(kid: &str, secret: &[u8]) -> VerifyKey {
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes a key of any length; the error cannot occur"
+    )]
     let mut mac =
         <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
     mac.update(b"hearth csrf key");
@@ -373,6 +377,10 @@ fn verify_key(kid: &str, secret: &[u8]) -> VerifyKey {
 }
 
 fn csrf_for(key: &[u8; 32], family: Uuid) -> String {
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes a key of any length; the error cannot occur"
+    )]
     let mut mac =
         <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(family.as_bytes());

@@ -91,6 +91,10 @@ impl TotpSecret {
 
     /// The code for a step, with `digits` digits (RFC 4226 dynamic truncation).
     pub fn code_for_step(&self, step: u64, digits: u32) -> u32 {
+        #[allow(
+            clippy::expect_used,
+            reason = "HMAC takes a key of any length; the error cannot occur"
+        )]
         let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(&self.0)
             .expect("HMAC accepts keys of any length");
         mac.update(&step.to_be_bytes());

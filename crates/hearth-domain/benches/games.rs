@@ -5,6 +5,12 @@
 //! add `-- --warm-up-time 1 --measurement-time 2`. Every iteration uses a new
 //! nonce, as production does.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmarks fail loudly on what should not happen"
+)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -15,6 +15,11 @@
 //!   included, which is what the ledger shows.
 
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::process::ExitCode;
 

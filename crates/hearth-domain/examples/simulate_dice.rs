@@ -9,6 +9,11 @@
 //! multiplier, so the theoretical RTP is `chance × multiplier / 10^8`.
 
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::process::ExitCode;
 

@@ -7,6 +7,11 @@
 //! reproducible. Every spin carries one 1-coin bet of each of the 13 kinds.
 
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::process::ExitCode;
 

@@ -6,6 +6,11 @@
 //! reproducible.
 
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::process::ExitCode;
 

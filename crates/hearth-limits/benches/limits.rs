@@ -5,6 +5,11 @@
 //! decision itself, not an executor.
 
 #![allow(clippy::print_stdout, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmarks fail loudly on what should not happen"
+)]
 
 use std::hint::black_box;
 

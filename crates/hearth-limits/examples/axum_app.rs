@@ -14,6 +14,11 @@
 //! (Users come from an `x-demo-user` header here; a real app takes them from authentication.)
 
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

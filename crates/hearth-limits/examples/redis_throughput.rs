@@ -8,6 +8,11 @@
 //! 100 000 per task draw, like `redis-benchmark -r 100000`, so most decisions are allowed.
 
 #![allow(clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "examples fail loudly on what should not happen"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -207,6 +207,10 @@ impl Decision {
 
 /// `n` in decimal as a header value, in one allocation (`HeaderValue::from(n)` makes two:
 /// a buffer, then the shared handle it is frozen into). These go on every answer.
+#[allow(
+    clippy::expect_used,
+    reason = "decimal digits are always a valid header value"
+)]
 fn number(n: u64) -> HeaderValue {
     HeaderValue::from_str(itoa::Buffer::new().format(n)).expect("digits are a valid header value")
 }

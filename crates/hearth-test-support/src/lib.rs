@@ -8,6 +8,12 @@
 //!
 //! [`backend_suite!`] writes a suite once and instantiates it for both backends.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support fail loudly on what should not happen"
+)]
+
 use std::sync::Arc;
 
 use hearth_storage::{Database, DatabaseSettings};

@@ -1,6 +1,11 @@
 //! The gateway binary itself: start-up refusals, serving, and shutdown on a real SIGTERM.
 
 #![allow(unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on what should not happen"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

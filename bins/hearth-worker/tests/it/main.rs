@@ -1,6 +1,11 @@
 //! The worker's admin port over real HTTP. The jobs' own suite is in `hearth-app`.
 
 #![allow(unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on what should not happen"
+)]
 
 #[tokio::test]
 async fn the_admin_port_serves_metrics_and_liveness() {

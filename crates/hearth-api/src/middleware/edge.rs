@@ -172,6 +172,10 @@ where
             return Poll::Pending;
         };
         this.inner = None;
+        #[allow(
+            clippy::expect_used,
+            reason = "polling a future again after it completed is a caller's bug, as everywhere"
+        )]
         let observed = this.observed.take().expect("present until answered");
         Poll::Ready(Ok(this.edge.finish(response, observed, this.started)))
     }
@@ -365,7 +369,9 @@ impl HttpMetrics {
         let method = if standard.contains(method) {
             method
         } else {
-            other = Method::from_bytes(b"OTHER").expect("a valid method token");
+            #[allow(clippy::expect_used, reason = "OTHER is a valid method token")]
+            let parsed = Method::from_bytes(b"OTHER").expect("a valid method token");
+            other = parsed;
             &other
         };
         let matches = |h: &&RouteHandles| h.status == status && h.method == method;

@@ -140,7 +140,7 @@ pub(crate) async fn register(
             starting_balance: state.settings.wallet.starting_balance,
             server_seed: ServerSeed::from_bytes(rand::random()),
             client_seed: ClientSeed::parse(&hex_encode(&rand::random::<[u8; 8]>()))
-                .expect("16 hex digits are a valid client seed"),
+                .map_err(|error| ApiError::internal(anyhow::anyhow!("client seed: {error}")))?,
         })
         .await?;
     metrics::counter!(names::REGISTRATIONS).increment(1);

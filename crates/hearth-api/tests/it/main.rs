@@ -1,6 +1,11 @@
 //! Integration tests: the app on a random loopback port, over real HTTP.
 
 #![allow(unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on what should not happen"
+)]
 
 mod architecture;
 mod blackjack;

@@ -2,6 +2,11 @@
 //! both databases, and the worker's jobs on both databases.
 
 #![allow(unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on what should not happen"
+)]
 
 mod jobs;
 mod leaderboards;

@@ -2,6 +2,12 @@
 //! behaviour (one round trip, outage and recovery), the tower layer and the admission sequence
 //! it shares with the gateway, and settings from the environment.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on what should not happen"
+)]
+
 mod admission;
 mod anomaly;
 mod layer;

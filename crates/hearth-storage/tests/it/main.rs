@@ -1,6 +1,11 @@
 //! The storage conformance suite: every repository behaviour, run on SQLite and PostgreSQL.
 
 #![allow(unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on what should not happen"
+)]
 
 mod accounts;
 mod conformance;
