@@ -9,7 +9,8 @@
 //! - [`settings`]: re-exported from `hearth-app`, where every section is composed.
 //! - `app`: the router and the middleware stack, outermost first, in one function.
 //! - [`error`]: [`ApiError`], the one problem+json format.
-//! - [`extract`]: JSON, query and Bearer-token extractors whose rejections use that format.
+//! - [`extract`]: body and query extractors (`extract::body`) and the session extractors
+//!   `AuthUser` and `AdminUser` (`extract::session`), whose rejections use that format.
 //! - `routes`: handlers for auth, wallet, games, health and metrics.
 //! - [`request_id`]: the `x-request-id` rules, the [`request_id::RequestId`] extension handlers
 //!   can read, and [`request_id::current`].

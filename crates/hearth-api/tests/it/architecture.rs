@@ -120,6 +120,13 @@ fn libraries_point_toward_the_domain_never_back() {
         "hearth-storage depends on redis"
     );
     assert!(!all["hearth-storage"].contains("hearth-app"));
+    // Storage knows no HTTP.
+    for http in ["axum", "hyper", "http", "tower", "hearth-api", "hearth-limits"] {
+        assert!(
+            !all["hearth-storage"].contains(http),
+            "hearth-storage depends on {http}"
+        );
+    }
     assert!(
         !all["hearth-auth"].contains("hearth-storage"),
         "auth builds without storage"
