@@ -56,7 +56,7 @@ pub(crate) fn describe_metrics() {
     describe_counter!(
         SESSIONS,
         Unit::Count,
-        "Token pairs issued, by event (login, refresh)"
+        "Token pairs issued, by event (login, refresh, renewal)"
     );
 }
 

@@ -22,6 +22,7 @@ backend_suite!(
     totp_enrolment_then_login_needs_a_code_or_a_backup_code,
     totp_enrolment_and_confirmation_need_the_current_password,
     enabling_and_disabling_totp_end_the_other_sessions_but_not_the_callers,
+    a_browser_session_goes_on_with_new_cookies_after_enabling_totp,
     disabling_totp_needs_the_password_and_a_code_or_a_backup_code,
     new_backup_codes_need_the_password_and_a_code_and_void_the_old_ones,
     a_reset_or_a_password_change_voids_every_outstanding_reset_code,
@@ -773,6 +774,76 @@ async fn enabling_and_disabling_totp_end_the_other_sessions_but_not_the_callers(
         app.get("/v1/me", Some(&access)).await.status(),
         StatusCode::OK
     );
+    app.stop().await.unwrap();
+}
+
+async fn a_browser_session_goes_on_with_new_cookies_after_enabling_totp(t: &TestDb) {
+    let app = spawn_app(t).await;
+    app.register("Surfer").await;
+    let login = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({ "login": "surfer", "password": PASSWORD, "cookies": true }),
+        )
+        .await;
+    let cookies = set_cookies(&login);
+    let csrf = cookie_value(&cookies, "hearth_csrf");
+    let jar = |cookies: &[String]| {
+        format!(
+            "hearth_access={}; hearth_csrf={csrf}",
+            cookie_value(cookies, "hearth_access")
+        )
+    };
+    let old_jar = jar(&cookies);
+    let post = |jar: String, path: &'static str, body: Value| {
+        let app = &app;
+        let csrf = &csrf;
+        async move {
+            app.client
+                .post(app.url(path))
+                .header(COOKIE, jar)
+                .header("x-csrf-token", csrf)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let enroll = post(
+        old_jar.clone(),
+        "/v1/auth/totp/enroll",
+        json!({ "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(enroll.status(), StatusCode::OK);
+    let secret: Value = enroll.json().await.unwrap();
+    let secret = TotpSecret::from_base32(secret["secret"].as_str().unwrap()).unwrap();
+    let confirm = post(
+        old_jar.clone(),
+        "/v1/auth/totp/confirm",
+        json!({ "password": PASSWORD, "code": secret.code_at(unix_now()) }),
+    )
+    .await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let new_jar = jar(&set_cookies(&confirm));
+    let body: Value = confirm.json().await.unwrap();
+    assert!(body["session"].get("access_token").is_none(), "{body}");
+    assert_eq!(body["session"]["csrf_token"], csrf.as_str(), "same session");
+
+    let me = |jar: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/me"))
+                .header(COOKIE, jar)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    problem(me(old_jar).await, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(me(new_jar).await.status(), StatusCode::OK);
     app.stop().await.unwrap();
 }
 
