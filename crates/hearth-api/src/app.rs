@@ -32,6 +32,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/auth/totp/enroll", post(auth::enroll_totp))
         .route("/v1/auth/totp/confirm", post(auth::confirm_totp))
+        .route("/v1/auth/totp/disable", post(auth::disable_totp))
+        .route(
+            "/v1/auth/totp/backup-codes",
+            post(auth::regenerate_backup_codes),
+        )
         .route("/v1/admin/users/{user_id}", get(admin::user))
         .route("/v1/me", get(auth::me))
         .route("/v1/wallet", get(wallet::wallet))

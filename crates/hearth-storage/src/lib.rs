@@ -84,10 +84,11 @@ pub trait UserRepository: Send + Sync {
 /// Account security: passwords, roles, resets with their outbox e-mail, and the second factor.
 #[async_trait]
 pub trait AccountRepository: Send + Sync {
-    /// Replaces a user's password hash.
+    /// Replaces a user's password hash and voids every outstanding reset token of theirs, in
+    /// one transaction: a code mailed before the change must not undo it.
     ///
     /// # Errors
-    /// [`StorageError::NotFound`] when there is no such user.
+    /// [`StorageError::NotFound`] when there is no such user (nothing is written then).
     async fn set_password(&self, user: Uuid, password_hash: &str) -> Result<(), StorageError>;
 
     /// Sets the role of the user with this username (case-insensitive) and returns them.
@@ -108,9 +109,10 @@ pub trait AccountRepository: Send + Sync {
     /// When the write fails (nothing is written then).
     async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<(), StorageError>;
 
-    /// Uses a reset token: when it exists, is unused and has not expired at `now`, marks it
-    /// used and sets the new password hash, in one transaction, and returns the user. `None`
-    /// for any other token (a second use included).
+    /// Uses a reset token: when it exists, is unused and has not expired at `now`, marks it and
+    /// every other outstanding token of the same user used and sets the new password hash, in
+    /// one transaction, and returns the user. `None` for any other token (a second use, or a
+    /// token voided by an earlier reset or password change, included).
     ///
     /// # Errors
     /// When the write fails (nothing is written then).
@@ -143,6 +145,24 @@ pub trait AccountRepository: Send + Sync {
         &self,
         user: Uuid,
         step: i64,
+        backup_code_hashes: &[String],
+    ) -> Result<bool, StorageError>;
+
+    /// Turns the second factor off: forgets the secret, the last used step and every backup
+    /// code, in one transaction. `false` (and nothing changes) when it was not enabled.
+    ///
+    /// # Errors
+    /// When the write fails (nothing is written then).
+    async fn disable_totp(&self, user: Uuid) -> Result<bool, StorageError>;
+
+    /// Replaces every backup code of the user, used or not, with the hashes of fresh ones, in
+    /// one transaction. `false` (and nothing changes) when the second factor is not enabled.
+    ///
+    /// # Errors
+    /// When the write fails (nothing is written then).
+    async fn replace_backup_codes(
+        &self,
+        user: Uuid,
         backup_code_hashes: &[String],
     ) -> Result<bool, StorageError>;
 

@@ -1,6 +1,7 @@
 //! Accounts and sessions: registration, login (with lockout and the optional second factor),
-//! refresh rotation, logout, password change and reset, TOTP enrolment, and the caller's
-//! own account.
+//! refresh rotation, logout, password change and reset, the second factor (enrolment,
+//! confirmation, disabling, new backup codes; each needs the current password), and the
+//! caller's own account.
 
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hearth_auth::onetime::{backup_codes, hash_secret, reset_token};
 use hearth_auth::{
-    AuthError, Claims, Email, Role, TokenError, TokenPair, TokenType, TotpSecret, Username,
-    check_policy,
+    AuthError, Claims, Email, Role, TokenError, TokenPair, TokenSource, TokenType, TotpSecret,
+    Username, check_policy,
 };
 use hearth_domain::fairness::{ClientSeed, ServerSeed, hex_encode};
 use hearth_observability::metrics::names;
@@ -55,7 +56,7 @@ pub(crate) fn describe_metrics() {
     describe_counter!(
         SESSIONS,
         Unit::Count,
-        "Token pairs issued, by event (login, refresh)"
+        "Token pairs issued, by event (login, refresh, renewal)"
     );
 }
 
@@ -295,7 +296,6 @@ fn pair_response(state: &AppState, pair: TokenPair, cookies: bool) -> Response {
         return Json(pair).into_response();
     }
     let csrf = state.tokens.csrf_token(pair.family);
-    let auth = &state.settings.auth;
     let mut response = Json(json!({
         "token_type": "Cookie",
         "expires_in": pair.expires_in,
@@ -303,7 +303,21 @@ fn pair_response(state: &AppState, pair: TokenPair, cookies: bool) -> Response {
         "csrf_token": csrf,
     }))
     .into_response();
-    let secure = if auth.cookie_secure { "; Secure" } else { "" };
+    for cookie in session_cookies(state, &pair, &csrf) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The `Set-Cookie` lines of a browser-mode session: the access and refresh tokens
+/// (`HttpOnly`) and the CSRF token (readable by script).
+fn session_cookies(state: &AppState, pair: &TokenPair, csrf: &str) -> Vec<HeaderValue> {
+    let secure = if state.settings.auth.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    let mut cookies = Vec::with_capacity(3);
     for (name, value, path, ttl, http_only) in [
         (
             ACCESS_COOKIE,
@@ -319,23 +333,17 @@ fn pair_response(state: &AppState, pair: TokenPair, cookies: bool) -> Response {
             pair.refresh_expires_in,
             true,
         ),
-        (
-            CSRF_COOKIE,
-            csrf.as_str(),
-            "/",
-            pair.refresh_expires_in,
-            false,
-        ),
+        (CSRF_COOKIE, csrf, "/", pair.refresh_expires_in, false),
     ] {
         let http_only = if http_only { "; HttpOnly" } else { "" };
         let cookie = format!(
             "{name}={value}; Path={path}; Max-Age={ttl}{http_only}; SameSite=Strict{secure}"
         );
         if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(SET_COOKIE, value);
+            cookies.push(value);
         }
     }
-    response
+    cookies
 }
 
 /// `Set-Cookie` lines that delete the session cookies.
@@ -480,15 +488,18 @@ pub(crate) async fn logout(
     Ok(response)
 }
 
-/// Revokes every session of a user (password change or reset).
-async fn revoke_all_sessions(state: &AppState, user: Uuid) -> Result<(), ApiError> {
+/// Revokes every session of a user (password change or reset, a second factor turned on or
+/// off) and returns the cutoff: every token minted at or before that millisecond is refused.
+async fn revoke_all_sessions(state: &AppState, user: Uuid) -> Result<u64, ApiError> {
     let until = unix_now() + state.tokens.refresh_ttl();
+    let cutoff = unix_now_ms();
     state
         .auth
         .revocations()
-        .revoke_user(user, unix_now_ms(), until)
+        .revoke_user(user, cutoff, until)
         .await
-        .map_err(store_down)
+        .map_err(store_down)?;
+    Ok(cutoff)
 }
 
 /// `POST /v1/auth/password`.
@@ -638,18 +649,139 @@ pub(crate) async fn confirm_password_reset(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Starts TOTP enrolment: a new secret and the `otpauth://` URI for a QR code. Login does
-/// not ask for codes until `/v1/auth/totp/confirm` proves the app has the secret.
+/// Checks the caller's current password before a change to the account's second factor. Every
+/// such route checks the password here and nowhere else: a locked account is refused (429), and
+/// a wrong password counts towards the account's lockout, as a failed login does, and answers
+/// 422 naming `password`.
+async fn verify_password_attempt(
+    state: &AppState,
+    user: &User,
+    password: SecretString,
+) -> Result<(), ApiError> {
+    let keys = [account_key(Some(user.id), "")];
+    if let Some(retry_after) = state.lockouts.locked(&keys).await.map_err(store_down)? {
+        return Err(ApiError::Locked { retry_after });
+    }
+    let credentials = state.db.find_credentials(&user.username).await?;
+    let matched = state
+        .hasher
+        .verify(password, credentials.map(|c| c.password_hash))
+        .await
+        .map_err(ApiError::internal)?;
+    if !matched {
+        count_failure(state, &keys).await?;
+        return Err(ApiError::field("password", "is incorrect"));
+    }
+    Ok(())
+}
+
+/// Checks a current TOTP code or uses up a backup code of an account whose second factor is
+/// on (409 otherwise). A wrong code counts towards the account's lockout, as at login, and
+/// answers 422 naming `code`.
+async fn verify_code_attempt(state: &AppState, user: Uuid, code: &str) -> Result<(), ApiError> {
+    let totp = state.db.totp(user).await?;
+    if !totp.enabled {
+        return Err(ApiError::Conflict(
+            "two-factor authentication is not enabled".into(),
+            None,
+        ));
+    }
+    if second_factor(state, user, totp.secret.as_deref(), code).await? {
+        return Ok(());
+    }
+    count_failure(state, &[account_key(Some(user), "")]).await?;
+    Err(ApiError::field(
+        "code",
+        "matches neither the authenticator app nor an unused backup code",
+    ))
+}
+
+/// The caller's account, or 401 when it no longer exists.
+async fn caller(state: &AppState, claims: &Claims) -> Result<User, ApiError> {
+    state
+        .db
+        .find_user(claims.sub)
+        .await?
+        .ok_or(ApiError::Unauthorized("the account no longer exists"))
+}
+
+/// Whether the request authenticated with the session cookie (browser mode).
+fn cookie_session(headers: &HeaderMap) -> bool {
+    matches!(
+        hearth_auth::access_token(headers),
+        Ok((_, TokenSource::Cookie))
+    )
+}
+
+/// Ends every session of the user but the caller's, after a change to how the account logs
+/// in. The revocation refuses every token minted until now, the caller's included, so the
+/// caller's session continues with a new pair minted after it (same session id, so the same
+/// CSRF token): as JSON in the login shape, or in browser mode as new cookies. Returns the
+/// body's `session` member and the cookies to set.
+async fn end_other_sessions(
+    state: &AppState,
+    claims: &Claims,
+    user: &User,
+    cookies: bool,
+) -> Result<(serde_json::Value, Vec<HeaderValue>), ApiError> {
+    let cutoff = revoke_all_sessions(state, user.id).await?;
+    // A cutoff covers its own millisecond: mint the caller's new pair after it.
+    for _ in 0..100 {
+        if unix_now_ms() > cutoff {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let role = user.role.parse::<Role>().map_err(ApiError::internal)?;
+    let pair = state
+        .tokens
+        .issue_pair_in(claims.fam, user.id, &user.username, role)
+        .map_err(ApiError::internal)?;
+    metrics::counter!(SESSIONS, "event" => "renewal").increment(1);
+    if cookies {
+        let csrf = state.tokens.csrf_token(pair.family);
+        let body = json!({
+            "token_type": "Cookie",
+            "expires_in": pair.expires_in,
+            "refresh_expires_in": pair.refresh_expires_in,
+            "csrf_token": csrf,
+        });
+        Ok((body, session_cookies(state, &pair, &csrf)))
+    } else {
+        let body = serde_json::to_value(&pair).map_err(ApiError::internal)?;
+        Ok((body, Vec::new()))
+    }
+}
+
+/// A JSON answer with `Set-Cookie` lines.
+fn json_with_cookies(body: serde_json::Value, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = Json(body).into_response();
+    for cookie in cookies {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `POST /v1/auth/totp/enroll`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnrollTotpRequest {
+    /// The current password: an access token alone must not add an authenticator.
+    password: SecretString,
+}
+
+/// Starts TOTP enrolment (the current password is required): a new secret and the
+/// `otpauth://` URI for a QR code. Login does not ask for codes until `/v1/auth/totp/confirm`
+/// proves the app has the secret.
 #[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn enroll_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    OptionalJson(request): OptionalJson<EnrollTotpRequest>,
 ) -> Result<Response, ApiError> {
-    let user = state
-        .db
-        .find_user(claims.sub)
-        .await?
-        .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+    let request = request.ok_or_else(|| ApiError::field("password", "is required"))?;
+    let user = caller(&state, &claims).await?;
+    verify_password_attempt(&state, &user, request.password).await?;
     let secret = TotpSecret::generate();
     if !state.db.begin_totp(user.id, &secret.to_base32()).await? {
         return Err(ApiError::Conflict(
@@ -665,18 +797,25 @@ pub(crate) async fn enroll_totp(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfirmTotpRequest {
+    /// The current password.
+    password: SecretString,
     code: String,
 }
 
-/// Confirms enrolment with a current code; from now on login needs a code. Answers the ten
-/// backup codes, shown this once (only their hashes are kept).
+/// Confirms enrolment with the current password and a current code; from now on login needs
+/// a code, and every other session of the account ends (the caller's continues with the new
+/// pair in `session`). Answers the ten backup codes, shown this once (only their hashes are
+/// kept).
 #[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn confirm_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<ConfirmTotpRequest>,
 ) -> Result<Response, ApiError> {
-    let totp = state.db.totp(claims.sub).await?;
+    let user = caller(&state, &claims).await?;
+    verify_password_attempt(&state, &user, request.password).await?;
+    let totp = state.db.totp(user.id).await?;
     if totp.enabled {
         return Err(ApiError::Conflict(
             "two-factor authentication is already enabled".into(),
@@ -696,14 +835,90 @@ pub(crate) async fn confirm_totp(
     let codes = backup_codes();
     let hashes: Vec<String> = codes.iter().map(|c| hash_secret(c)).collect();
     let step = i64::try_from(step).map_err(ApiError::internal)?;
-    if !state.db.enable_totp(claims.sub, step, &hashes).await? {
+    if !state.db.enable_totp(user.id, step, &hashes).await? {
         return Err(ApiError::Conflict(
             "two-factor authentication is already enabled".into(),
             None,
         ));
     }
-    tracing::info!(user_id = %claims.sub, "two-factor authentication enabled");
-    Ok(Json(json!({ "enabled": true, "backup_codes": codes })).into_response())
+    let (session, cookies) =
+        end_other_sessions(&state, &claims, &user, cookie_session(&headers)).await?;
+    tracing::info!(user_id = %user.id, "two-factor authentication enabled; other sessions revoked");
+    Ok(json_with_cookies(
+        json!({ "enabled": true, "backup_codes": codes, "session": session }),
+        cookies,
+    ))
+}
+
+/// `POST /v1/auth/totp/disable`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisableTotpRequest {
+    /// The current password.
+    password: SecretString,
+    /// A current code from the authenticator app, or an unused backup code.
+    code: SecretString,
+}
+
+/// Turns the second factor off (the current password and a code or backup code are
+/// required): the secret and every backup code are forgotten, and every other session of the
+/// account ends (the caller's continues with the new pair in `session`).
+#[tracing::instrument(skip_all, err(level = "debug"))]
+pub(crate) async fn disable_totp(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<DisableTotpRequest>,
+) -> Result<Response, ApiError> {
+    let user = caller(&state, &claims).await?;
+    verify_password_attempt(&state, &user, request.password).await?;
+    verify_code_attempt(&state, user.id, request.code.expose_secret()).await?;
+    if !state.db.disable_totp(user.id).await? {
+        return Err(ApiError::Conflict(
+            "two-factor authentication is not enabled".into(),
+            None,
+        ));
+    }
+    let (session, cookies) =
+        end_other_sessions(&state, &claims, &user, cookie_session(&headers)).await?;
+    tracing::info!(user_id = %user.id, "two-factor authentication disabled; other sessions revoked");
+    Ok(json_with_cookies(
+        json!({ "enabled": false, "session": session }),
+        cookies,
+    ))
+}
+
+/// `POST /v1/auth/totp/backup-codes`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupCodesRequest {
+    /// The current password.
+    password: SecretString,
+    /// A current code from the authenticator app, or an unused backup code.
+    code: SecretString,
+}
+
+/// Replaces the backup codes (the current password and a code or backup code are required):
+/// answers ten new ones, shown this once; every earlier code, used or not, stops working.
+#[tracing::instrument(skip_all, err(level = "debug"))]
+pub(crate) async fn regenerate_backup_codes(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    ApiJson(request): ApiJson<BackupCodesRequest>,
+) -> Result<Response, ApiError> {
+    let user = caller(&state, &claims).await?;
+    verify_password_attempt(&state, &user, request.password).await?;
+    verify_code_attempt(&state, user.id, request.code.expose_secret()).await?;
+    let codes = backup_codes();
+    let hashes: Vec<String> = codes.iter().map(|c| hash_secret(c)).collect();
+    if !state.db.replace_backup_codes(user.id, &hashes).await? {
+        return Err(ApiError::Conflict(
+            "two-factor authentication is not enabled".into(),
+            None,
+        ));
+    }
+    tracing::info!(user_id = %user.id, "backup codes replaced");
+    Ok(Json(json!({ "backup_codes": codes })).into_response())
 }
 
 /// `GET /v1/me`: the caller's account.

@@ -20,6 +20,12 @@ backend_suite!(
     unknown_users_and_wrong_passwords_look_the_same,
     browser_mode_sets_hardened_cookies_and_demands_csrf,
     totp_enrolment_then_login_needs_a_code_or_a_backup_code,
+    totp_enrolment_and_confirmation_need_the_current_password,
+    enabling_and_disabling_totp_end_the_other_sessions_but_not_the_callers,
+    a_browser_session_goes_on_with_new_cookies_after_enabling_totp,
+    disabling_totp_needs_the_password_and_a_code_or_a_backup_code,
+    new_backup_codes_need_the_password_and_a_code_and_void_the_old_ones,
+    a_reset_or_a_password_change_voids_every_outstanding_reset_code,
     admin_routes_need_the_role_and_an_allowed_address,
     another_players_resources_are_not_found,
 );
@@ -521,12 +527,14 @@ fn unix_now() -> u64 {
 
 async fn totp_enrolment_then_login_needs_a_code_or_a_backup_code(t: &TestDb) {
     let app = spawn_app(t).await;
-    let access = app.player("Guarded").await;
+    let mut access = app.player("Guarded").await;
     let enroll = app
-        .request(Method::POST, "/v1/auth/totp/enroll", Some(&access))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/v1/auth/totp/enroll",
+            Some(&access),
+            &json!({ "password": PASSWORD }),
+        )
+        .await;
     assert_eq!(enroll.status(), StatusCode::OK);
     let enroll: Value = enroll.json().await.unwrap();
     let uri = enroll["otpauth_uri"].as_str().unwrap();
@@ -542,7 +550,7 @@ async fn totp_enrolment_then_login_needs_a_code_or_a_backup_code(t: &TestDb) {
         .post(
             "/v1/auth/totp/confirm",
             Some(&access),
-            &json!({ "code": "000000" }),
+            &json!({ "password": PASSWORD, "code": "000000" }),
         )
         .await;
     // (A one-in-a-million chance that 000000 is the current code is accepted here.)
@@ -553,19 +561,26 @@ async fn totp_enrolment_then_login_needs_a_code_or_a_backup_code(t: &TestDb) {
             .post(
                 "/v1/auth/totp/confirm",
                 Some(&access),
-                &json!({ "code": secret.code_at(unix_now()) }),
+                &json!({ "password": PASSWORD, "code": secret.code_at(unix_now()) }),
             )
             .await;
         assert_eq!(confirm.status(), StatusCode::OK);
         let codes: Value = confirm.json().await.unwrap();
+        // The caller's session goes on with the new pair (the old one was revoked).
+        access = codes["session"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(codes["backup_codes"].as_array().unwrap().len(), 10);
         check_totp_login(&app, &secret, &codes).await;
     }
     let again = app
-        .request(Method::POST, "/v1/auth/totp/enroll", Some(&access))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/v1/auth/totp/enroll",
+            Some(&access),
+            &json!({ "password": PASSWORD }),
+        )
+        .await;
     problem(again, StatusCode::CONFLICT).await;
     app.stop().await.unwrap();
 }
@@ -588,6 +603,475 @@ async fn check_totp_login(app: &TestApp, secret: &TotpSecret, codes: &Value) {
     let backup = codes["backup_codes"][0].as_str().unwrap().to_uppercase();
     assert_eq!(login(Some(backup.clone())).await.status(), StatusCode::OK);
     problem(login(Some(backup)).await, StatusCode::UNAUTHORIZED).await;
+}
+
+/// The caller's user id, from `/v1/me`.
+async fn user_id(app: &TestApp, access: &str) -> uuid::Uuid {
+    let me: Value = app.get("/v1/me", Some(access)).await.json().await.unwrap();
+    me["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Asserts a 422 whose first error names `field`.
+async fn refused_naming(response: reqwest::Response, field: &str) {
+    let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["errors"][0]["field"], field, "{body}");
+}
+
+/// Turns the second factor on for the account of `access` (password and a current code);
+/// returns the secret and the confirmation's answer (backup codes and the renewed session).
+async fn enrol(app: &TestApp, access: &str) -> (TotpSecret, Value) {
+    let enroll = app
+        .post(
+            "/v1/auth/totp/enroll",
+            Some(access),
+            &json!({ "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(enroll.status(), StatusCode::OK);
+    let enroll: Value = enroll.json().await.unwrap();
+    let secret = TotpSecret::from_base32(enroll["secret"].as_str().unwrap()).unwrap();
+    let confirm = app
+        .post(
+            "/v1/auth/totp/confirm",
+            Some(access),
+            &json!({ "password": PASSWORD, "code": secret.code_at(unix_now()) }),
+        )
+        .await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let confirmed: Value = confirm.json().await.unwrap();
+    assert_eq!(confirmed["backup_codes"].as_array().unwrap().len(), 10);
+    (secret, confirmed)
+}
+
+fn session_access(answer: &Value) -> String {
+    answer["session"]["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no renewed session in {answer}"))
+        .to_owned()
+}
+
+async fn totp_enrolment_and_confirmation_need_the_current_password(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let access = app.player("Cautious").await;
+    let user = user_id(&app, &access).await;
+
+    // A stolen access token alone cannot start enrolment: no body, no password, a wrong one.
+    let bare = app
+        .request(Method::POST, "/v1/auth/totp/enroll", Some(&access))
+        .send()
+        .await
+        .unwrap();
+    refused_naming(bare, "password").await;
+    let enroll = |body: Value| {
+        let app = &app;
+        let access = &access;
+        async move { app.post("/v1/auth/totp/enroll", Some(access), &body).await }
+    };
+    refused_naming(enroll(json!({})).await, "password").await;
+    refused_naming(
+        enroll(json!({ "password": "Wrong-Pass-1!" })).await,
+        "password",
+    )
+    .await;
+    assert_eq!(
+        t.db.totp(user).await.unwrap().secret,
+        None,
+        "nothing enrolled"
+    );
+
+    let enrolled: Value = enroll(json!({ "password": PASSWORD }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = TotpSecret::from_base32(enrolled["secret"].as_str().unwrap()).unwrap();
+    let confirm = |password: Option<&str>| {
+        let mut body = json!({ "code": secret.code_at(unix_now()) });
+        if let Some(password) = password {
+            body["password"] = json!(password);
+        }
+        let app = &app;
+        let access = &access;
+        async move { app.post("/v1/auth/totp/confirm", Some(access), &body).await }
+    };
+    refused_naming(confirm(None).await, "password").await;
+    refused_naming(confirm(Some("Wrong-Pass-1!")).await, "password").await;
+    assert!(!t.db.totp(user).await.unwrap().enabled, "nothing enabled");
+
+    // Wrong passwords here count towards the account's lockout, as at login: two so far,
+    // three more lock it, and then even the right password is refused.
+    for _ in 0..3 {
+        refused_naming(confirm(Some("Wrong-Pass-1!")).await, "password").await;
+    }
+    let body = problem(confirm(Some(PASSWORD)).await, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["type"], "urn:hearth:problem:locked");
+    assert!(!t.db.totp(user).await.unwrap().enabled);
+    app.stop().await.unwrap();
+}
+
+async fn enabling_and_disabling_totp_end_the_other_sessions_but_not_the_callers(t: &TestDb) {
+    let app = spawn_app(t).await;
+    app.register("Juggler").await;
+    let mine = tokens(app.login("juggler").await).await;
+    let other = tokens(app.login("juggler").await).await;
+    let (_, confirmed) = enrol(&app, mine["access_token"].as_str().unwrap()).await;
+
+    // Another session dies, access and refresh token alike.
+    problem(
+        app.get("/v1/me", Some(other["access_token"].as_str().unwrap()))
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    problem(
+        refresh(&app, other["refresh_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // The caller's session goes on, with the pair the answer carries.
+    let renewed = &confirmed["session"];
+    let access = session_access(&confirmed);
+    assert_eq!(
+        app.get("/v1/me", Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    let rotated = tokens(refresh(&app, renewed["refresh_token"].as_str().unwrap()).await).await;
+    let access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/v1/me", Some(&access)).await.status(),
+        StatusCode::OK
+    );
+
+    // A session started with a backup code dies when the caller turns the factor off.
+    let backup = |i: usize| confirmed["backup_codes"][i].as_str().unwrap().to_owned();
+    let third = tokens(
+        app.post(
+            "/v1/auth/login",
+            None,
+            &json!({ "login": "juggler", "password": PASSWORD, "totp": backup(0) }),
+        )
+        .await,
+    )
+    .await;
+    let disabled = app
+        .post(
+            "/v1/auth/totp/disable",
+            Some(&access),
+            &json!({ "password": PASSWORD, "code": backup(1) }),
+        )
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let disabled: Value = disabled.json().await.unwrap();
+    assert_eq!(disabled["enabled"], false);
+    problem(
+        app.get("/v1/me", Some(third["access_token"].as_str().unwrap()))
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let access = session_access(&disabled);
+    assert_eq!(
+        app.get("/v1/me", Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    app.stop().await.unwrap();
+}
+
+async fn a_browser_session_goes_on_with_new_cookies_after_enabling_totp(t: &TestDb) {
+    let app = spawn_app(t).await;
+    app.register("Surfer").await;
+    let login = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({ "login": "surfer", "password": PASSWORD, "cookies": true }),
+        )
+        .await;
+    let cookies = set_cookies(&login);
+    let csrf = cookie_value(&cookies, "hearth_csrf");
+    let jar = |cookies: &[String]| {
+        format!(
+            "hearth_access={}; hearth_csrf={csrf}",
+            cookie_value(cookies, "hearth_access")
+        )
+    };
+    let old_jar = jar(&cookies);
+    let post = |jar: String, path: &'static str, body: Value| {
+        let app = &app;
+        let csrf = &csrf;
+        async move {
+            app.client
+                .post(app.url(path))
+                .header(COOKIE, jar)
+                .header("x-csrf-token", csrf)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let enroll = post(
+        old_jar.clone(),
+        "/v1/auth/totp/enroll",
+        json!({ "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(enroll.status(), StatusCode::OK);
+    let secret: Value = enroll.json().await.unwrap();
+    let secret = TotpSecret::from_base32(secret["secret"].as_str().unwrap()).unwrap();
+    let confirm = post(
+        old_jar.clone(),
+        "/v1/auth/totp/confirm",
+        json!({ "password": PASSWORD, "code": secret.code_at(unix_now()) }),
+    )
+    .await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let new_jar = jar(&set_cookies(&confirm));
+    let body: Value = confirm.json().await.unwrap();
+    assert!(body["session"].get("access_token").is_none(), "{body}");
+    assert_eq!(body["session"]["csrf_token"], csrf.as_str(), "same session");
+
+    let me = |jar: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/me"))
+                .header(COOKIE, jar)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    problem(me(old_jar).await, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(me(new_jar).await.status(), StatusCode::OK);
+    app.stop().await.unwrap();
+}
+
+async fn disabling_totp_needs_the_password_and_a_code_or_a_backup_code(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let access = app.player("Keeper").await;
+    let user = user_id(&app, &access).await;
+    let disable = |access: String, body: Value| {
+        let app = &app;
+        async move {
+            app.post("/v1/auth/totp/disable", Some(&access), &body)
+                .await
+        }
+    };
+    let not_on = disable(
+        access.clone(),
+        json!({ "password": PASSWORD, "code": "123456" }),
+    )
+    .await;
+    problem(not_on, StatusCode::CONFLICT).await;
+
+    let (secret, confirmed) = enrol(&app, &access).await;
+    let access = session_access(&confirmed);
+    let backup = confirmed["backup_codes"][0].as_str().unwrap().to_owned();
+    refused_naming(
+        disable(access.clone(), json!({ "password": PASSWORD })).await,
+        "code",
+    )
+    .await;
+    refused_naming(
+        disable(access.clone(), json!({ "code": backup })).await,
+        "password",
+    )
+    .await;
+    refused_naming(
+        disable(
+            access.clone(),
+            json!({ "password": "Wrong-Pass-1!", "code": backup }),
+        )
+        .await,
+        "password",
+    )
+    .await;
+    refused_naming(
+        disable(
+            access.clone(),
+            json!({ "password": PASSWORD, "code": "not-a-code" }),
+        )
+        .await,
+        "code",
+    )
+    .await;
+    assert!(t.db.totp(user).await.unwrap().enabled, "still on");
+
+    // A current code turns it off: login no longer asks for one.
+    let off = disable(
+        access.clone(),
+        json!({ "password": PASSWORD, "code": secret.code_at(unix_now() + 30) }),
+    )
+    .await;
+    assert_eq!(off.status(), StatusCode::OK);
+    let access = session_access(&off.json().await.unwrap());
+    let state = t.db.totp(user).await.unwrap();
+    assert!(!state.enabled && state.secret.is_none(), "secret forgotten");
+    assert_eq!(app.login("keeper").await.status(), StatusCode::OK);
+
+    // So does a backup code, once; codes of an earlier enrolment are void.
+    let (_, confirmed) = enrol(&app, &access).await;
+    let access = session_access(&confirmed);
+    refused_naming(
+        disable(
+            access.clone(),
+            json!({ "password": PASSWORD, "code": backup }),
+        )
+        .await,
+        "code",
+    )
+    .await;
+    let backup = confirmed["backup_codes"][3].as_str().unwrap().to_owned();
+    let off = disable(access, json!({ "password": PASSWORD, "code": backup })).await;
+    assert_eq!(off.status(), StatusCode::OK);
+    assert!(!t.db.totp(user).await.unwrap().enabled);
+    app.stop().await.unwrap();
+}
+
+async fn new_backup_codes_need_the_password_and_a_code_and_void_the_old_ones(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let access = app.player("Hoarder").await;
+    let (_, confirmed) = enrol(&app, &access).await;
+    let access = session_access(&confirmed);
+    let old = |i: usize| confirmed["backup_codes"][i].as_str().unwrap().to_owned();
+    let regenerate = |body: Value| {
+        let app = &app;
+        let access = &access;
+        async move {
+            app.post("/v1/auth/totp/backup-codes", Some(access), &body)
+                .await
+        }
+    };
+    refused_naming(
+        regenerate(json!({ "password": "Wrong-Pass-1!", "code": old(0) })).await,
+        "password",
+    )
+    .await;
+    refused_naming(
+        regenerate(json!({ "password": PASSWORD, "code": "not-a-code" })).await,
+        "code",
+    )
+    .await;
+
+    let fresh = regenerate(json!({ "password": PASSWORD, "code": old(0) })).await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let fresh: Value = fresh.json().await.unwrap();
+    let fresh: Vec<String> = fresh["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fresh.len(), 10);
+    assert!(fresh.iter().all(|c| (0..10).all(|i| *c != old(i))));
+
+    let login = |code: String| {
+        let app = &app;
+        async move {
+            app.post(
+                "/v1/auth/login",
+                None,
+                &json!({ "login": "hoarder", "password": PASSWORD, "totp": code }),
+            )
+            .await
+        }
+    };
+    problem(login(old(1)).await, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(login(fresh[0].clone()).await.status(), StatusCode::OK);
+    app.stop().await.unwrap();
+}
+
+/// The reset codes mailed to `to`, oldest first, once there are `count` of them.
+async fn reset_codes(t: &TestDb, to: &str, count: usize) -> Vec<String> {
+    for _ in 0..100 {
+        let codes: Vec<String> =
+            t.db.pending_emails(100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.to_address == to)
+                .filter_map(|m| {
+                    m.body
+                        .split_whitespace()
+                        .find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .map(str::to_owned)
+                })
+                .collect();
+        if codes.len() >= count {
+            return codes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {count} reset e-mails to {to}");
+}
+
+async fn a_reset_or_a_password_change_voids_every_outstanding_reset_code(t: &TestDb) {
+    let app = spawn_app(t).await;
+    app.register("Resetter").await;
+    let ask = || {
+        let app = &app;
+        async move {
+            let asked = app
+                .post(
+                    "/v1/auth/password-reset",
+                    None,
+                    &json!({ "email": "resetter@example.com" }),
+                )
+                .await;
+            assert_eq!(asked.status(), StatusCode::ACCEPTED);
+        }
+    };
+    let confirm = |token: String, password: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/v1/auth/password-reset/confirm",
+                None,
+                &json!({ "token": token, "new_password": password }),
+            )
+            .await
+        }
+    };
+    ask().await;
+    let first = reset_codes(t, "resetter@example.com", 1).await;
+    ask().await;
+    let codes = reset_codes(t, "resetter@example.com", 2).await;
+    assert_eq!(codes[0], first[0]);
+    let reset = confirm(codes[0].clone(), "Reset-Pass-42").await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    refused_naming(confirm(codes[1].clone(), "Stolen-Pass-42").await, "token").await;
+
+    // A code mailed before a password change dies with it too.
+    let session = tokens(
+        app.post(
+            "/v1/auth/login",
+            None,
+            &json!({ "login": "resetter", "password": "Reset-Pass-42" }),
+        )
+        .await,
+    )
+    .await;
+    ask().await;
+    let codes = reset_codes(t, "resetter@example.com", 3).await;
+    let changed = app
+        .post(
+            "/v1/auth/password",
+            Some(session["access_token"].as_str().unwrap()),
+            &json!({ "old_password": "Reset-Pass-42", "new_password": "Changed-Pass-42" }),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    refused_naming(confirm(codes[2].clone(), "Stolen-Pass-42").await, "token").await;
+    let login = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({ "login": "resetter", "password": "Changed-Pass-42" }),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    app.stop().await.unwrap();
 }
 
 async fn admin_routes_need_the_role_and_an_allowed_address(t: &TestDb) {

@@ -12,16 +12,20 @@ use crate::{AccountRepository, NewPasswordReset, OutboxEmail, StorageError, Totp
 #[async_trait]
 impl AccountRepository for PostgresDatabase {
     async fn set_password(&self, user: Uuid, password_hash: &str) -> Result<(), StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(user)
                 .bind(password_hash)
-                .bind(OffsetDateTime::now_utc())
-                .execute(&self.pool)
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StorageError::NotFound);
         }
+        void_resets(&mut tx, user, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -94,6 +98,8 @@ impl AccountRepository for PostgresDatabase {
         let Some(user) = found else {
             return Ok(None);
         };
+        // Every other outstanding token of this user dies with the one presented.
+        void_resets(&mut tx, user, now).await?;
         sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(user)
             .bind(password_hash)
@@ -164,6 +170,56 @@ impl AccountRepository for PostgresDatabase {
         Ok(true)
     }
 
+    async fn disable_totp(&self, user: Uuid) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_enabled = FALSE, totp_secret = NULL, totp_last_step = NULL \
+             WHERE id = $1 AND totp_enabled",
+        )
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_backup_codes WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user: Uuid,
+        backup_code_hashes: &[String],
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock keeps a concurrent disable from slipping between check and write.
+        let enabled: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 AND totp_enabled FOR UPDATE")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if enabled.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_backup_codes WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        for hash in backup_code_hashes {
+            sqlx::query("INSERT INTO totp_backup_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(user)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn use_totp_step(&self, user: Uuid, step: i64) -> Result<bool, StorageError> {
         let done = sqlx::query(
             "UPDATE users SET totp_last_step = $2 \
@@ -198,4 +254,18 @@ impl AccountRepository for PostgresDatabase {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// Marks every outstanding reset token of `user` used at `now`, inside the caller's transaction.
+async fn void_resets(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    user: Uuid,
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -12,16 +12,20 @@ use crate::{AccountRepository, NewPasswordReset, OutboxEmail, StorageError, Totp
 #[async_trait]
 impl AccountRepository for SqliteDatabase {
     async fn set_password(&self, user: Uuid, password_hash: &str) -> Result<(), StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")
                 .bind(user)
                 .bind(password_hash)
-                .bind(OffsetDateTime::now_utc())
-                .execute(&self.pool)
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StorageError::NotFound);
         }
+        void_resets(&mut tx, user, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -94,11 +98,8 @@ impl AccountRepository for SqliteDatabase {
         let Some((user, _)) = found.filter(|(_, expires_at)| *expires_at > now) else {
             return Ok(None);
         };
-        sqlx::query("UPDATE password_resets SET used_at = ?2 WHERE token_hash = ?1")
-            .bind(token_hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        // The presented token and every other outstanding one of this user die together.
+        void_resets(&mut tx, user, now).await?;
         sqlx::query("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(user)
             .bind(password_hash)
@@ -169,6 +170,56 @@ impl AccountRepository for SqliteDatabase {
         Ok(true)
     }
 
+    async fn disable_totp(&self, user: Uuid) -> Result<bool, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_enabled = 0, totp_secret = NULL, totp_last_step = NULL \
+             WHERE id = ?1 AND totp_enabled = 1",
+        )
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_backup_codes WHERE user_id = ?1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user: Uuid,
+        backup_code_hashes: &[String],
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.begin_write().await?;
+        // `BEGIN IMMEDIATE` holds the write lock, so the check stays true until the commit.
+        let enabled: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM users WHERE id = ?1 AND totp_enabled = 1")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if enabled.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_backup_codes WHERE user_id = ?1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        for hash in backup_code_hashes {
+            sqlx::query("INSERT INTO totp_backup_codes (user_id, code_hash) VALUES (?1, ?2)")
+                .bind(user)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn use_totp_step(&self, user: Uuid, step: i64) -> Result<bool, StorageError> {
         let done = sqlx::query(
             "UPDATE users SET totp_last_step = ?2 \
@@ -203,4 +254,18 @@ impl AccountRepository for SqliteDatabase {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// Marks every outstanding reset token of `user` used at `now`, inside the caller's transaction.
+async fn void_resets(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user: Uuid,
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL")
+        .bind(user)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
