@@ -86,9 +86,7 @@ pub use layer::{Authenticated, RequireAuth, RequireAuthLayer};
 #[cfg(feature = "redis")]
 pub use lockout::RedisLockouts;
 pub use lockout::{AttemptKeys, InProcessLockouts, LockoutStore, Reservation, Reserved};
-pub use password::{
-    HashError, PasswordHasher, PasswordPolicyError, Verifications, check_policy,
-};
+pub use password::{HashError, PasswordHasher, PasswordPolicyError, Verifications, check_policy};
 pub use request::{
     ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, MissingToken, REFRESH_COOKIE, RequestAuthError,
     TokenSource, access_token, bearer, changes_state, cookie, csrf_ok,

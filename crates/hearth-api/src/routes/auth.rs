@@ -289,7 +289,11 @@ pub(crate) async fn login(
 ) -> Result<Response, ApiError> {
     let credentials = state.db.find_credentials(&request.login).await?;
     let client = client.as_ref().map(|axum::Extension(client)| client);
-    let keys = login_keys(credentials.as_ref().map(|c| c.user.id), &request.login, client);
+    let keys = login_keys(
+        credentials.as_ref().map(|c| c.user.id),
+        &request.login,
+        client,
+    );
     // Reserved before anything is checked: concurrent guesses cannot outrun the count.
     let reservation = reserve_attempt(&state, &keys).await?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());

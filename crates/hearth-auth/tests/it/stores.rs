@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_auth::{AuthError, AuthSettings};
 use hearth_auth::{
     AttemptKeys, Authenticator, InProcessLockouts, InProcessRevocations, LockoutPolicy,
     LockoutStore, RedisLockouts, RedisRevocations, Reservation, RevocationStore, Role, TokenError,
     TokenService, TokenType,
 };
+use hearth_auth::{AuthError, AuthSettings};
 use uuid::Uuid;
 
 struct Stores {
@@ -214,7 +214,11 @@ fn unique(scope: &str) -> String {
 }
 
 /// Reserves and fails one attempt; returns the lock it started.
-async fn one_failure(stores: &Stores, keys: &AttemptKeys, policy: &LockoutPolicy) -> Option<Duration> {
+async fn one_failure(
+    stores: &Stores,
+    keys: &AttemptKeys,
+    policy: &LockoutPolicy,
+) -> Option<Duration> {
     match stores.lockouts.reserve(keys, policy).await.unwrap() {
         Reservation::Granted(reserved) => stores.lockouts.fail(reserved, policy).await.unwrap(),
         other => panic!("expected a granted reservation, got {other:?}"),
@@ -318,7 +322,11 @@ async fn attempts_in_flight_use_up_the_budget_before_they_fail(stores: Stores) {
     // Nothing has failed yet, and still a sixth attempt is refused.
     locked_for(stores.lockouts.reserve(&keys, &policy).await.unwrap());
     // One succeeds: its slot is free again, for one attempt.
-    stores.lockouts.release(pending.pop().unwrap()).await.unwrap();
+    stores
+        .lockouts
+        .release(pending.pop().unwrap())
+        .await
+        .unwrap();
     let Reservation::Granted(again) = stores.lockouts.reserve(&keys, &policy).await.unwrap() else {
         panic!("a released slot is free");
     };
