@@ -303,3 +303,61 @@ async fn unknown_and_real_logins_answer_and_lock_alike(t: &TestDb) {
     }
     app.stop().await.unwrap();
 }
+
+/// Two gateways sharing PostgreSQL and Redis: a burst split across both still gets five
+/// checks in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_split_across_two_gateways_sharing_redis_checks_at_most_five_passwords() {
+    let Some(t) = hearth_test_support::postgres_db().await else {
+        return;
+    };
+    let Some(redis) = hearth_test_support::service_url(hearth_test_support::REDIS_URL_VAR, "Redis")
+    else {
+        return;
+    };
+    let prefix = format!("hearth-test:{}:", Uuid::new_v4().simple());
+    let shared = |s: &mut hearth_api::Settings| {
+        s.limits.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.auth.bcrypt_cost = 8;
+        s.redis.url = Some(secrecy::SecretString::from(redis.clone()));
+        s.redis.key_prefix = prefix.clone();
+    };
+    let a = spawn_app_with(&t, shared).await;
+    let b = spawn_app_with(&t, shared).await;
+    a.register("Roamer").await;
+    let before = (verifications(&a).stored, verifications(&b).stored);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let url = if i % 2 == 0 { &a } else { &b }.url("/v1/auth/login");
+        let client = a.client.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("x-forwarded-for", format!("203.0.113.{}", i % 20))
+                .json(&json!({ "login": "roamer", "password": format!("{WRONG}{i}") }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for task in tasks {
+        let status = task.await.unwrap();
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&status),
+            "{status}"
+        );
+    }
+    let checked = (verifications(&a).stored - before.0) + (verifications(&b).stored - before.1);
+    assert!(checked <= 5, "{checked} passwords were checked");
+    let right = json!({ "login": "roamer", "password": PASSWORD });
+    for gateway in [&a, &b] {
+        assert_eq!(
+            login_from(gateway, "198.51.100.9", &right).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    t.cleanup().await;
+}
