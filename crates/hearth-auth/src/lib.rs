@@ -24,7 +24,8 @@
 //!   verifies, and a refresh token is never accepted where an access token is expected.
 //! - [`revocation`] and [`Authenticator`]: revoked tokens, sessions and users, and the one call
 //!   that verifies a token and checks it is not revoked.
-//! - [`lockout`]: failed-login counting and locks per account and per client IP.
+//! - [`lockout`]: login attempts reserved before they are verified, and locks, per account,
+//!   per login name and per client IP.
 //! - [`request`]: a request's credentials (the bearer header, else the session cookie) and the
 //!   CSRF rule for cookie sessions, with [`Authenticator::authenticate_request`] running them
 //!   all: the one implementation behind the Hearth gateway's extractor and the layer.
@@ -84,8 +85,8 @@ pub use identity::{Email, IdentityError, Username};
 pub use layer::{Authenticated, RequireAuth, RequireAuthLayer};
 #[cfg(feature = "redis")]
 pub use lockout::RedisLockouts;
-pub use lockout::{InProcessLockouts, LockoutStore};
-pub use password::{HashError, PasswordHasher, PasswordPolicyError, check_policy};
+pub use lockout::{AttemptKeys, InProcessLockouts, LockoutStore, Reservation, Reserved};
+pub use password::{HashError, PasswordHasher, PasswordPolicyError, Verifications, check_policy};
 pub use request::{
     ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, MissingToken, REFRESH_COOKIE, RequestAuthError,
     TokenSource, access_token, bearer, changes_state, cookie, csrf_ok,

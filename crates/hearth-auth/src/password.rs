@@ -1,6 +1,7 @@
 //! The password policy and bcrypt hashing off the async threads.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
@@ -148,6 +149,24 @@ pub struct PasswordHasher {
     /// A hash of a random password, verified against when the account does not exist so that
     /// unknown users take as long as wrong passwords. Computed on first use.
     dummy: Arc<OnceCell<String>>,
+    /// bcrypt verifications run so far, shared by every clone: what the lockout bounds is
+    /// observable, and tests count it instead of trusting timing.
+    verified: Arc<VerifyCounters>,
+}
+
+#[derive(Debug, Default)]
+struct VerifyCounters {
+    stored: AtomicU64,
+    dummy: AtomicU64,
+}
+
+/// How many bcrypt verifications a [`PasswordHasher`] (and its clones) has run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verifications {
+    /// Against an account's stored hash: passwords actually checked.
+    pub stored: u64,
+    /// Against the dummy hash (an unknown account, or an attempt the lockout withheld).
+    pub dummy: u64,
 }
 
 impl PasswordHasher {
@@ -157,6 +176,15 @@ impl PasswordHasher {
             cost,
             pool: Arc::new(HashPool::new(max_concurrent.max(1))),
             dummy: Arc::new(OnceCell::new()),
+            verified: Arc::default(),
+        }
+    }
+
+    /// The bcrypt verifications run so far by this hasher and its clones.
+    pub fn verifications(&self) -> Verifications {
+        Verifications {
+            stored: self.verified.stored.load(Ordering::Relaxed),
+            dummy: self.verified.dummy.load(Ordering::Relaxed),
         }
     }
 
@@ -190,6 +218,12 @@ impl PasswordHasher {
             None => (self.dummy_hash().await?, false),
         };
         let too_long = password.expose_secret().len() > MAX_PASSWORD_BYTES;
+        let counter = if real {
+            &self.verified.stored
+        } else {
+            &self.verified.dummy
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let matched = self
             .run(move || {
                 // bcrypt would read only the first 72 bytes; an over-long password is spent

@@ -247,7 +247,10 @@ fn describe() {
     describe_counter!(names::GAME_ROUNDS, "Settled game rounds by game");
     describe_counter!(names::GAME_WAGERED, "Coins wagered by game");
     describe_counter!(names::GAME_PAID, "Coins paid out by game");
-    describe_counter!(names::LOGIN_FAILURES, "Failed logins by reason");
+    describe_counter!(
+        names::LOGIN_FAILURES,
+        "Failed logins, unknown names and wrong passwords or codes alike"
+    );
     describe_counter!(names::REGISTRATIONS, "Accounts registered");
     describe_counter!(
         names::RECONCILIATION_RUNS,

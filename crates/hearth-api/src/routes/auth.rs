@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hearth_auth::onetime::{backup_codes, hash_secret, reset_token};
 use hearth_auth::{
-    AuthError, Claims, Email, Role, TokenError, TokenPair, TokenSource, TokenType, TotpSecret,
-    Username, check_policy,
+    AttemptKeys, AuthError, Claims, Email, Reservation, Role, TokenError, TokenPair, TokenSource,
+    TokenType, TotpSecret, Username, check_policy,
 };
 use hearth_domain::fairness::{ClientSeed, ServerSeed, hex_encode};
 use hearth_observability::metrics::names;
@@ -22,6 +22,7 @@ use metrics::{Unit, describe_counter};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, json};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -97,13 +98,123 @@ fn require_policy(field: &str, password: &SecretString) -> Result<(), ApiError> 
     }
 }
 
-/// The lockout key of an account: its id when it exists, else the login as typed (lower case),
-/// so an unknown login locks exactly like a real one.
-fn account_key(user: Option<Uuid>, login: &str) -> String {
-    match user {
-        Some(id) => format!("account:{id}"),
-        None => format!("account:{}", login.trim().to_lowercase()),
+/// The lockout key of an account, whichever of its names was typed. Kept quiet at login (see
+/// [`login_keys`]); announced where the caller is already authenticated as the account.
+fn account_key(user: Uuid) -> String {
+    format!("account:{user}")
+}
+
+/// The lockout key of a login name as typed, normalised as storage looks it up (trimmed, lower
+/// case) and hashed, so Redis holds no e-mail addresses. Its own namespace: a login typed to
+/// look like an account id cannot reach that account's key.
+fn login_key(login: &str) -> String {
+    let normalised = login.trim().to_lowercase();
+    format!(
+        "login:{}",
+        hearth_auth::onetime::hex(&Sha256::digest(normalised.as_bytes()))
+    )
+}
+
+/// What a login attempt counts against.
+///
+/// Open (announced with 429): the login as typed and the client address. These exist for every
+/// login, so an unknown name locks exactly like a real one, after the same failures. Quiet:
+/// the account behind the name, when there is one. It caps how often one account's password
+/// (or code) is checked per window, whichever of its names is typed (username and e-mail
+/// alternated still get `max_failures` checks in all); once it is spent, further attempts by
+/// another name are failed as wrong passwords without checking, so no answer shows that two
+/// names lock together, that is, belong to one account.
+fn login_keys(user: Option<Uuid>, login: &str, client: Option<&ClientIp>) -> AttemptKeys {
+    let mut open = vec![login_key(login)];
+    open.extend(client.map(|c| c.key().to_owned()));
+    AttemptKeys {
+        open,
+        quiet: user.map(account_key).into_iter().collect(),
     }
+}
+
+/// Reserves an attempt before any secret is checked: 429 `locked` when an open key is locked
+/// or its budget is taken by failures and attempts in flight.
+async fn reserve_attempt(state: &AppState, keys: &AttemptKeys) -> Result<Reservation, ApiError> {
+    let reservation = state
+        .lockouts
+        .reserve(keys, &state.settings.auth.lockout)
+        .await
+        .map_err(store_down)?;
+    match reservation {
+        Reservation::Locked(retry_after) => Err(ApiError::Locked { retry_after }),
+        reservation => Ok(reservation),
+    }
+}
+
+/// Checks a password within a reservation. A withheld attempt is verified against the dummy
+/// hash instead (the same bcrypt work, never a match), so it answers like a wrong password.
+async fn check_password(
+    state: &AppState,
+    reservation: &Reservation,
+    password: SecretString,
+    stored_hash: Option<String>,
+) -> Result<bool, ApiError> {
+    let stored_hash = match reservation {
+        Reservation::Granted(_) => stored_hash,
+        Reservation::Withheld(_) | Reservation::Locked(_) => None,
+    };
+    state
+        .hasher
+        .verify(password, stored_hash)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// Verifies `user`'s password counting toward the account's lockout: the attempt is reserved
+/// against the account (and the client address) before bcrypt runs, failed when the password
+/// is wrong and given back when it is right. For routes where the caller is already
+/// authenticated as `user`, so the account's lock may be announced: 429 `locked` while it
+/// lasts, whatever the password. `Ok(false)` is a wrong password; the caller names its field.
+pub(crate) async fn verify_password_attempt(
+    state: &AppState,
+    user: &User,
+    password: SecretString,
+    client: Option<&ClientIp>,
+) -> Result<bool, ApiError> {
+    let mut open = vec![account_key(user.id)];
+    open.extend(client.map(|c| c.key().to_owned()));
+    let keys = AttemptKeys {
+        open,
+        quiet: Vec::new(),
+    };
+    let reservation = reserve_attempt(state, &keys).await?;
+    let credentials = state.db.find_credentials(&user.username).await?;
+    let matched = check_password(
+        state,
+        &reservation,
+        password,
+        credentials.map(|c| c.password_hash),
+    )
+    .await?;
+    settle(state, reservation, matched).await?;
+    Ok(matched)
+}
+
+/// Settles a reserved attempt: a success gives its slot back, a failure stays counted (and
+/// may start a lock).
+async fn settle(state: &AppState, reservation: Reservation, success: bool) -> Result<(), ApiError> {
+    let (Reservation::Granted(reserved) | Reservation::Withheld(reserved)) = reservation else {
+        return Ok(());
+    };
+    if success {
+        return state.lockouts.release(reserved).await.map_err(store_down);
+    }
+    let lock = state
+        .lockouts
+        .fail(reserved, &state.settings.auth.lockout)
+        .await
+        .map_err(store_down)?;
+    if let Some(lock) = lock {
+        metrics::counter!(LOCKOUTS).increment(1);
+        tracing::warn!(lock_secs = lock.as_secs(), "locked after repeated failures");
+    }
+    Ok(())
 }
 
 /// Creates an account with its wallet, starting bonus and fairness seeds.
@@ -167,8 +278,10 @@ pub(crate) struct LoginRequest {
 /// Exchanges a username or e-mail and password (and, when enabled, a TOTP code) for a token
 /// pair, starting a session.
 ///
-/// Unknown users and wrong passwords get the same answer after the same bcrypt work. Failures
-/// count against the account and the client address; at the limit both are locked (429).
+/// Unknown users and wrong passwords get the same answer after the same bcrypt work. Each
+/// attempt is reserved against the login as typed, the client address and (quietly) the
+/// account before anything is checked, and counts as a failure unless it succeeds; at the
+/// limit the name and the address are locked (429). See [`login_keys`].
 #[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn login(
     State(state): State<AppState>,
@@ -176,37 +289,30 @@ pub(crate) async fn login(
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let credentials = state.db.find_credentials(&request.login).await?;
-    // An unknown login is locked just like a real one, so locks reveal nothing.
-    let account_key = account_key(credentials.as_ref().map(|c| c.user.id), &request.login);
-    let mut keys = vec![account_key.clone()];
-    if let Some(axum::Extension(client)) = client {
-        keys.push(client.key().to_owned());
-    }
-    if let Some(retry_after) = state.lockouts.locked(&keys).await.map_err(store_down)? {
-        return Err(ApiError::Locked { retry_after });
-    }
-
+    let client = client.as_ref().map(|axum::Extension(client)| client);
+    let keys = login_keys(
+        credentials.as_ref().map(|c| c.user.id),
+        &request.login,
+        client,
+    );
+    // Reserved before anything is checked: concurrent guesses cannot outrun the count.
+    let reservation = reserve_attempt(&state, &keys).await?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let matched = state
-        .hasher
-        .verify(request.password, stored_hash)
-        .await
-        .map_err(ApiError::internal)?;
-    let reason = if credentials.is_some() {
-        "bad_password"
-    } else {
-        "unknown_user"
-    };
+    let matched = check_password(&state, &reservation, request.password, stored_hash).await?;
     let Some(credentials) = credentials.filter(|_| matched) else {
-        return Err(failed_login(&state, &keys, reason).await);
+        return Err(failed_login(&state, reservation).await);
     };
     let user = credentials.user;
 
     let totp = state.db.totp(user.id).await?;
     if totp.enabled {
         let Some(code) = request.totp else {
+            // The password was right and no code was tried: nothing to count.
+            settle(&state, reservation, true).await?;
             return Err(ApiError::TotpRequired);
         };
+        // The code is checked within the same reservation as the password, so codes and
+        // backup codes are bounded by the same budget.
         if !second_factor(
             &state,
             user.id,
@@ -215,15 +321,11 @@ pub(crate) async fn login(
         )
         .await?
         {
-            return Err(failed_login(&state, &keys, "bad_totp").await);
+            return Err(failed_login(&state, reservation).await);
         }
     }
 
-    state
-        .lockouts
-        .clear(&account_key)
-        .await
-        .map_err(store_down)?;
+    settle(&state, reservation, true).await?;
     let role = user.role.parse::<Role>().map_err(ApiError::internal)?;
     let pair = state
         .tokens
@@ -234,27 +336,15 @@ pub(crate) async fn login(
     Ok(pair_response(&state, pair, request.cookies))
 }
 
-/// Counts a failed login; the answer is the same 401 whatever failed.
-async fn failed_login(state: &AppState, keys: &[String], reason: &'static str) -> ApiError {
-    metrics::counter!(names::LOGIN_FAILURES, "reason" => reason).increment(1);
-    match count_failure(state, keys).await {
+/// Counts a failed login; the answer is the same 401 whatever failed, and so is the metric
+/// (it has no label: a public `/metrics` must not tell an unknown name from a wrong password,
+/// nor a wrong code from a wrong password).
+async fn failed_login(state: &AppState, reservation: Reservation) -> ApiError {
+    metrics::counter!(names::LOGIN_FAILURES).increment(1);
+    match settle(state, reservation, false).await {
         Ok(()) => ApiError::Unauthorized("the login or password is incorrect"),
         Err(error) => error,
     }
-}
-
-/// Counts a failed password (or code) against `keys`, starting a lock at the limit.
-async fn count_failure(state: &AppState, keys: &[String]) -> Result<(), ApiError> {
-    let lock = state
-        .lockouts
-        .record_failure(keys, &state.settings.auth.lockout)
-        .await
-        .map_err(store_down)?;
-    if let Some(lock) = lock {
-        metrics::counter!(LOCKOUTS).increment(1);
-        tracing::warn!(lock_secs = lock.as_secs(), "locked after repeated failures");
-    }
-    Ok(())
 }
 
 /// Checks a TOTP code (each step works once) or, failing that, uses up a backup code.
@@ -516,6 +606,7 @@ pub(crate) struct ChangePasswordRequest {
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: Option<axum::Extension<ClientIp>>,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> Result<Response, ApiError> {
     require_policy("new_password", &request.new_password)?;
@@ -524,20 +615,10 @@ pub(crate) async fn change_password(
         .find_user(claims.sub)
         .await?
         .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
-    // A locked account cannot be guessed at through this route either.
-    let keys = [account_key(Some(user.id), "")];
-    if let Some(retry_after) = state.lockouts.locked(&keys).await.map_err(store_down)? {
-        return Err(ApiError::Locked { retry_after });
-    }
-    let credentials = state.db.find_credentials(&user.username).await?;
-    let matched = state
-        .hasher
-        .verify(request.old_password, credentials.map(|c| c.password_hash))
-        .await
-        .map_err(ApiError::internal)?;
-    if !matched {
-        // Guessing through this route counts like guessing at login.
-        count_failure(&state, &keys).await?;
+    // Guessing through this route counts like guessing at login, and a locked account cannot
+    // be guessed at here either.
+    let client = client.as_ref().map(|axum::Extension(client)| client);
+    if !verify_password_attempt(&state, &user, request.old_password, client).await? {
         return Err(ApiError::field("old_password", "is incorrect"));
     }
     let hash = state
@@ -650,35 +731,33 @@ pub(crate) async fn confirm_password_reset(
 }
 
 /// Checks the caller's current password before a change to the account's second factor. Every
-/// such route checks the password here and nowhere else: a locked account is refused (429), and
-/// a wrong password counts towards the account's lockout, as a failed login does, and answers
-/// 422 naming `password`.
-async fn verify_password_attempt(
+/// such route checks the password here and nowhere else: the attempt is reserved against the
+/// account and the client address before bcrypt runs ([`verify_password_attempt`]), a locked
+/// account is refused (429), and a wrong password counts towards the lockout, as a failed login
+/// does, and answers 422 naming `password`.
+async fn require_password(
     state: &AppState,
     user: &User,
     password: SecretString,
+    client: Option<&ClientIp>,
 ) -> Result<(), ApiError> {
-    let keys = [account_key(Some(user.id), "")];
-    if let Some(retry_after) = state.lockouts.locked(&keys).await.map_err(store_down)? {
-        return Err(ApiError::Locked { retry_after });
+    if verify_password_attempt(state, user, password, client).await? {
+        Ok(())
+    } else {
+        Err(ApiError::field("password", "is incorrect"))
     }
-    let credentials = state.db.find_credentials(&user.username).await?;
-    let matched = state
-        .hasher
-        .verify(password, credentials.map(|c| c.password_hash))
-        .await
-        .map_err(ApiError::internal)?;
-    if !matched {
-        count_failure(state, &keys).await?;
-        return Err(ApiError::field("password", "is incorrect"));
-    }
-    Ok(())
 }
 
 /// Checks a current TOTP code or uses up a backup code of an account whose second factor is
-/// on (409 otherwise). A wrong code counts towards the account's lockout, as at login, and
+/// on (409 otherwise). The attempt is reserved against the account and the client address
+/// before the code is checked, like a password; a wrong code counts towards the lockout and
 /// answers 422 naming `code`.
-async fn verify_code_attempt(state: &AppState, user: Uuid, code: &str) -> Result<(), ApiError> {
+async fn verify_code_attempt(
+    state: &AppState,
+    user: Uuid,
+    code: &str,
+    client: Option<&ClientIp>,
+) -> Result<(), ApiError> {
     let totp = state.db.totp(user).await?;
     if !totp.enabled {
         return Err(ApiError::Conflict(
@@ -686,10 +765,21 @@ async fn verify_code_attempt(state: &AppState, user: Uuid, code: &str) -> Result
             None,
         ));
     }
-    if second_factor(state, user, totp.secret.as_deref(), code).await? {
+    let mut open = vec![account_key(user)];
+    open.extend(client.map(|c| c.key().to_owned()));
+    let keys = AttemptKeys {
+        open,
+        quiet: Vec::new(),
+    };
+    let reservation = reserve_attempt(state, &keys).await?;
+    let matched = match reservation {
+        Reservation::Granted(_) => second_factor(state, user, totp.secret.as_deref(), code).await?,
+        Reservation::Withheld(_) | Reservation::Locked(_) => false,
+    };
+    settle(state, reservation, matched).await?;
+    if matched {
         return Ok(());
     }
-    count_failure(state, &[account_key(Some(user), "")]).await?;
     Err(ApiError::field(
         "code",
         "matches neither the authenticator app nor an unused backup code",
@@ -777,11 +867,12 @@ pub(crate) struct EnrollTotpRequest {
 pub(crate) async fn enroll_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: Option<axum::Extension<ClientIp>>,
     OptionalJson(request): OptionalJson<EnrollTotpRequest>,
 ) -> Result<Response, ApiError> {
     let request = request.ok_or_else(|| ApiError::field("password", "is required"))?;
     let user = caller(&state, &claims).await?;
-    verify_password_attempt(&state, &user, request.password).await?;
+    require_password(&state, &user, request.password, client.as_deref()).await?;
     let secret = TotpSecret::generate();
     if !state.db.begin_totp(user.id, &secret.to_base32()).await? {
         return Err(ApiError::Conflict(
@@ -810,11 +901,12 @@ pub(crate) struct ConfirmTotpRequest {
 pub(crate) async fn confirm_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: Option<axum::Extension<ClientIp>>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ConfirmTotpRequest>,
 ) -> Result<Response, ApiError> {
     let user = caller(&state, &claims).await?;
-    verify_password_attempt(&state, &user, request.password).await?;
+    require_password(&state, &user, request.password, client.as_deref()).await?;
     let totp = state.db.totp(user.id).await?;
     if totp.enabled {
         return Err(ApiError::Conflict(
@@ -867,12 +959,19 @@ pub(crate) struct DisableTotpRequest {
 pub(crate) async fn disable_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: Option<axum::Extension<ClientIp>>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<DisableTotpRequest>,
 ) -> Result<Response, ApiError> {
     let user = caller(&state, &claims).await?;
-    verify_password_attempt(&state, &user, request.password).await?;
-    verify_code_attempt(&state, user.id, request.code.expose_secret()).await?;
+    require_password(&state, &user, request.password, client.as_deref()).await?;
+    verify_code_attempt(
+        &state,
+        user.id,
+        request.code.expose_secret(),
+        client.as_deref(),
+    )
+    .await?;
     if !state.db.disable_totp(user.id).await? {
         return Err(ApiError::Conflict(
             "two-factor authentication is not enabled".into(),
@@ -904,11 +1003,18 @@ pub(crate) struct BackupCodesRequest {
 pub(crate) async fn regenerate_backup_codes(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: Option<axum::Extension<ClientIp>>,
     ApiJson(request): ApiJson<BackupCodesRequest>,
 ) -> Result<Response, ApiError> {
     let user = caller(&state, &claims).await?;
-    verify_password_attempt(&state, &user, request.password).await?;
-    verify_code_attempt(&state, user.id, request.code.expose_secret()).await?;
+    require_password(&state, &user, request.password, client.as_deref()).await?;
+    verify_code_attempt(
+        &state,
+        user.id,
+        request.code.expose_secret(),
+        client.as_deref(),
+    )
+    .await?;
     let codes = backup_codes();
     let hashes: Vec<String> = codes.iter().map(|c| hash_secret(c)).collect();
     if !state.db.replace_backup_codes(user.id, &hashes).await? {

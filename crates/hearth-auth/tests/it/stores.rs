@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_auth::{AuthError, AuthSettings};
 use hearth_auth::{
-    Authenticator, InProcessLockouts, InProcessRevocations, LockoutPolicy, LockoutStore,
-    RedisLockouts, RedisRevocations, RevocationStore, Role, TokenError, TokenService, TokenType,
+    AttemptKeys, Authenticator, InProcessLockouts, InProcessRevocations, LockoutPolicy,
+    LockoutStore, RedisLockouts, RedisRevocations, Reservation, RevocationStore, Role, TokenError,
+    TokenService, TokenType,
 };
+use hearth_auth::{AuthError, AuthSettings};
 use uuid::Uuid;
 
 struct Stores {
@@ -52,7 +53,7 @@ macro_rules! both_stores {
     ($($case:ident),* $(,)?) => {
         mod in_process {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::in_process()).await;
                 }
@@ -60,7 +61,7 @@ macro_rules! both_stores {
         }
         mod redis {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     if let Some(stores) = super::redis().await {
                         super::$case(stores).await;
@@ -78,7 +79,10 @@ both_stores!(
     a_refresh_token_is_consumed_once,
     five_failures_lock_and_the_lock_expires,
     a_lock_on_one_key_locks_a_request_naming_it,
-    clearing_forgets_failures_but_not_a_lock,
+    a_released_attempt_gives_its_slot_back_and_failures_stay_counted,
+    attempts_in_flight_use_up_the_budget_before_they_fail,
+    concurrent_reservations_grant_exactly_the_budget,
+    a_spent_quiet_key_withholds_without_locking_the_open_ones,
 );
 
 async fn a_revoked_token_is_refused_and_its_sibling_is_not(stores: Stores) {
@@ -198,112 +202,190 @@ fn quick_policy() -> LockoutPolicy {
     }
 }
 
+fn open(keys: &[&str]) -> AttemptKeys {
+    AttemptKeys {
+        open: keys.iter().map(|k| (*k).to_owned()).collect(),
+        quiet: Vec::new(),
+    }
+}
+
+fn unique(scope: &str) -> String {
+    format!("{scope}:{}", Uuid::now_v7())
+}
+
+/// Reserves and fails one attempt; returns the lock it started.
+async fn one_failure(
+    stores: &Stores,
+    keys: &AttemptKeys,
+    policy: &LockoutPolicy,
+) -> Option<Duration> {
+    match stores.lockouts.reserve(keys, policy).await.unwrap() {
+        Reservation::Granted(reserved) => stores.lockouts.fail(reserved, policy).await.unwrap(),
+        other => panic!("expected a granted reservation, got {other:?}"),
+    }
+}
+
+fn locked_for(reservation: Reservation) -> Duration {
+    match reservation {
+        Reservation::Locked(retry_after) => retry_after,
+        other => panic!("expected a lock, got {other:?}"),
+    }
+}
+
 async fn five_failures_lock_and_the_lock_expires(stores: Stores) {
-    let keys = vec![format!("account:{}", Uuid::now_v7())];
+    let account = unique("account");
+    let keys = open(&[&account]);
     let policy = quick_policy();
     for _ in 0..4 {
-        assert_eq!(
-            stores
-                .lockouts
-                .record_failure(&keys, &policy)
-                .await
-                .unwrap(),
-            None
-        );
-        assert_eq!(stores.lockouts.locked(&keys).await.unwrap(), None);
+        assert_eq!(one_failure(&stores, &keys, &policy).await, None);
     }
-    let started = stores
-        .lockouts
-        .record_failure(&keys, &policy)
-        .await
-        .unwrap();
-    assert_eq!(started, Some(Duration::from_secs(1)));
-    let left = stores
-        .lockouts
-        .locked(&keys)
-        .await
-        .unwrap()
-        .expect("locked");
+    assert_eq!(
+        one_failure(&stores, &keys, &policy).await,
+        Some(Duration::from_secs(1))
+    );
+    let left = locked_for(stores.lockouts.reserve(&keys, &policy).await.unwrap());
     assert!(
         left <= Duration::from_secs(1) && left > Duration::ZERO,
         "{left:?}"
     );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    assert_eq!(stores.lockouts.locked(&keys).await.unwrap(), None);
-    // The count started over: one more failure does not lock again.
-    assert_eq!(
-        stores
-            .lockouts
-            .record_failure(&keys, &policy)
-            .await
-            .unwrap(),
-        None
-    );
+    // The count started over: four more failures do not lock again.
+    for _ in 0..4 {
+        assert_eq!(one_failure(&stores, &keys, &policy).await, None);
+    }
 }
 
 async fn a_lock_on_one_key_locks_a_request_naming_it(stores: Stores) {
-    let ip = format!("ip:{}", Uuid::now_v7());
+    let ip = unique("ip");
     let policy = LockoutPolicy {
         lock_secs: 60,
         ..quick_policy()
     };
     // Five different accounts from one address: the address is locked, the accounts are not.
     for _ in 0..5 {
-        let keys = vec![format!("account:{}", Uuid::now_v7()), ip.clone()];
-        stores
-            .lockouts
-            .record_failure(&keys, &policy)
-            .await
-            .unwrap();
+        one_failure(&stores, &open(&[&unique("account"), &ip]), &policy).await;
     }
-    let fresh_account = format!("account:{}", Uuid::now_v7());
-    assert!(
+    let fresh_account = unique("account");
+    locked_for(
         stores
             .lockouts
-            .locked(&[fresh_account.clone(), ip])
+            .reserve(&open(&[&fresh_account, &ip]), &policy)
             .await
-            .unwrap()
-            .is_some()
+            .unwrap(),
     );
-    assert_eq!(
-        stores.lockouts.locked(&[fresh_account]).await.unwrap(),
-        None
-    );
+    assert!(matches!(
+        stores
+            .lockouts
+            .reserve(&open(&[&fresh_account]), &policy)
+            .await
+            .unwrap(),
+        Reservation::Granted(_)
+    ));
 }
 
-async fn clearing_forgets_failures_but_not_a_lock(stores: Stores) {
-    let key = format!("account:{}", Uuid::now_v7());
-    let keys = vec![key.clone()];
+async fn a_released_attempt_gives_its_slot_back_and_failures_stay_counted(stores: Stores) {
+    let account = unique("account");
+    let keys = open(&[&account]);
     let policy = LockoutPolicy {
         lock_secs: 60,
         ..quick_policy()
     };
     for _ in 0..4 {
-        stores
-            .lockouts
-            .record_failure(&keys, &policy)
-            .await
-            .unwrap();
+        one_failure(&stores, &keys, &policy).await;
     }
-    stores.lockouts.clear(&key).await.unwrap();
-    for _ in 0..4 {
-        assert_eq!(
-            stores
-                .lockouts
-                .record_failure(&keys, &policy)
-                .await
-                .unwrap(),
-            None
-        );
+    // A success in between neither counts nor forgets the four failures.
+    for _ in 0..3 {
+        let Reservation::Granted(reserved) = stores.lockouts.reserve(&keys, &policy).await.unwrap()
+        else {
+            panic!("the fifth slot is free");
+        };
+        stores.lockouts.release(reserved).await.unwrap();
     }
-    assert!(
-        stores
-            .lockouts
-            .record_failure(&keys, &policy)
-            .await
-            .unwrap()
-            .is_some()
+    assert_eq!(
+        one_failure(&stores, &keys, &policy).await,
+        Some(Duration::from_secs(60))
     );
-    stores.lockouts.clear(&key).await.unwrap();
-    assert!(stores.lockouts.locked(&keys).await.unwrap().is_some());
+    locked_for(stores.lockouts.reserve(&keys, &policy).await.unwrap());
+}
+
+async fn attempts_in_flight_use_up_the_budget_before_they_fail(stores: Stores) {
+    let account = unique("account");
+    let keys = open(&[&account]);
+    let policy = quick_policy();
+    let mut pending = Vec::new();
+    for _ in 0..5 {
+        match stores.lockouts.reserve(&keys, &policy).await.unwrap() {
+            Reservation::Granted(reserved) => pending.push(reserved),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Nothing has failed yet, and still a sixth attempt is refused.
+    locked_for(stores.lockouts.reserve(&keys, &policy).await.unwrap());
+    // One succeeds: its slot is free again, for one attempt.
+    stores
+        .lockouts
+        .release(pending.pop().unwrap())
+        .await
+        .unwrap();
+    let Reservation::Granted(again) = stores.lockouts.reserve(&keys, &policy).await.unwrap() else {
+        panic!("a released slot is free");
+    };
+    pending.push(again);
+    let mut started = None;
+    for reserved in pending {
+        started = started.or(stores.lockouts.fail(reserved, &policy).await.unwrap());
+    }
+    assert_eq!(started, Some(Duration::from_secs(1)));
+}
+
+async fn concurrent_reservations_grant_exactly_the_budget(stores: Stores) {
+    let keys = open(&[&unique("account"), &unique("ip")]);
+    let policy = quick_policy();
+    let lockouts = Arc::clone(&stores.lockouts);
+    let attempts = (0..100).map(|_| {
+        let lockouts = Arc::clone(&lockouts);
+        let keys = keys.clone();
+        tokio::spawn(async move { lockouts.reserve(&keys, &policy).await.unwrap() })
+    });
+    let mut granted = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        match attempt.await.unwrap() {
+            Reservation::Granted(_) => granted += 1,
+            Reservation::Locked(_) => {}
+            Reservation::Withheld(_) => panic!("no quiet key here"),
+        }
+    }
+    assert_eq!(granted, policy.max_failures);
+}
+
+async fn a_spent_quiet_key_withholds_without_locking_the_open_ones(stores: Stores) {
+    let account = unique("account");
+    let by_name = AttemptKeys {
+        open: vec![unique("login")],
+        quiet: vec![account.clone()],
+    };
+    let by_email = AttemptKeys {
+        open: vec![unique("login")],
+        quiet: vec![account.clone()],
+    };
+    let policy = LockoutPolicy {
+        lock_secs: 60,
+        ..quick_policy()
+    };
+    for _ in 0..5 {
+        one_failure(&stores, &by_name, &policy).await;
+    }
+    locked_for(stores.lockouts.reserve(&by_name, &policy).await.unwrap());
+    // The other name is counted (and locks after five) but is never granted a check.
+    for attempt in 1..=5 {
+        match stores.lockouts.reserve(&by_email, &policy).await.unwrap() {
+            Reservation::Withheld(reserved) => {
+                assert_eq!(reserved.keys(), by_email.open.as_slice());
+                let started = stores.lockouts.fail(reserved, &policy).await.unwrap();
+                assert_eq!(started.is_some(), attempt == 5, "attempt {attempt}");
+            }
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+    }
+    locked_for(stores.lockouts.reserve(&by_email, &policy).await.unwrap());
 }
