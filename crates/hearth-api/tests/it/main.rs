@@ -14,6 +14,7 @@ mod errors;
 mod health;
 mod http_stack;
 mod limits;
+mod server;
 mod sessions;
 mod shutdown;
 mod support;
