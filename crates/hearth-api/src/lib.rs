@@ -12,6 +12,8 @@
 //! - [`extract`]: body and query extractors (`extract::body`) and the session extractors
 //!   `AuthUser` and `AdminUser` (`extract::session`), whose rejections use that format.
 //! - `routes`: handlers for auth, wallet, games, health and metrics.
+//! - `server`: [`serve`], the accept loop over hyper's HTTP/1 driver, with the header read
+//!   and idle timeouts, the header cap and the graceful shutdown.
 //! - [`request_id`]: the `x-request-id` rules, the [`request_id::RequestId`] extension handlers
 //!   can read, and [`request_id::current`].
 //! - [`mod@telemetry`]: W3C trace context on requests and responses; the admin listener for
@@ -41,22 +43,20 @@ pub mod telemetry;
 mod app;
 mod middleware;
 mod routes;
+mod server;
 mod state;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use hearth_app::Hearth;
-use tokio::net::TcpListener;
 
 pub use app::{router, with_stack};
 pub use error::ApiError;
 pub use hearth_app::settings;
 pub use hearth_app::settings::Settings;
+pub use server::serve;
 pub use state::AppState;
 
 /// A built application: its router and the state behind it.
@@ -106,50 +106,4 @@ pub fn with_hearth(hearth: Hearth) -> App {
         router: router(state.clone()),
         state,
     }
-}
-
-/// Serves until `shutdown` completes, then drains gracefully.
-///
-/// On shutdown: readiness turns 503 at once; after `server.drain_delay_secs` the listener
-/// closes; in-flight requests then have `server.shutdown_timeout_secs` to finish.
-///
-/// # Errors
-/// When accepting connections fails.
-pub async fn serve(
-    listener: TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let state = app.state.clone();
-    let drain_delay = Duration::from_secs(state.settings.server.drain_delay_secs);
-    let grace = Duration::from_secs(state.settings.server.shutdown_timeout_secs);
-    let closing = Arc::new(tokio::sync::Notify::new());
-    let signal = {
-        let closing = closing.clone();
-        async move {
-            shutdown.await;
-            tracing::info!(
-                drain_delay_secs = drain_delay.as_secs(),
-                "shutdown requested; draining"
-            );
-            state.begin_drain();
-            tokio::time::sleep(drain_delay).await;
-            tracing::info!("listener closed; finishing in-flight requests");
-            closing.notify_one();
-        }
-    };
-    let service = app
-        .router
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(signal);
-    let result = tokio::select! {
-        result = server.into_future() => result,
-        () = async { closing.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests outlived the grace period");
-            Ok(())
-        }
-    };
-    app.state.hearth.close().await;
-    tracing::info!("shut down");
-    result
 }

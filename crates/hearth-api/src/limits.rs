@@ -4,11 +4,12 @@
 //! client and the user come from, and what an answer carries besides the limits.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use hearth_auth::{Claims, TokenService, TokenType};
+use hearth_auth::{AuthError, Authenticator, Claims, TokenType};
 use hearth_limits::{
     Admission, Arrival, ClientKey, KeyBy, LimitKeys, Refusal, RouteClass, RouteLimits, RuleTable,
 };
@@ -47,9 +48,17 @@ impl ClientIp {
     }
 }
 
-/// Claims of a bearer token the limiter already verified, so handlers do not verify twice.
+/// What admission learnt of the request's access token (bearer or session cookie), kept for
+/// `AuthUser` so that a request verifies its token and asks the revocation store once.
+/// Absent when the request has no token or its token failed verification.
 #[derive(Debug, Clone)]
-pub(crate) struct VerifiedClaims(pub(crate) Claims);
+pub(crate) enum CheckedToken {
+    /// Verified and not revoked: its user is the request's `user:<id>` key.
+    Live(Claims),
+    /// Verified, then refused by the revocation check: revoked, or the store could not say
+    /// (shared, as extensions must be `Clone`; allocated on this path only).
+    Refused(Arc<AuthError>),
+}
 
 /// Which rules apply where. Every matching row applies; a request pays all of them at once.
 /// Health and metrics sit outside `/v1` and are never limited (load balancers poll them).
@@ -68,16 +77,36 @@ pub(crate) fn route_table(rules: &RuleTable) -> RouteLimits {
         .route("POST", "/v1/games/*", Game, User)
 }
 
-/// Runs the admission sequence for a request: the anomaly check of its client, its keys (the
-/// client's address and the user of a valid access token, whose claims are kept for the
-/// handler), its route's checks and one limiter call. A refusal is the answer to send;
-/// otherwise the [`Admitted`] request's answer goes through [`Admitted::finish`].
+/// Runs the admission sequence for a request: its access token's verification and revocation
+/// check, the anomaly check of its client, its keys (the client's address, and the user of a
+/// live access token), its route's checks and one limiter call. A refusal is the answer to
+/// send; otherwise the [`Admitted`] request's answer goes through [`Admitted::finish`].
+///
+/// A token that is revoked (or that fails verification) yields no user key: the request is
+/// limited by its address only, so whoever holds a refused token spends their own quota, not
+/// the owner's. The revocation check therefore comes before the limiter; its outcome is kept
+/// for `AuthUser`, which does not ask the store again.
 pub(crate) async fn admit(
     admission: Admission<'_>,
     routes: &RouteLimits,
-    tokens: &TokenService,
+    auth: &Authenticator,
     request: &mut Request,
 ) -> Result<Admitted, Response> {
+    let verified = hearth_auth::access_token(request.headers())
+        .ok()
+        .and_then(|(token, _)| auth.tokens().verify(token, TokenType::Access).ok());
+    // Only a token with a valid signature reaches the store: a forged one costs no lookup.
+    let checked = match verified {
+        Some(claims) => Some(match auth.check_revocation(claims).await {
+            Ok(claims) => CheckedToken::Live(claims),
+            Err(error) => CheckedToken::Refused(Arc::new(error)),
+        }),
+        None => None,
+    };
+    let live = match &checked {
+        Some(CheckedToken::Live(claims)) => Some(claims),
+        _ => None,
+    };
     let client = request.extensions().get::<ClientIp>();
     let arrival = Arrival {
         method: request.method(),
@@ -85,20 +114,14 @@ pub(crate) async fn admit(
         client: client.map(ClientIp::key),
         arrived: client.map_or_else(Instant::now, |c| c.arrived),
     };
-    let mut claims = None;
-    let decided = admission.admit(routes, arrival, || {
-        claims = hearth_auth::access_token(request.headers())
-            .ok()
-            .and_then(|(token, _)| tokens.verify(token, TokenType::Access).ok());
-        LimitKeys {
-            ip: client.map(|c| c.ip),
-            user: claims.as_ref().map(|c: &Claims| c.sub.to_string()),
-        }
+    let decided = admission.admit(routes, arrival, || LimitKeys {
+        ip: client.map(|c| c.ip),
+        user: live.map(|c| c.sub.to_string()),
     });
     let decided = decided.await;
-    let suggest_refresh = claims.as_ref().is_some_and(|c| tokens.refresh_suggested(c));
-    if let Some(claims) = claims {
-        request.extensions_mut().insert(VerifiedClaims(claims));
+    let suggest_refresh = live.is_some_and(|c| auth.tokens().refresh_suggested(c));
+    if let Some(checked) = checked {
+        request.extensions_mut().insert(checked);
     }
     match decided {
         Ok(limits) => Ok(Admitted {

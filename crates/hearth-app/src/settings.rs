@@ -86,6 +86,16 @@ pub struct ServerSettings {
     /// After the listener closes, how long in-flight requests may take before the process
     /// exits anyway.
     pub shutdown_timeout_secs: u64,
+    /// How long a client may take to send a request's header block, counted from the
+    /// connection's accept or, on a kept-alive connection, from the request's first byte. A
+    /// connection that has not sent a whole header block by then is closed, so half-open
+    /// connections cannot pile up.
+    pub header_read_timeout_secs: u64,
+    /// How long a kept-alive connection may sit between requests before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest request header block (request line and headers), in bytes; a larger one is
+    /// answered 431 and its connection closed, so header memory per connection is bounded.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -97,7 +107,35 @@ impl Default for ServerSettings {
             body_limit_bytes: 64 * 1024,
             drain_delay_secs: 0,
             shutdown_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_header_bytes: 32 * 1024,
         }
+    }
+}
+
+impl ServerSettings {
+    /// The smallest `max_header_bytes` accepted: room for a request line, a bearer token and
+    /// the usual headers.
+    pub const MIN_HEADER_BYTES: usize = 4 * 1024;
+
+    /// Why these settings cannot serve: timeouts of zero, a header cap below
+    /// [`Self::MIN_HEADER_BYTES`].
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.header_read_timeout_secs == 0 {
+            problems.push("server.header_read_timeout_secs must be at least 1".to_owned());
+        }
+        if self.idle_timeout_secs == 0 {
+            problems.push("server.idle_timeout_secs must be at least 1".to_owned());
+        }
+        if self.max_header_bytes < Self::MIN_HEADER_BYTES {
+            problems.push(format!(
+                "server.max_header_bytes must be at least {}",
+                Self::MIN_HEADER_BYTES
+            ));
+        }
+        problems
     }
 }
 
@@ -353,6 +391,7 @@ impl Settings {
             }
         }
         problems.extend(self.limits.problems());
+        problems.extend(self.server.problems());
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"
@@ -571,6 +610,43 @@ mod tests {
         let error =
             Settings::load_from(None, env(&[("HEARTH__AUTH__JWT_SECRT", "x")])).unwrap_err();
         assert!(error.to_string().contains("jwt_secrt"), "{error}");
+    }
+
+    #[test]
+    fn the_server_timeouts_and_header_cap_load_and_are_checked() {
+        let defaults = ServerSettings::default();
+        assert_eq!(defaults.header_read_timeout_secs, 10);
+        assert_eq!(defaults.idle_timeout_secs, 60);
+        assert_eq!(defaults.max_header_bytes, 32 * 1024);
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("HEARTH__SERVER__HEADER_READ_TIMEOUT_SECS", "3"),
+                ("HEARTH__SERVER__IDLE_TIMEOUT_SECS", "4"),
+                ("HEARTH__SERVER__MAX_HEADER_BYTES", "8192"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.header_read_timeout_secs, 3);
+        assert_eq!(settings.server.idle_timeout_secs, 4);
+        assert_eq!(settings.server.max_header_bytes, 8192);
+        let error = Settings::load_from(
+            None,
+            env(&[
+                ("HEARTH__SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+                ("HEARTH__SERVER__IDLE_TIMEOUT_SECS", "0"),
+                ("HEARTH__SERVER__MAX_HEADER_BYTES", "100"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "header_read_timeout_secs",
+            "idle_timeout_secs",
+            "max_header_bytes",
+        ] {
+            assert!(error.contains(key), "{key} in {error}");
+        }
     }
 
     #[test]

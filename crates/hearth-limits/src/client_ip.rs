@@ -87,33 +87,66 @@ impl ClientIpResolver {
         self.trusted.iter().any(|cidr| cidr.contains(addr))
     }
 
-    /// The client's address.
+    /// The client's address, from one `X-Forwarded-For` value.
     ///
     /// When the peer is trusted, `X-Forwarded-For` is read right to left and the first address
     /// that is not a trusted proxy wins: proxies append, so everything left of it could have
     /// been written by the client. Unparseable entries stop the walk at the last good address.
+    /// A request may carry several header lines; use [`resolve_headers`](Self::resolve_headers)
+    /// then, so that none is ignored.
     pub fn resolve(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        self.walk(peer, forwarded_for.map(str::as_bytes))
+    }
+
+    /// The client's address, from every `X-Forwarded-For` line of `headers`.
+    ///
+    /// The lines count as one list joined in order (RFC 9110 §5.3), walked from the right as
+    /// [`resolve`](Self::resolve) walks one: a proxy that appends its own line instead of
+    /// extending the client's is still read first, and a client's extra line cannot hide it.
+    /// A line that is not visible ASCII stops the walk, like an unparseable entry.
+    pub fn resolve_headers(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        self.walk(
+            peer,
+            headers
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        )
+    }
+
+    /// Walks the lines last to first and each line's entries right to left, without joining
+    /// them: the same order as walking the joined list from the right.
+    fn walk<'a, I>(&self, peer: IpAddr, lines: I) -> IpAddr
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: DoubleEndedIterator,
+    {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let Some(header) = forwarded_for else {
-            return peer;
-        };
         let mut client = peer;
-        for entry in header.rsplit(',') {
-            match entry.trim().parse::<IpAddr>() {
-                Ok(addr) => {
-                    client = addr;
-                    if !self.is_trusted(addr) {
-                        break;
+        for line in lines.into_iter().rev() {
+            let Ok(line) = std::str::from_utf8(line) else {
+                return client;
+            };
+            for entry in line.rsplit(',') {
+                match entry.trim().parse::<IpAddr>() {
+                    Ok(addr) => {
+                        client = addr;
+                        if !self.is_trusted(addr) {
+                            return client;
+                        }
                     }
+                    Err(_) => return client,
                 }
-                Err(_) => break,
             }
         }
         client
     }
 }
+
+/// The header a proxy appends the address it received a request from to.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
 #[cfg(test)]
 mod tests {
@@ -178,6 +211,64 @@ mod tests {
     fn a_trusted_peer_without_a_header_is_the_client() {
         let r = resolver(&["10.0.0.0/8"]);
         assert_eq!(r.resolve(ip("10.0.0.1"), None), ip("10.0.0.1"));
+    }
+
+    fn forwarded(lines: &[&str]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for line in lines {
+            headers.append("x-forwarded-for", line.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn every_forwarded_for_line_counts_joined_in_order() {
+        let r = resolver(&["10.0.0.0/8"]);
+        // The client sent its own line; the trusted proxy appended a second line with the
+        // address it saw. Reading only the first line would believe the client.
+        let headers = forwarded(&["6.6.6.6", "203.0.113.7, 10.0.0.2"]);
+        assert_eq!(
+            r.resolve_headers(ip("10.0.0.1"), &headers),
+            ip("203.0.113.7")
+        );
+        // The walk goes on into earlier lines while the addresses are trusted proxies.
+        let headers = forwarded(&["6.6.6.6, 198.51.100.4", "10.0.0.3", "10.0.0.2"]);
+        assert_eq!(
+            r.resolve_headers(ip("10.0.0.1"), &headers),
+            ip("198.51.100.4")
+        );
+        // Several lines walk exactly as their join does.
+        let joined = "6.6.6.6, 198.51.100.4, 10.0.0.3, 10.0.0.2";
+        assert_eq!(
+            r.resolve_headers(ip("10.0.0.1"), &headers),
+            r.resolve(ip("10.0.0.1"), Some(joined))
+        );
+    }
+
+    #[test]
+    fn forwarded_for_lines_change_nothing_for_an_untrusted_peer_or_when_absent() {
+        let r = resolver(&["10.0.0.0/8"]);
+        let headers = forwarded(&["10.0.0.7", "203.0.113.7"]);
+        assert_eq!(
+            r.resolve_headers(ip("198.51.100.9"), &headers),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            r.resolve_headers(ip("10.0.0.1"), &http::HeaderMap::new()),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_text_stops_the_walk() {
+        let r = resolver(&["10.0.0.0/8"]);
+        let mut headers = forwarded(&["6.6.6.6"]);
+        headers.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff7.7.7.7").unwrap(),
+        );
+        headers.append("x-forwarded-for", "10.0.0.2".parse().unwrap());
+        assert_eq!(r.resolve_headers(ip("10.0.0.1"), &headers), ip("10.0.0.2"));
     }
 
     #[test]

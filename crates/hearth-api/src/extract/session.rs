@@ -6,10 +6,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
-use hearth_auth::{Claims, MissingToken, RequestAuthError, Role, TokenError};
+use hearth_auth::{Claims, MissingToken, RequestAuthError, Role, TokenError, TokenSource};
 
 use crate::error::ApiError;
-use crate::limits::{ClientIp, VerifiedClaims};
+use crate::limits::{CheckedToken, ClientIp};
 use crate::state::AppState;
 
 pub(crate) use hearth_auth::{ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, cookie};
@@ -94,16 +94,23 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // The rate limiter verified the signature already; the revocation check is still due.
-        let verified = parts
-            .extensions
-            .get::<VerifiedClaims>()
-            .map(|v| v.0.clone());
-        let claims = state
-            .auth
-            .authenticate_request(&parts.method, &parts.headers, verified)
-            .await
-            .map_err(|error| request_auth_failure(&error))?;
+        // Admission verified the token and checked its revocation already: use its outcome
+        // rather than asking the store a second time.
+        let claims = match parts.extensions.get::<CheckedToken>() {
+            Some(CheckedToken::Live(claims)) => {
+                let claims = claims.clone();
+                if let Ok((_, TokenSource::Cookie)) = hearth_auth::access_token(&parts.headers) {
+                    require_csrf(state, &parts.method, &parts.headers, claims.fam)?;
+                }
+                claims
+            }
+            Some(CheckedToken::Refused(error)) => return Err(auth_failure(error)),
+            None => state
+                .auth
+                .authenticate_request(&parts.method, &parts.headers, None)
+                .await
+                .map_err(|error| request_auth_failure(&error))?,
+        };
         tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
         Ok(Self(claims))
     }

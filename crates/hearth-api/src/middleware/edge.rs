@@ -29,8 +29,6 @@ use crate::state::AppState;
 /// into one file per layer, which log filters (`hearth_api::middleware=warn`) name.
 const LOG_TARGET: &str = "hearth_api::middleware";
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
 /// The route label for requests no route matched, so raw paths never become labels.
 const UNMATCHED: &str = "unmatched";
 
@@ -215,11 +213,11 @@ impl Edge {
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(peer)| {
-                    let forwarded = request
-                        .headers()
-                        .get(&X_FORWARDED_FOR)
-                        .and_then(|v| v.to_str().ok());
-                    let ip = self.state.client_ip.resolve(peer.ip(), forwarded);
+                    // Every X-Forwarded-For line counts, joined in order.
+                    let ip = self
+                        .state
+                        .client_ip
+                        .resolve_headers(peer.ip(), request.headers());
                     ClientIp::new(ip, arrived)
                 });
         let span = tracing::info_span!(

@@ -92,7 +92,7 @@ where
     let state = &shared.state;
     let admission = Admission::new(&state.limiter).with_anomaly(&state.anomaly);
     let admitted =
-        match limits::admit(admission, &state.route_limits, &state.tokens, &mut request).await {
+        match limits::admit(admission, &state.route_limits, &state.auth, &mut request).await {
             Ok(admitted) => admitted,
             Err(refusal) => return refusal,
         };

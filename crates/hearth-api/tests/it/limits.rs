@@ -132,6 +132,96 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy(backend: Backend) {
     app.stop().await.unwrap();
 }
 
+/// A client that writes its own `X-Forwarded-For` line, changing it at every request, must
+/// not escape its quota: the trusted proxy's line, appended after it, names the real address.
+async fn every_forwarded_for_line_counts(backend: Backend) {
+    let t = sqlite_db().await;
+    let trusted = |s: &mut Settings| {
+        s.limits.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.auth.lockout.max_failures = 100;
+    };
+    let Some(app) = spawn(&t, &backend, trusted).await else {
+        return;
+    };
+    let attempt = |spoofed: String, proxy_line: &'static str| {
+        app.request(Method::POST, "/v1/auth/login", None)
+            .json(&json!({"login": "nobody", "password": "Wrong-pass1!"}))
+            // Two header lines: the client's own, then the one the proxy appended.
+            .header("x-forwarded-for", spoofed)
+            .header("x-forwarded-for", proxy_line)
+            .send()
+    };
+    for i in 0..5 {
+        let response = attempt(format!("198.51.100.{i}"), "203.0.113.1")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let refused = attempt("198.51.100.99".into(), "203.0.113.1")
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the proxy's line names the client, whatever the client's own line says"
+    );
+    // The walk goes on into the client's line past trusted proxies: the two lines read as one.
+    let other = attempt("203.0.113.2".into(), "127.0.0.9").await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await.unwrap();
+}
+
+/// A revoked (or forged) token of user U spends its holder's address quota only: U, with a
+/// live session, still has the whole per-user quota.
+async fn a_refused_token_costs_its_holder_not_its_owner(backend: Backend) {
+    let t = sqlite_db().await;
+    let tweak = |s: &mut Settings| {
+        s.limits.rules.user.per_minute = Some(5);
+        s.limits.rules.user.per_hour = None;
+        s.limits.rules.ip.per_minute = Some(1_000);
+        s.limits.rules.ip.per_hour = None;
+    };
+    let Some(app) = spawn(&t, &backend, tweak).await else {
+        return;
+    };
+    let stolen = app.player("Owner").await;
+    // The owner logs out: the stolen token is revoked (that request spends 1 of U's 5).
+    let logout = app
+        .request(Method::POST, "/v1/auth/logout", Some(&stolen))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let live: Value = app.login("owner").await.json().await.unwrap();
+    let live = live["access_token"].as_str().unwrap().to_owned();
+    // The thief keeps trying with the revoked token, and with a forged one naming U.
+    let (head_and_claims, signature) = stolen.rsplit_once('.').unwrap();
+    let forged = format!(
+        "{head_and_claims}.{}",
+        signature.chars().rev().collect::<String>()
+    );
+    for token in [&stolen, &forged].into_iter().cycle().take(12) {
+        let response = app.get("/v1/wallet", Some(token)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // U's own quota is untouched: four requests left after the logout.
+    for i in 0..4 {
+        let response = app.get("/v1/wallet", Some(&live)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "request {i} of the owner"
+        );
+    }
+    let spent = app.get("/v1/wallet", Some(&live)).await;
+    let body = problem(spent, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(
+        body["rule"], "user.minute",
+        "the owner's quota still applies"
+    );
+    app.stop().await.unwrap();
+}
+
 async fn game_actions_are_limited_per_user(backend: Backend) {
     let t = sqlite_db().await;
     let tweak = |s: &mut Settings| {
@@ -253,6 +343,8 @@ macro_rules! on_both {
 on_both!(
     the_sixth_login_in_a_minute_is_refused_with_retry_after,
     forwarded_for_counts_only_from_a_trusted_proxy,
+    every_forwarded_for_line_counts,
+    a_refused_token_costs_its_holder_not_its_owner,
     game_actions_are_limited_per_user,
     leaderboards_rank_players_as_rounds_settle,
 );

@@ -15,6 +15,7 @@ mod health;
 mod http_stack;
 mod limits;
 mod lockout;
+mod server;
 mod sessions;
 mod shutdown;
 mod support;
