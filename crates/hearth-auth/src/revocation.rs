@@ -8,6 +8,12 @@
 //! Two stores share one contract and one test suite: [`InProcessRevocations`] for a single
 //! embedded process and [`RedisRevocations`] (feature `redis`) for a fleet, where a check is one
 //! `MGET` round trip.
+//!
+//! Either can serve as the cache of a durable record kept elsewhere (the application keeps it
+//! in its database): [`RevocationStore::fill`] loads the record into a store, and
+//! [`RevocationStore::lookup`] answers a check together with whether the store still holds
+//! what it was filled with ([`Lookup::Cold`] after Redis lost its contents), in the same round
+//! trip.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +27,47 @@ use crate::token::{Claims, now_secs};
 #[derive(Debug, thiserror::Error)]
 #[error("revocation store unavailable: {0}")]
 pub struct StoreError(pub String);
+
+/// One revocation, as a store is [filled](RevocationStore::fill) with it. Times are epoch
+/// seconds (`until`) and epoch milliseconds (a user's cutoff), as tokens carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// One token, by `jti`, until it expires.
+    Token {
+        /// The token's id.
+        jti: Uuid,
+        /// Its expiry.
+        until: u64,
+    },
+    /// Every token of a session.
+    Family {
+        /// The session id (`fam`).
+        family: Uuid,
+        /// The latest expiry any of its tokens can have.
+        until: u64,
+    },
+    /// Every token of a user minted at or before `at_ms`.
+    User {
+        /// The user.
+        user: Uuid,
+        /// The cutoff, epoch milliseconds.
+        at_ms: u64,
+        /// The latest expiry a token minted before the cutoff can have.
+        until: u64,
+    },
+}
+
+/// A check's answer, with whether the store could give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The token, its session or its user's sessions were revoked.
+    Revoked,
+    /// Nothing the store holds refuses the token, and it holds everything it was filled with.
+    Clear,
+    /// Nothing the store holds refuses the token, but it lost what it was filled with (or was
+    /// never filled): the answer is unknown until it is filled again.
+    Cold,
+}
 
 /// Where revocations live.
 #[async_trait]
@@ -42,6 +89,32 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Marks a refresh token as exchanged. `true` the first time; `false` if it was exchanged
     /// before, which means it was stolen or replayed.
     async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError>;
+
+    /// [`Self::is_revoked`], plus whether the store still holds what [`Self::fill`] loaded,
+    /// in the same round trip. The default is for stores that cannot lose their contents:
+    /// never [`Lookup::Cold`].
+    async fn lookup(&self, claims: &Claims) -> Result<Lookup, StoreError> {
+        Ok(if self.is_revoked(claims).await? {
+            Lookup::Revoked
+        } else {
+            Lookup::Clear
+        })
+    }
+
+    /// Loads `entries` (a durable record's every revocation in force) and marks the store as
+    /// filled, so [`Self::lookup`] answers [`Lookup::Clear`] again.
+    async fn fill(&self, entries: &[Revocation]) -> Result<(), StoreError> {
+        for entry in entries {
+            match *entry {
+                Revocation::Token { jti, until } => self.revoke_token(jti, until).await?,
+                Revocation::Family { family, until } => self.revoke_family(family, until).await?,
+                Revocation::User { user, at_ms, until } => {
+                    self.revoke_user(user, at_ms, until).await?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn jti_key(jti: Uuid) -> String {
@@ -59,6 +132,11 @@ fn user_key(user: Uuid) -> String {
 fn used_key(jti: Uuid) -> String {
     format!("rev:used:{jti}")
 }
+
+/// Present while the store holds what [`RevocationStore::fill`] loaded; without an expiry, so
+/// only a restart, a flush or an eviction removes it, and each means the contents went too.
+#[cfg(feature = "redis")]
+const LOADED_KEY: &str = "rev:loaded";
 
 /// Revocations in this process's memory: right for one embedded instance, wrong for a fleet
 /// (another replica would not see them).
@@ -211,6 +289,53 @@ mod redis_store {
                     ));
                 }
             })
+        }
+
+        async fn lookup(&self, claims: &Claims) -> Result<Lookup, StoreError> {
+            let mut conn = self.conn.clone();
+            let keys = [
+                self.key(jti_key(claims.jti)),
+                self.key(family_key(claims.fam)),
+                self.key(user_key(claims.sub)),
+                self.key(LOADED_KEY.to_owned()),
+            ];
+            // One MGET: the check and the sentinel that says the check can be trusted.
+            let values: Vec<Option<u64>> = conn.mget(&keys).await.map_err(store_error)?;
+            match values.as_slice() {
+                [jti, family, user, loaded] => {
+                    if jti.is_some()
+                        || family.is_some()
+                        || user.is_some_and(|cutoff| claims.minted_at_ms() <= cutoff)
+                    {
+                        Ok(Lookup::Revoked)
+                    } else if loaded.is_some() {
+                        Ok(Lookup::Clear)
+                    } else {
+                        Ok(Lookup::Cold)
+                    }
+                }
+                _ => Err(StoreError(
+                    "MGET answered the wrong number of values".into(),
+                )),
+            }
+        }
+
+        async fn fill(&self, entries: &[Revocation]) -> Result<(), StoreError> {
+            // One atomic pipeline: the sentinel appears together with the entries, never
+            // before them.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for entry in entries {
+                let (key, value, until) = match *entry {
+                    Revocation::Token { jti, until } => (jti_key(jti), 1, until),
+                    Revocation::Family { family, until } => (family_key(family), 1, until),
+                    Revocation::User { user, at_ms, until } => (user_key(user), at_ms, until),
+                };
+                pipe.set_ex(self.key(key), value, ttl(until)).ignore();
+            }
+            pipe.set(self.key(LOADED_KEY.to_owned()), 1).ignore();
+            let mut conn = self.conn.clone();
+            pipe.query_async::<()>(&mut conn).await.map_err(store_error)
         }
 
         async fn revoke_token(&self, jti: Uuid, exp: u64) -> Result<(), StoreError> {

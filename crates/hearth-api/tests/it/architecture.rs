@@ -121,7 +121,14 @@ fn libraries_point_toward_the_domain_never_back() {
     );
     assert!(!all["hearth-storage"].contains("hearth-app"));
     // Storage knows no HTTP.
-    for http in ["axum", "hyper", "http", "tower", "hearth-api", "hearth-limits"] {
+    for http in [
+        "axum",
+        "hyper",
+        "http",
+        "tower",
+        "hearth-api",
+        "hearth-limits",
+    ] {
         assert!(
             !all["hearth-storage"].contains(http),
             "hearth-storage depends on {http}"

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use hearth_auth::{AuthError, AuthSettings};
 use hearth_auth::{
-    Authenticator, InProcessLockouts, InProcessRevocations, LockoutPolicy, LockoutStore,
-    RedisLockouts, RedisRevocations, RevocationStore, Role, TokenError, TokenService, TokenType,
+    Authenticator, InProcessLockouts, InProcessRevocations, LockoutPolicy, LockoutStore, Lookup,
+    RedisLockouts, RedisRevocations, Revocation, RevocationStore, Role, TokenError, TokenService,
+    TokenType,
 };
 use uuid::Uuid;
 
@@ -76,6 +77,7 @@ both_stores!(
     a_revoked_family_refuses_every_token_of_the_session,
     a_user_revocation_refuses_earlier_tokens_only,
     a_refresh_token_is_consumed_once,
+    a_filled_store_refuses_what_it_was_filled_with_and_is_warm,
     five_failures_lock_and_the_lock_expires,
     a_lock_on_one_key_locks_a_request_naming_it,
     clearing_forgets_failures_but_not_a_lock,
@@ -188,6 +190,108 @@ async fn a_refresh_token_is_consumed_once(stores: Stores) {
             .await
             .unwrap()
     );
+}
+
+async fn a_filled_store_refuses_what_it_was_filled_with_and_is_warm(stores: Stores) {
+    let auth = authenticator(&stores);
+    let user = Uuid::now_v7();
+    let by_jti = auth.tokens().issue_pair(user, "a", Role::Player).unwrap();
+    let by_family = auth.tokens().issue_pair(user, "a", Role::Player).unwrap();
+    let by_user = auth
+        .tokens()
+        .issue_pair(Uuid::now_v7(), "b", Role::Player)
+        .unwrap();
+    let untouched = auth
+        .tokens()
+        .issue_pair(Uuid::now_v7(), "c", Role::Player)
+        .unwrap();
+    let claims = |token: &str, typ| auth.tokens().verify(token, typ).unwrap();
+    let jti_claims = claims(&by_jti.access_token, TokenType::Access);
+    let user_claims = claims(&by_user.refresh_token, TokenType::Refresh);
+    let user_cutoff = user_claims
+        .minted_at_ms()
+        .max(claims(&by_user.access_token, TokenType::Access).minted_at_ms());
+    let far = u64::MAX / 2;
+    stores
+        .revocations
+        .fill(&[
+            Revocation::Token {
+                jti: jti_claims.jti,
+                until: far,
+            },
+            Revocation::Family {
+                family: by_family.family,
+                until: far,
+            },
+            Revocation::User {
+                user: user_claims.sub,
+                at_ms: user_cutoff,
+                until: far,
+            },
+        ])
+        .await
+        .unwrap();
+    for (token, typ) in [
+        (&by_jti.access_token, TokenType::Access),
+        (&by_family.refresh_token, TokenType::Refresh),
+        (&by_user.access_token, TokenType::Access),
+        (&by_user.refresh_token, TokenType::Refresh),
+    ] {
+        let claims = claims(token, typ);
+        assert_eq!(
+            stores.revocations.lookup(&claims).await.unwrap(),
+            Lookup::Revoked
+        );
+    }
+    let clear = claims(&untouched.access_token, TokenType::Access);
+    assert_eq!(
+        stores.revocations.lookup(&clear).await.unwrap(),
+        Lookup::Clear
+    );
+    // The sibling of a revoked token is not revoked.
+    let sibling = claims(&by_jti.refresh_token, TokenType::Refresh);
+    assert_eq!(
+        stores.revocations.lookup(&sibling).await.unwrap(),
+        Lookup::Clear
+    );
+}
+
+/// A Redis store that was never filled, or lost its "filled" mark (a restart, a flush, an
+/// eviction), says so in the same `MGET` as the check.
+#[tokio::test]
+async fn a_redis_store_without_its_filled_mark_is_cold() {
+    let Some(url) = hearth_test_support::service_url("HEARTH_TEST_REDIS_URL", "Redis auth store")
+    else {
+        return;
+    };
+    let client = ::redis::Client::open(url).unwrap();
+    let mut conn = ::redis::aio::ConnectionManager::new(client).await.unwrap();
+    let prefix = format!("hearth-test:{}:", Uuid::now_v7());
+    let store = RedisRevocations::new(conn.clone(), prefix.clone());
+    let auth = Authenticator::new(
+        TokenService::new(&AuthSettings::default()),
+        Arc::new(store.clone()),
+    );
+    let pair = auth
+        .tokens()
+        .issue_pair(Uuid::now_v7(), "a", Role::Player)
+        .unwrap();
+    let claims = auth
+        .tokens()
+        .verify(&pair.access_token, TokenType::Access)
+        .unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Cold);
+    store.fill(&[]).await.unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Clear);
+    store.revoke_family(claims.fam, u64::MAX / 2).await.unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Revoked);
+    ::redis::cmd("DEL")
+        .arg(format!("{prefix}rev:loaded"))
+        .arg(format!("{prefix}rev:fam:{}", claims.fam))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Cold);
 }
 
 fn quick_policy() -> LockoutPolicy {
