@@ -264,6 +264,9 @@ impl Hearth {
     }
 
     /// Assembles the services from parts chosen by the caller (tests, embedding services).
+    /// The session stores are used as given: wrap the revocations in
+    /// [`revocations::DurableRevocations`] (as [`Self::wire`] does) for them to outlive a
+    /// restart.
     pub fn from_parts(
         db: Arc<dyn Database>,
         settings: Settings,

@@ -83,7 +83,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn revoke_family(&self, family: Uuid, until: u64) -> Result<(), StoreError>;
 
     /// Revokes every token of `user` minted at or before `at_ms` (epoch milliseconds), until
-    /// `until` (epoch seconds).
+    /// `until` (epoch seconds). A later cutoff already stored is kept: revocations only widen.
     async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError>;
 
     /// Marks a refresh token as exchanged. `true` the first time; `false` if it was exchanged
@@ -197,7 +197,12 @@ impl RevocationStore for InProcessRevocations {
     }
 
     async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError> {
-        self.put(user_key(user), at_ms, until, false);
+        // A revocation only ever widens: a later cutoff already stored stays.
+        let key = user_key(user);
+        let cutoff = self
+            .get(&key, now_secs())
+            .map_or(at_ms, |stored| stored.max(at_ms));
+        self.put(key, cutoff, until, false);
         Ok(())
     }
 
@@ -263,6 +268,22 @@ mod redis_store {
         until.saturating_sub(now_secs()).clamp(1, MAX_TTL_SECS)
     }
 
+    /// Sets a user's cutoff unless a later one is stored: a revocation only ever widens, as
+    /// in the database, whatever order concurrent writers land in.
+    const WIDEN_CUTOFF: &str = "local current = tonumber(redis.call('GET', KEYS[1]) or '-1') \
+        if tonumber(ARGV[1]) > current then \
+        redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end";
+
+    fn widen_cutoff(key: String, at_ms: u64, until: u64) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(WIDEN_CUTOFF)
+            .arg(1)
+            .arg(key)
+            .arg(at_ms)
+            .arg(ttl(until));
+        cmd
+    }
+
     fn store_error(error: redis::RedisError) -> StoreError {
         StoreError(error.to_string())
     }
@@ -326,12 +347,21 @@ mod redis_store {
             let mut pipe = redis::pipe();
             pipe.atomic();
             for entry in entries {
-                let (key, value, until) = match *entry {
-                    Revocation::Token { jti, until } => (jti_key(jti), 1, until),
-                    Revocation::Family { family, until } => (family_key(family), 1, until),
-                    Revocation::User { user, at_ms, until } => (user_key(user), at_ms, until),
-                };
-                pipe.set_ex(self.key(key), value, ttl(until)).ignore();
+                match *entry {
+                    Revocation::Token { jti, until } => {
+                        pipe.set_ex(self.key(jti_key(jti)), 1, ttl(until)).ignore();
+                    }
+                    Revocation::Family { family, until } => {
+                        pipe.set_ex(self.key(family_key(family)), 1, ttl(until))
+                            .ignore();
+                    }
+                    Revocation::User { user, at_ms, until } => {
+                        // A password change made while the record was read keeps its later
+                        // cutoff.
+                        pipe.add_command(widen_cutoff(self.key(user_key(user)), at_ms, until))
+                            .ignore();
+                    }
+                }
             }
             pipe.set(self.key(LOADED_KEY.to_owned()), 1).ignore();
             let mut conn = self.conn.clone();
@@ -347,7 +377,11 @@ mod redis_store {
         }
 
         async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError> {
-            self.set(user_key(user), at_ms, until).await
+            let mut conn = self.conn.clone();
+            widen_cutoff(self.key(user_key(user)), at_ms, until)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(store_error)
         }
 
         async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError> {

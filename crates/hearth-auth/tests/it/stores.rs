@@ -76,6 +76,7 @@ both_stores!(
     a_revoked_token_is_refused_and_its_sibling_is_not,
     a_revoked_family_refuses_every_token_of_the_session,
     a_user_revocation_refuses_earlier_tokens_only,
+    a_user_revocation_is_never_narrowed_by_an_earlier_cutoff,
     a_refresh_token_is_consumed_once,
     a_filled_store_refuses_what_it_was_filled_with_and_is_warm,
     five_failures_lock_and_the_lock_expires,
@@ -176,6 +177,43 @@ async fn a_user_revocation_refuses_earlier_tokens_only(stores: Stores) {
             .await
             .is_ok()
     );
+}
+
+async fn a_user_revocation_is_never_narrowed_by_an_earlier_cutoff(stores: Stores) {
+    let auth = authenticator(&stores);
+    let user = Uuid::now_v7();
+    let pair = auth.tokens().issue_pair(user, "a", Role::Player).unwrap();
+    let claims = auth
+        .tokens()
+        .verify(&pair.access_token, TokenType::Access)
+        .unwrap();
+    let minted = claims.minted_at_ms();
+    auth.revocations()
+        .revoke_user(user, minted + 10, u64::MAX / 2)
+        .await
+        .unwrap();
+    auth.revocations()
+        .revoke_user(user, minted - 1_000, u64::MAX / 2)
+        .await
+        .unwrap();
+    assert!(revoked(
+        auth.authenticate(&pair.access_token, TokenType::Access)
+            .await
+    ));
+    // Filling with an older record does not narrow it either.
+    stores
+        .revocations
+        .fill(&[Revocation::User {
+            user,
+            at_ms: minted - 1_000,
+            until: u64::MAX / 2,
+        }])
+        .await
+        .unwrap();
+    assert!(revoked(
+        auth.authenticate(&pair.access_token, TokenType::Access)
+            .await
+    ));
 }
 
 async fn a_refresh_token_is_consumed_once(stores: Stores) {
