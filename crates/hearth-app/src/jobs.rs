@@ -5,6 +5,8 @@
 //!   every wallet, logs each mismatch as an error and sets the `hearth_reconciliation_*`
 //!   metrics.
 //! - [`purge_idempotency_keys`]: forgets `Idempotency-Key`s past their retention.
+//! - [`purge_revocations`]: deletes revocations nothing alive can need any more (run on the
+//!   same tick as the idempotency purge).
 //! - [`rebuild_leaderboards`]: rebuilds the shared (Redis) leaderboards from the database.
 //! - [`Schedule`] and [`run`]: the schedule loop, until shutdown.
 //!
@@ -76,12 +78,27 @@ pub async fn purge_idempotency_keys(
     Ok(purged)
 }
 
+/// Deletes the revocations whose tokens have all expired, and counts them.
+///
+/// # Errors
+/// When the database cannot be written.
+#[tracing::instrument(skip_all, err)]
+pub async fn purge_revocations(db: &dyn Database) -> Result<u64, StorageError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let purged = db.purge_revocations(now).await?;
+    metrics::counter!(names::REVOCATIONS_PURGED).increment(purged);
+    tracing::info!(purged, "expired revocations purged");
+    Ok(purged)
+}
+
 /// How often each job runs.
 #[derive(Clone)]
 pub struct Schedule {
     /// Between reconciliation runs.
     pub reconcile_every: Duration,
-    /// Between idempotency-key purges.
+    /// Between idempotency-key (and expired revocation) purges.
     pub purge_every: Duration,
     /// How long idempotency keys are kept.
     pub idempotency_retention: Duration,
@@ -173,6 +190,7 @@ pub async fn run(db: Arc<dyn Database>, schedule: Schedule, shutdown: impl Futur
             }
             _ = purge.tick() => {
                 let _ = purge_idempotency_keys(db.as_ref(), schedule.idempotency_retention).await;
+                let _ = purge_revocations(db.as_ref()).await;
             }
             _ = rebuild.tick(), if boards.is_some() => {
                 if let Some(boards) = &boards {

@@ -14,6 +14,8 @@
 //! - [`rounds`]: playing a round and acting on an open one, with what follows a settled round
 //!   (its metrics and its leaderboard entry).
 //! - [`leaderboards`]: the leaderboard stores (in process, Redis) and their rebuild.
+//! - [`revocations`]: [`revocations::DurableRevocations`], revocations recorded in the
+//!   database and cached in Redis or memory, so they outlive restarts of either.
 //! - [`jobs`]: the periodic jobs the worker runs (reconciliation, idempotency-key purge,
 //!   leaderboard rebuild) and their schedule.
 //! - [`shutdown_signal`]: SIGINT/SIGTERM, installed before serving.
@@ -35,6 +37,7 @@
 
 pub mod jobs;
 pub mod leaderboards;
+pub mod revocations;
 pub mod rounds;
 pub mod settings;
 
@@ -79,7 +82,8 @@ pub fn telemetry(
     )
 }
 
-/// Where sessions live: revocations and login lockouts.
+/// Where sessions live: revocations and login lockouts. [`Hearth::wire`] makes the
+/// revocations durable (recorded in the database, cached in these).
 #[derive(Clone)]
 pub struct SessionStores {
     /// Revoked tokens, sessions and users.
@@ -184,10 +188,13 @@ impl Hearth {
 
     /// Wires the services around an existing (migrated) database: the limiter, the session
     /// stores and the leaderboards use one shared Redis connection when `redis.url` is set,
-    /// in-process state otherwise. Installs the process-wide metrics registry.
+    /// in-process state otherwise. Revocations are recorded in the database and cached in
+    /// Redis or memory ([`revocations::DurableRevocations`]); an in-process cache is filled
+    /// from the database here, a Redis one by the first check that finds it empty. Installs
+    /// the process-wide metrics registry.
     ///
     /// # Errors
-    /// When the Redis URL is malformed.
+    /// When the Redis URL is malformed, or the revocations cannot be read from the database.
     pub async fn wire(
         db: Arc<dyn Database>,
         settings: Settings,
@@ -230,6 +237,21 @@ impl Hearth {
                     )
                 }
             };
+        let revocations = Arc::new(revocations::DurableRevocations::new(
+            sessions.revocations,
+            db.clone(),
+        ));
+        if redis.is_none() {
+            // Fill memory before the first request rather than during it. On failure (a
+            // database not migrated yet) the first check tries again, and refuses until it can.
+            if let Err(error) = revocations.refill().await {
+                tracing::warn!(%error, "revocations not loaded yet; the first check will retry");
+            }
+        }
+        let sessions = SessionStores {
+            revocations,
+            lockouts: sessions.lockouts,
+        };
         Ok(Self::from_parts(
             db,
             settings,
@@ -242,6 +264,9 @@ impl Hearth {
     }
 
     /// Assembles the services from parts chosen by the caller (tests, embedding services).
+    /// The session stores are used as given: wrap the revocations in
+    /// [`revocations::DurableRevocations`] (as [`Self::wire`] does) for them to outlive a
+    /// restart.
     pub fn from_parts(
         db: Arc<dyn Database>,
         settings: Settings,

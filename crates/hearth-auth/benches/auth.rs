@@ -2,6 +2,8 @@
 //! - `verify/hs256`: signature and claims only;
 //! - `authenticate/in_process`: verify + the in-process revocation check (the embedded path);
 //! - `authenticate/redis`: verify + one Redis `MGET` (skipped without `HEARTH_TEST_REDIS_URL`);
+//! - `authenticate/redis_lookup`: verify + `lookup`, the one `MGET` (with the "filled"
+//!   sentinel) that the gateway's durable revocations send per request;
 //! - `bcrypt/hash_cost_N`: one hash at the configured cost (`HEARTH_BENCH_BCRYPT_COST`, 12 by
 //!   default), which bounds the login rate per core.
 
@@ -18,8 +20,8 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use hearth_auth::{
-    AuthSettings, Authenticator, InProcessRevocations, RedisRevocations, Role, TokenService,
-    TokenType,
+    AuthSettings, Authenticator, InProcessRevocations, RedisRevocations, RevocationStore as _,
+    Role, TokenService, TokenType,
 };
 use uuid::Uuid;
 
@@ -68,16 +70,22 @@ fn tokens(c: &mut Criterion) {
             .await
             .unwrap()
     });
-    let redis_auth = Authenticator::new(
-        service.clone(),
-        Arc::new(RedisRevocations::new(conn, "hearth-bench:")),
-    );
+    let store = RedisRevocations::new(conn, "hearth-bench:");
+    let redis_auth = Authenticator::new(service.clone(), Arc::new(store.clone()));
     c.bench_function("authenticate/redis", |b| {
         b.to_async(&runtime).iter(|| async {
             redis_auth
                 .authenticate(black_box(&pair.access_token), TokenType::Access)
                 .await
                 .unwrap()
+        });
+    });
+    c.bench_function("authenticate/redis_lookup", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let claims = service
+                .verify(black_box(&pair.access_token), TokenType::Access)
+                .unwrap();
+            store.lookup(&claims).await.unwrap()
         });
     });
 }

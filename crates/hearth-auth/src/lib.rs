@@ -93,7 +93,7 @@ pub use request::{
 };
 #[cfg(feature = "redis")]
 pub use revocation::RedisRevocations;
-pub use revocation::{InProcessRevocations, RevocationStore, StoreError};
+pub use revocation::{InProcessRevocations, Lookup, Revocation, RevocationStore, StoreError};
 pub use settings::{AuthSettings, DEV_JWT_SECRET, LockoutPolicy};
 pub use token::{Claims, Role, TokenError, TokenPair, TokenService, TokenType};
 pub use totp::TotpSecret;

@@ -8,6 +8,12 @@
 //! Two stores share one contract and one test suite: [`InProcessRevocations`] for a single
 //! embedded process and [`RedisRevocations`] (feature `redis`) for a fleet, where a check is one
 //! `MGET` round trip.
+//!
+//! Either can serve as the cache of a durable record kept elsewhere (the application keeps it
+//! in its database): [`RevocationStore::fill`] loads the record into a store, and
+//! [`RevocationStore::lookup`] answers a check together with whether the store still holds
+//! what it was filled with ([`Lookup::Cold`] after Redis lost its contents), in the same round
+//! trip.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +27,47 @@ use crate::token::{Claims, now_secs};
 #[derive(Debug, thiserror::Error)]
 #[error("revocation store unavailable: {0}")]
 pub struct StoreError(pub String);
+
+/// One revocation, as a store is [filled](RevocationStore::fill) with it. Times are epoch
+/// seconds (`until`) and epoch milliseconds (a user's cutoff), as tokens carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// One token, by `jti`, until it expires.
+    Token {
+        /// The token's id.
+        jti: Uuid,
+        /// Its expiry.
+        until: u64,
+    },
+    /// Every token of a session.
+    Family {
+        /// The session id (`fam`).
+        family: Uuid,
+        /// The latest expiry any of its tokens can have.
+        until: u64,
+    },
+    /// Every token of a user minted at or before `at_ms`.
+    User {
+        /// The user.
+        user: Uuid,
+        /// The cutoff, epoch milliseconds.
+        at_ms: u64,
+        /// The latest expiry a token minted before the cutoff can have.
+        until: u64,
+    },
+}
+
+/// A check's answer, with whether the store could give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The token, its session or its user's sessions were revoked.
+    Revoked,
+    /// Nothing the store holds refuses the token, and it holds everything it was filled with.
+    Clear,
+    /// Nothing the store holds refuses the token, but it lost what it was filled with (or was
+    /// never filled): the answer is unknown until it is filled again.
+    Cold,
+}
 
 /// Where revocations live.
 #[async_trait]
@@ -36,12 +83,38 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn revoke_family(&self, family: Uuid, until: u64) -> Result<(), StoreError>;
 
     /// Revokes every token of `user` minted at or before `at_ms` (epoch milliseconds), until
-    /// `until` (epoch seconds).
+    /// `until` (epoch seconds). A later cutoff already stored is kept: revocations only widen.
     async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError>;
 
     /// Marks a refresh token as exchanged. `true` the first time; `false` if it was exchanged
     /// before, which means it was stolen or replayed.
     async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError>;
+
+    /// [`Self::is_revoked`], plus whether the store still holds what [`Self::fill`] loaded,
+    /// in the same round trip. The default is for stores that cannot lose their contents:
+    /// never [`Lookup::Cold`].
+    async fn lookup(&self, claims: &Claims) -> Result<Lookup, StoreError> {
+        Ok(if self.is_revoked(claims).await? {
+            Lookup::Revoked
+        } else {
+            Lookup::Clear
+        })
+    }
+
+    /// Loads `entries` (a durable record's every revocation in force) and marks the store as
+    /// filled, so [`Self::lookup`] answers [`Lookup::Clear`] again.
+    async fn fill(&self, entries: &[Revocation]) -> Result<(), StoreError> {
+        for entry in entries {
+            match *entry {
+                Revocation::Token { jti, until } => self.revoke_token(jti, until).await?,
+                Revocation::Family { family, until } => self.revoke_family(family, until).await?,
+                Revocation::User { user, at_ms, until } => {
+                    self.revoke_user(user, at_ms, until).await?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn jti_key(jti: Uuid) -> String {
@@ -59,6 +132,11 @@ fn user_key(user: Uuid) -> String {
 fn used_key(jti: Uuid) -> String {
     format!("rev:used:{jti}")
 }
+
+/// Present while the store holds what [`RevocationStore::fill`] loaded; without an expiry, so
+/// only a restart, a flush or an eviction removes it, and each means the contents went too.
+#[cfg(feature = "redis")]
+const LOADED_KEY: &str = "rev:loaded";
 
 /// Revocations in this process's memory: right for one embedded instance, wrong for a fleet
 /// (another replica would not see them).
@@ -119,7 +197,12 @@ impl RevocationStore for InProcessRevocations {
     }
 
     async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError> {
-        self.put(user_key(user), at_ms, until, false);
+        // A revocation only ever widens: a later cutoff already stored stays.
+        let key = user_key(user);
+        let cutoff = self
+            .get(&key, now_secs())
+            .map_or(at_ms, |stored| stored.max(at_ms));
+        self.put(key, cutoff, until, false);
         Ok(())
     }
 
@@ -185,6 +268,22 @@ mod redis_store {
         until.saturating_sub(now_secs()).clamp(1, MAX_TTL_SECS)
     }
 
+    /// Sets a user's cutoff unless a later one is stored: a revocation only ever widens, as
+    /// in the database, whatever order concurrent writers land in.
+    const WIDEN_CUTOFF: &str = "local current = tonumber(redis.call('GET', KEYS[1]) or '-1') \
+        if tonumber(ARGV[1]) > current then \
+        redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end";
+
+    fn widen_cutoff(key: String, at_ms: u64, until: u64) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(WIDEN_CUTOFF)
+            .arg(1)
+            .arg(key)
+            .arg(at_ms)
+            .arg(ttl(until));
+        cmd
+    }
+
     fn store_error(error: redis::RedisError) -> StoreError {
         StoreError(error.to_string())
     }
@@ -213,6 +312,62 @@ mod redis_store {
             })
         }
 
+        async fn lookup(&self, claims: &Claims) -> Result<Lookup, StoreError> {
+            let mut conn = self.conn.clone();
+            let keys = [
+                self.key(jti_key(claims.jti)),
+                self.key(family_key(claims.fam)),
+                self.key(user_key(claims.sub)),
+                self.key(LOADED_KEY.to_owned()),
+            ];
+            // One MGET: the check and the sentinel that says the check can be trusted.
+            let values: Vec<Option<u64>> = conn.mget(&keys).await.map_err(store_error)?;
+            match values.as_slice() {
+                [jti, family, user, loaded] => {
+                    if jti.is_some()
+                        || family.is_some()
+                        || user.is_some_and(|cutoff| claims.minted_at_ms() <= cutoff)
+                    {
+                        Ok(Lookup::Revoked)
+                    } else if loaded.is_some() {
+                        Ok(Lookup::Clear)
+                    } else {
+                        Ok(Lookup::Cold)
+                    }
+                }
+                _ => Err(StoreError(
+                    "MGET answered the wrong number of values".into(),
+                )),
+            }
+        }
+
+        async fn fill(&self, entries: &[Revocation]) -> Result<(), StoreError> {
+            // One atomic pipeline: the sentinel appears together with the entries, never
+            // before them.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for entry in entries {
+                match *entry {
+                    Revocation::Token { jti, until } => {
+                        pipe.set_ex(self.key(jti_key(jti)), 1, ttl(until)).ignore();
+                    }
+                    Revocation::Family { family, until } => {
+                        pipe.set_ex(self.key(family_key(family)), 1, ttl(until))
+                            .ignore();
+                    }
+                    Revocation::User { user, at_ms, until } => {
+                        // A password change made while the record was read keeps its later
+                        // cutoff.
+                        pipe.add_command(widen_cutoff(self.key(user_key(user)), at_ms, until))
+                            .ignore();
+                    }
+                }
+            }
+            pipe.set(self.key(LOADED_KEY.to_owned()), 1).ignore();
+            let mut conn = self.conn.clone();
+            pipe.query_async::<()>(&mut conn).await.map_err(store_error)
+        }
+
         async fn revoke_token(&self, jti: Uuid, exp: u64) -> Result<(), StoreError> {
             self.set(jti_key(jti), 1, exp).await
         }
@@ -222,7 +377,11 @@ mod redis_store {
         }
 
         async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError> {
-            self.set(user_key(user), at_ms, until).await
+            let mut conn = self.conn.clone();
+            widen_cutoff(self.key(user_key(user)), at_ms, until)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(store_error)
         }
 
         async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError> {

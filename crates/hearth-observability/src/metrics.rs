@@ -39,6 +39,11 @@ pub mod names {
     pub const RECONCILIATION_WALLETS: &str = "hearth_reconciliation_wallets_checked";
     /// Counter: idempotency keys deleted after their retention.
     pub const IDEMPOTENCY_KEYS_PURGED: &str = "hearth_idempotency_keys_purged_total";
+    /// Counter: revocations deleted from the database once nothing they refuse can be alive.
+    pub const REVOCATIONS_PURGED: &str = "hearth_auth_revocations_purged_total";
+    /// Counter: revocation caches filled from the database (at start in process, or after
+    /// Redis lost its contents).
+    pub const REVOCATION_REFILLS: &str = "hearth_auth_revocation_cache_refills_total";
     /// Counter: leaderboard rebuilds by `outcome`.
     pub const LEADERBOARD_REBUILDS: &str = "hearth_leaderboard_rebuilds_total";
     /// Gauge (always 1): build information in labels `version` and `service`.
@@ -272,6 +277,14 @@ fn describe() {
     describe_counter!(
         names::IDEMPOTENCY_KEYS_PURGED,
         "Idempotency keys deleted after retention"
+    );
+    describe_counter!(
+        names::REVOCATIONS_PURGED,
+        "Revocations deleted once nothing they refuse can be alive"
+    );
+    describe_counter!(
+        names::REVOCATION_REFILLS,
+        "Revocation caches filled from the database"
     );
     describe_gauge!(
         names::DB_POOL_CONNECTIONS,

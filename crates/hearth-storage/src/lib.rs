@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`Database`] and the repository traits it combines: [`UserRepository`],
-//!   [`WalletRepository`], [`GameRepository`] and [`Maintenance`].
+//!   [`AccountRepository`], [`RevocationRepository`], [`WalletRepository`],
+//!   [`GameRepository`] and [`Maintenance`].
 //! - [`model`]: the rows the traits take and return, and [`model::Cursor`] for keyset pages.
 //! - [`postgres`] and [`sqlite`]: the two implementations, with their migrations embedded
 //!   from `migrations/postgres` and `migrations/sqlite`.
@@ -52,8 +53,9 @@ pub use error::StorageError;
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
     NewEmail, NewPasswordReset, NewUser, OutboxEmail, Page, Played, PlayerStats, PoolStats,
-    Reconciliation, RoundPlay, RoundRecord, RoundRequest, RoundStatements, SeedRotation,
-    SettledRound, Step, StepFn, TotpState, User, UserCredentials, Wallet, WalletMismatch,
+    Reconciliation, Revocation, RoundPlay, RoundRecord, RoundRequest, RoundStatements,
+    SeedRotation, SettledRound, Step, StepFn, TotpState, User, UserCredentials, Wallet,
+    WalletMismatch,
 };
 pub use settings::DatabaseSettings;
 
@@ -183,6 +185,38 @@ pub trait AccountRepository: Send + Sync {
     /// # Errors
     /// When the query fails.
     async fn pending_emails(&self, limit: u32) -> Result<Vec<OutboxEmail>, StorageError>;
+}
+
+/// The record of revocations: revoked tokens, sessions and users, and refresh tokens already
+/// exchanged. Caches of it (Redis, process memory) may be lost; this is what they are refilled
+/// from. Rows whose `until` has passed refuse nothing and are purged.
+#[async_trait]
+pub trait RevocationRepository: Send + Sync {
+    /// Records a revocation. Recording one that exists keeps the later expiry and, for a user,
+    /// the later cutoff, so a revocation is never narrowed.
+    ///
+    /// # Errors
+    /// When the write fails (nothing is recorded then).
+    async fn record_revocation(&self, revocation: Revocation) -> Result<(), StorageError>;
+
+    /// Every revocation still in force at `now` (epoch seconds), used refresh tokens excluded.
+    ///
+    /// # Errors
+    /// When the query fails.
+    async fn active_revocations(&self, now: u64) -> Result<Vec<Revocation>, StorageError>;
+
+    /// Marks a refresh token as exchanged, atomically: `true` the first time, `false` when it
+    /// was marked before (a replay). `until` is the token's expiry.
+    ///
+    /// # Errors
+    /// When the write fails.
+    async fn consume_refresh(&self, jti: Uuid, until: u64) -> Result<bool, StorageError>;
+
+    /// Deletes every row that stopped mattering before `now` (epoch seconds); returns how many.
+    ///
+    /// # Errors
+    /// When the statement fails.
+    async fn purge_revocations(&self, now: u64) -> Result<u64, StorageError>;
 }
 
 /// Wallets and the ledger.
@@ -343,6 +377,7 @@ pub trait Maintenance: Send + Sync {
 pub trait Database:
     UserRepository
     + AccountRepository
+    + RevocationRepository
     + WalletRepository
     + GameRepository
     + FairnessRepository
@@ -357,6 +392,7 @@ impl<T> Database for T
 where
     T: UserRepository
         + AccountRepository
+        + RevocationRepository
         + WalletRepository
         + GameRepository
         + FairnessRepository

@@ -555,3 +555,44 @@ pub struct TotpState {
     /// The last step accepted (a code works once).
     pub last_step: Option<i64>,
 }
+
+/// One revocation as the database records it. Times are epoch seconds (`until`, when nothing
+/// it refuses can still be alive) and epoch milliseconds (a user's cutoff), as tokens carry
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Revocation {
+    /// One token, by its `jti`.
+    Token {
+        /// The token's id.
+        jti: Uuid,
+        /// The token's expiry.
+        until: u64,
+    },
+    /// A session: every token of this family.
+    Family {
+        /// The session id (`fam`).
+        family: Uuid,
+        /// The latest expiry any of its tokens can have.
+        until: u64,
+    },
+    /// Every token of `user` minted at or before `before_ms`.
+    User {
+        /// The user.
+        user: Uuid,
+        /// The cutoff, epoch milliseconds.
+        before_ms: u64,
+        /// The latest expiry any token minted before the cutoff can have.
+        until: u64,
+    },
+}
+
+impl Revocation {
+    /// When the revocation stops mattering (epoch seconds).
+    pub fn until(&self) -> u64 {
+        match self {
+            Self::Token { until, .. } | Self::Family { until, .. } | Self::User { until, .. } => {
+                *until
+            }
+        }
+    }
+}

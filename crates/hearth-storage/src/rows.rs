@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::StorageError;
-use crate::model::{LedgerEntry, User, UserCredentials, Wallet};
+use crate::model::{LedgerEntry, Revocation, User, UserCredentials, Wallet};
 use crate::round::RoundStatus;
 
 #[derive(sqlx::FromRow)]
@@ -376,4 +376,58 @@ impl ActStartRow {
 /// A stored nonce: never negative.
 fn nonce(stored: i64) -> Result<u64, StorageError> {
     u64::try_from(stored).map_err(|_| StorageError::Corrupt("nonce".into()))
+}
+
+/// A `revocations` row: kind, id, cutoff (users only) and expiry, as both backends store them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RevocationRow {
+    kind: String,
+    id: Uuid,
+    cutoff_ms: Option<i64>,
+    expires_at: i64,
+}
+
+impl RevocationRow {
+    pub(crate) fn into_revocation(self) -> Result<Revocation, StorageError> {
+        let until = u64::try_from(self.expires_at).unwrap_or(0);
+        match (self.kind.as_str(), self.cutoff_ms) {
+            ("token", None) => Ok(Revocation::Token {
+                jti: self.id,
+                until,
+            }),
+            ("family", None) => Ok(Revocation::Family {
+                family: self.id,
+                until,
+            }),
+            ("user", Some(cutoff)) => Ok(Revocation::User {
+                user: self.id,
+                before_ms: u64::try_from(cutoff).unwrap_or(0),
+                until,
+            }),
+            (kind, _) => Err(StorageError::Corrupt(format!(
+                "revocation {} of kind {kind:?}",
+                self.id
+            ))),
+        }
+    }
+}
+
+/// A revocation's columns: kind, id, cutoff (users only) and expiry, in the types both
+/// backends bind. Epoch values above `i64::MAX` are clamped (no token lives that long).
+pub(crate) fn revocation_columns(revocation: Revocation) -> (&'static str, Uuid, Option<i64>, i64) {
+    let clamp = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    match revocation {
+        Revocation::Token { jti, until } => ("token", jti, None, clamp(until)),
+        Revocation::Family { family, until } => ("family", family, None, clamp(until)),
+        Revocation::User {
+            user,
+            before_ms,
+            until,
+        } => ("user", user, Some(clamp(before_ms)), clamp(until)),
+    }
+}
+
+/// An epoch value as both backends store it.
+pub(crate) fn epoch_column(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -5,6 +5,7 @@
 //! timeout makes concurrent writers queue instead of failing.
 
 mod accounts;
+mod revocations;
 
 use std::str::FromStr;
 use std::time::Duration;

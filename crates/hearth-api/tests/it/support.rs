@@ -77,6 +77,14 @@ pub async fn spawn_custom(
     serve(app).await
 }
 
+/// Spawns the app on a connection pool of its own to `t`'s database, with fresh in-process
+/// stores: a gateway restarted (stopping an app closes its pool, so a restart needs a new one).
+pub async fn spawn_restarted(t: &TestDb) -> TestApp {
+    let db = hearth_storage::connect(&t.settings).await.unwrap();
+    let app = hearth_api::build_with(db, test_settings(t)).await.unwrap();
+    serve(app).await
+}
+
 async fn serve(app: App) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

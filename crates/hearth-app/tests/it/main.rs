@@ -10,4 +10,5 @@
 
 mod jobs;
 mod leaderboards;
+mod revocations;
 mod rounds;

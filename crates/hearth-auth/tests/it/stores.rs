@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hearth_auth::{
     AttemptKeys, Authenticator, InProcessLockouts, InProcessRevocations, LockoutPolicy,
-    LockoutStore, RedisLockouts, RedisRevocations, Reservation, RevocationStore, Role, TokenError,
-    TokenService, TokenType,
+    LockoutStore, Lookup, RedisLockouts, RedisRevocations, Reservation, Revocation,
+    RevocationStore, Role, TokenError, TokenService, TokenType,
 };
 use hearth_auth::{AuthError, AuthSettings};
 use uuid::Uuid;
@@ -76,7 +76,9 @@ both_stores!(
     a_revoked_token_is_refused_and_its_sibling_is_not,
     a_revoked_family_refuses_every_token_of_the_session,
     a_user_revocation_refuses_earlier_tokens_only,
+    a_user_revocation_is_never_narrowed_by_an_earlier_cutoff,
     a_refresh_token_is_consumed_once,
+    a_filled_store_refuses_what_it_was_filled_with_and_is_warm,
     five_failures_lock_and_the_lock_expires,
     a_lock_on_one_key_locks_a_request_naming_it,
     a_released_attempt_gives_its_slot_back_and_failures_stay_counted,
@@ -180,6 +182,43 @@ async fn a_user_revocation_refuses_earlier_tokens_only(stores: Stores) {
     );
 }
 
+async fn a_user_revocation_is_never_narrowed_by_an_earlier_cutoff(stores: Stores) {
+    let auth = authenticator(&stores);
+    let user = Uuid::now_v7();
+    let pair = auth.tokens().issue_pair(user, "a", Role::Player).unwrap();
+    let claims = auth
+        .tokens()
+        .verify(&pair.access_token, TokenType::Access)
+        .unwrap();
+    let minted = claims.minted_at_ms();
+    auth.revocations()
+        .revoke_user(user, minted + 10, u64::MAX / 2)
+        .await
+        .unwrap();
+    auth.revocations()
+        .revoke_user(user, minted - 1_000, u64::MAX / 2)
+        .await
+        .unwrap();
+    assert!(revoked(
+        auth.authenticate(&pair.access_token, TokenType::Access)
+            .await
+    ));
+    // Filling with an older record does not narrow it either.
+    stores
+        .revocations
+        .fill(&[Revocation::User {
+            user,
+            at_ms: minted - 1_000,
+            until: u64::MAX / 2,
+        }])
+        .await
+        .unwrap();
+    assert!(revoked(
+        auth.authenticate(&pair.access_token, TokenType::Access)
+            .await
+    ));
+}
+
 async fn a_refresh_token_is_consumed_once(stores: Stores) {
     let jti = Uuid::now_v7();
     let exp = u64::MAX / 2;
@@ -192,6 +231,108 @@ async fn a_refresh_token_is_consumed_once(stores: Stores) {
             .await
             .unwrap()
     );
+}
+
+async fn a_filled_store_refuses_what_it_was_filled_with_and_is_warm(stores: Stores) {
+    let auth = authenticator(&stores);
+    let user = Uuid::now_v7();
+    let by_jti = auth.tokens().issue_pair(user, "a", Role::Player).unwrap();
+    let by_family = auth.tokens().issue_pair(user, "a", Role::Player).unwrap();
+    let by_user = auth
+        .tokens()
+        .issue_pair(Uuid::now_v7(), "b", Role::Player)
+        .unwrap();
+    let untouched = auth
+        .tokens()
+        .issue_pair(Uuid::now_v7(), "c", Role::Player)
+        .unwrap();
+    let claims = |token: &str, typ| auth.tokens().verify(token, typ).unwrap();
+    let jti_claims = claims(&by_jti.access_token, TokenType::Access);
+    let user_claims = claims(&by_user.refresh_token, TokenType::Refresh);
+    let user_cutoff = user_claims
+        .minted_at_ms()
+        .max(claims(&by_user.access_token, TokenType::Access).minted_at_ms());
+    let far = u64::MAX / 2;
+    stores
+        .revocations
+        .fill(&[
+            Revocation::Token {
+                jti: jti_claims.jti,
+                until: far,
+            },
+            Revocation::Family {
+                family: by_family.family,
+                until: far,
+            },
+            Revocation::User {
+                user: user_claims.sub,
+                at_ms: user_cutoff,
+                until: far,
+            },
+        ])
+        .await
+        .unwrap();
+    for (token, typ) in [
+        (&by_jti.access_token, TokenType::Access),
+        (&by_family.refresh_token, TokenType::Refresh),
+        (&by_user.access_token, TokenType::Access),
+        (&by_user.refresh_token, TokenType::Refresh),
+    ] {
+        let claims = claims(token, typ);
+        assert_eq!(
+            stores.revocations.lookup(&claims).await.unwrap(),
+            Lookup::Revoked
+        );
+    }
+    let clear = claims(&untouched.access_token, TokenType::Access);
+    assert_eq!(
+        stores.revocations.lookup(&clear).await.unwrap(),
+        Lookup::Clear
+    );
+    // The sibling of a revoked token is not revoked.
+    let sibling = claims(&by_jti.refresh_token, TokenType::Refresh);
+    assert_eq!(
+        stores.revocations.lookup(&sibling).await.unwrap(),
+        Lookup::Clear
+    );
+}
+
+/// A Redis store that was never filled, or lost its "filled" mark (a restart, a flush, an
+/// eviction), says so in the same `MGET` as the check.
+#[tokio::test]
+async fn a_redis_store_without_its_filled_mark_is_cold() {
+    let Some(url) = hearth_test_support::service_url("HEARTH_TEST_REDIS_URL", "Redis auth store")
+    else {
+        return;
+    };
+    let client = ::redis::Client::open(url).unwrap();
+    let mut conn = ::redis::aio::ConnectionManager::new(client).await.unwrap();
+    let prefix = format!("hearth-test:{}:", Uuid::now_v7());
+    let store = RedisRevocations::new(conn.clone(), prefix.clone());
+    let auth = Authenticator::new(
+        TokenService::new(&AuthSettings::default()),
+        Arc::new(store.clone()),
+    );
+    let pair = auth
+        .tokens()
+        .issue_pair(Uuid::now_v7(), "a", Role::Player)
+        .unwrap();
+    let claims = auth
+        .tokens()
+        .verify(&pair.access_token, TokenType::Access)
+        .unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Cold);
+    store.fill(&[]).await.unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Clear);
+    store.revoke_family(claims.fam, u64::MAX / 2).await.unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Revoked);
+    ::redis::cmd("DEL")
+        .arg(format!("{prefix}rev:loaded"))
+        .arg(format!("{prefix}rev:fam:{}", claims.fam))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(store.lookup(&claims).await.unwrap(), Lookup::Cold);
 }
 
 fn quick_policy() -> LockoutPolicy {

@@ -11,3 +11,4 @@ mod accounts;
 mod conformance;
 mod leaderboard_source;
 mod open_rounds;
+mod revocations;
