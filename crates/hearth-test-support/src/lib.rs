@@ -19,8 +19,10 @@ use std::sync::Arc;
 use hearth_storage::{Database, DatabaseSettings};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
+pub mod private_redis;
 pub mod skip;
 
+pub use private_redis::PrivateRedis;
 pub use skip::{in_ci, service_url, skip_suites};
 
 /// The variable naming the PostgreSQL server for tests.

@@ -760,10 +760,7 @@ async fn verify_code_attempt(
 ) -> Result<(), ApiError> {
     let totp = state.db.totp(user).await?;
     if !totp.enabled {
-        return Err(ApiError::Conflict(
-            "two-factor authentication is not enabled".into(),
-            None,
-        ));
+        return Err(totp_conflict(false));
     }
     let mut open = vec![account_key(user)];
     open.extend(client.map(|c| c.key().to_owned()));
@@ -875,10 +872,7 @@ pub(crate) async fn enroll_totp(
     require_password(&state, &user, request.password, client.as_deref()).await?;
     let secret = TotpSecret::generate();
     if !state.db.begin_totp(user.id, &secret.to_base32()).await? {
-        return Err(ApiError::Conflict(
-            "two-factor authentication is already enabled".into(),
-            None,
-        ));
+        return Err(totp_conflict(true));
     }
     let uri = secret.otpauth_uri(&state.settings.auth.issuer, &user.username);
     Ok(Json(json!({ "secret": secret.to_base32(), "otpauth_uri": uri })).into_response())
@@ -909,10 +903,7 @@ pub(crate) async fn confirm_totp(
     require_password(&state, &user, request.password, client.as_deref()).await?;
     let totp = state.db.totp(user.id).await?;
     if totp.enabled {
-        return Err(ApiError::Conflict(
-            "two-factor authentication is already enabled".into(),
-            None,
-        ));
+        return Err(totp_conflict(true));
     }
     let Some(secret) = totp.secret else {
         return Err(ApiError::Conflict(
@@ -928,10 +919,7 @@ pub(crate) async fn confirm_totp(
     let hashes: Vec<String> = codes.iter().map(|c| hash_secret(c)).collect();
     let step = i64::try_from(step).map_err(ApiError::internal)?;
     if !state.db.enable_totp(user.id, step, &hashes).await? {
-        return Err(ApiError::Conflict(
-            "two-factor authentication is already enabled".into(),
-            None,
-        ));
+        return Err(totp_conflict(true));
     }
     let (session, cookies) =
         end_other_sessions(&state, &claims, &user, cookie_session(&headers)).await?;
@@ -942,14 +930,37 @@ pub(crate) async fn confirm_totp(
     ))
 }
 
-/// `POST /v1/auth/totp/disable`.
+/// `POST /v1/auth/totp/disable` and `POST /v1/auth/totp/backup-codes`: both need the current
+/// password and a second factor.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DisableTotpRequest {
+pub(crate) struct PasswordAndCodeRequest {
     /// The current password.
     password: SecretString,
     /// A current code from the authenticator app, or an unused backup code.
     code: SecretString,
+}
+
+/// Checks both factors of the caller before a change to the second factor itself: the
+/// password first, then the code, each reserved against the lockout.
+async fn require_both_factors(
+    state: &AppState,
+    user: &User,
+    request: PasswordAndCodeRequest,
+    client: Option<&ClientIp>,
+) -> Result<(), ApiError> {
+    require_password(state, user, request.password, client).await?;
+    verify_code_attempt(state, user.id, request.code.expose_secret(), client).await
+}
+
+/// 409 for a change the second factor's current state does not allow.
+fn totp_conflict(enabled: bool) -> ApiError {
+    let detail = if enabled {
+        "two-factor authentication is already enabled"
+    } else {
+        "two-factor authentication is not enabled"
+    };
+    ApiError::Conflict(detail.into(), None)
 }
 
 /// Turns the second factor off (the current password and a code or backup code are
@@ -961,22 +972,12 @@ pub(crate) async fn disable_totp(
     AuthUser(claims): AuthUser,
     client: Option<axum::Extension<ClientIp>>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<DisableTotpRequest>,
+    ApiJson(request): ApiJson<PasswordAndCodeRequest>,
 ) -> Result<Response, ApiError> {
     let user = caller(&state, &claims).await?;
-    require_password(&state, &user, request.password, client.as_deref()).await?;
-    verify_code_attempt(
-        &state,
-        user.id,
-        request.code.expose_secret(),
-        client.as_deref(),
-    )
-    .await?;
+    require_both_factors(&state, &user, request, client.as_deref()).await?;
     if !state.db.disable_totp(user.id).await? {
-        return Err(ApiError::Conflict(
-            "two-factor authentication is not enabled".into(),
-            None,
-        ));
+        return Err(totp_conflict(false));
     }
     let (session, cookies) =
         end_other_sessions(&state, &claims, &user, cookie_session(&headers)).await?;
@@ -987,16 +988,6 @@ pub(crate) async fn disable_totp(
     ))
 }
 
-/// `POST /v1/auth/totp/backup-codes`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BackupCodesRequest {
-    /// The current password.
-    password: SecretString,
-    /// A current code from the authenticator app, or an unused backup code.
-    code: SecretString,
-}
-
 /// Replaces the backup codes (the current password and a code or backup code are required):
 /// answers ten new ones, shown this once; every earlier code, used or not, stops working.
 #[tracing::instrument(skip_all, err(level = "debug"))]
@@ -1004,24 +995,14 @@ pub(crate) async fn regenerate_backup_codes(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
     client: Option<axum::Extension<ClientIp>>,
-    ApiJson(request): ApiJson<BackupCodesRequest>,
+    ApiJson(request): ApiJson<PasswordAndCodeRequest>,
 ) -> Result<Response, ApiError> {
     let user = caller(&state, &claims).await?;
-    require_password(&state, &user, request.password, client.as_deref()).await?;
-    verify_code_attempt(
-        &state,
-        user.id,
-        request.code.expose_secret(),
-        client.as_deref(),
-    )
-    .await?;
+    require_both_factors(&state, &user, request, client.as_deref()).await?;
     let codes = backup_codes();
     let hashes: Vec<String> = codes.iter().map(|c| hash_secret(c)).collect();
     if !state.db.replace_backup_codes(user.id, &hashes).await? {
-        return Err(ApiError::Conflict(
-            "two-factor authentication is not enabled".into(),
-            None,
-        ));
+        return Err(totp_conflict(false));
     }
     tracing::info!(user_id = %user.id, "backup codes replaced");
     Ok(Json(json!({ "backup_codes": codes })).into_response())

@@ -2,8 +2,6 @@
 //! killed for a reused refresh token and a refresh token already exchanged stay refused after
 //! the gateway restarts with fresh in-process stores, and after Redis restarts empty.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hearth_test_support::{TestDb, backend_suite};
@@ -164,68 +162,11 @@ async fn revocations_survive_a_restart_of_an_embedded_gateway(t: &TestDb) {
     again.stop().await.unwrap();
 }
 
-/// A redis-server of our own on a free port, restarted empty by the test: never the shared one.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (without persistence, so it starts empty) and waits for it.
-    fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    /// Kills the server (SIGKILL, like a crash) and waits for it to exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 async fn revocations_survive_redis_restarting_empty(t: &TestDb) {
     if hearth_test_support::service_url(hearth_test_support::REDIS_URL_VAR, "Redis").is_none() {
         return;
     }
-    let mut server = OwnRedis::start();
+    let mut server = hearth_test_support::PrivateRedis::start();
     let url = server.url();
     let app = spawn_app_with(t, |s| {
         s.redis.url = Some(secrecy::SecretString::from(url.clone()));

@@ -2,17 +2,14 @@
 //! when it cannot be recorded), a check is exactly one Redis command, and a cache that lost its
 //! contents is refilled from the database before it answers.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hearth_app::revocations::DurableRevocations;
 use hearth_auth::{
     AuthSettings, Claims, InProcessRevocations, RedisRevocations, RevocationStore, Role,
     TokenService, TokenType,
 };
-use hearth_test_support::{TestDb, backend_suite};
+use hearth_test_support::{PrivateRedis, TestDb, backend_suite};
 use uuid::Uuid;
 
 backend_suite!(
@@ -113,41 +110,17 @@ async fn a_fresh_in_process_cache_is_filled_from_the_database(t: &TestDb) {
     assert!(!third.is_revoked(&untouched).await.unwrap());
 }
 
-/// A redis-server of our own on a free port: flushing it touches nobody else.
-struct OwnRedis {
-    port: u16,
-    child: Child,
-}
+/// A redis-server of our own on a free port (flushing it touches nobody else), with the
+/// commands this suite counts.
+struct OwnRedis(PrivateRedis);
 
 impl OwnRedis {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = Self {
-            port,
-            child: Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed"),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // Dropping the server kills and reaps it.
-        panic!("redis-server did not start on port {port}");
+        Self(PrivateRedis::start())
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     async fn command(&self, args: &[&str]) -> redis::Value {
@@ -183,13 +156,6 @@ impl OwnRedis {
                     .ok()
             })
             .sum()
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
