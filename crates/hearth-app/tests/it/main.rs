@@ -8,6 +8,7 @@
     reason = "tests fail loudly on what should not happen"
 )]
 
+mod hub;
 mod jobs;
 mod leaderboards;
 mod revocations;
