@@ -248,9 +248,9 @@ impl Hearth {
             None => {
                 if settings.is_production() {
                     tracing::warn!(
-                        "redis.url is unset: revocations and login lockouts live in this \
-                             process, so replicas do not share them; run one replica or set \
-                             HEARTH__REDIS__URL"
+                        "redis.url is unset: revocations, login lockouts and realtime \
+                         pushes live in this process, so replicas do not share them; run one \
+                         replica or set HEARTH__REDIS__URL"
                     );
                 }
                 (

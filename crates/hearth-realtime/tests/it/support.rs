@@ -74,9 +74,11 @@ impl OwnRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
+        // Owned before waiting, so that a server that never answers is killed on the panic.
+        let server = Self { port, child };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { port, child };
+                return server;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
