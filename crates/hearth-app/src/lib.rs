@@ -9,13 +9,15 @@
 //!   file and `HEARTH__…` variables, checked for production.
 //! - [`Hearth`]: the wired services: the database (connected and migrated), the token
 //!   service and revocation check, login lockouts, the password hasher, the rate limiter and
-//!   the leaderboards, with **one** Redis connection shared by all of them when
-//!   `redis.url` is set, and in-process stores otherwise.
+//!   the leaderboards and the realtime hub, with **one** Redis connection shared by all of
+//!   them when `redis.url` is set (the hub adds one pub/sub connection of its own), and
+//!   in-process stores otherwise.
 //! - [`rounds`]: playing a round and acting on an open one, with what follows a settled round
-//!   (its metrics and its leaderboard entry).
+//!   (its metrics, its leaderboard entry, and its `wallet` and `big_win` pushes).
 //! - [`leaderboards`]: the leaderboard stores (in process, Redis) and their rebuild.
 //! - [`revocations`]: [`revocations::DurableRevocations`], revocations recorded in the
-//!   database and cached in Redis or memory, so they outlive restarts of either.
+//!   database and cached in Redis or memory, so they outlive restarts of either, and
+//!   announced on the hub's `control` topic so every gateway closes the revoked sockets.
 //! - [`jobs`]: the periodic jobs the worker runs (reconciliation, idempotency-key purge,
 //!   leaderboard rebuild) and their schedule.
 //! - [`shutdown_signal`]: SIGINT/SIGTERM, installed before serving.
@@ -50,6 +52,7 @@ use anyhow::Context as _;
 use hearth_auth::{Authenticator, LockoutStore, PasswordHasher, RevocationStore, TokenService};
 use hearth_limits::Limiter;
 use hearth_observability::metrics::PrometheusHandle;
+use hearth_realtime::{Hub, InProcessHub, RedisHub};
 use hearth_storage::Database;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret as _;
@@ -132,6 +135,9 @@ pub struct Services {
     pub limiter: Limiter,
     /// Leaderboards (Redis sorted sets or in-process).
     pub leaderboards: Arc<dyn Leaderboards>,
+    /// Realtime pushes (Redis pub/sub across gateways, or in-process): the WebSocket
+    /// transport subscribes sockets to it; rounds and revocations publish on it.
+    pub hub: Arc<dyn Hub>,
     /// Playing rounds, and what follows a settled one.
     pub rounds: Rounds,
     /// The Prometheus registry's handle, for a `/metrics` endpoint.
@@ -154,6 +160,7 @@ impl std::fmt::Debug for Hearth {
             .field("database", &self.db.backend())
             .field("limiter", &self.limiter.backend())
             .field("leaderboards", &self.leaderboards.backend())
+            .field("hub", &self.hub.backend())
             .finish_non_exhaustive()
     }
 }
@@ -161,13 +168,13 @@ impl std::fmt::Debug for Hearth {
 /// The Redis connection's timing: short connection attempts and few, quick reconnects, so no
 /// caller queues behind a long backoff. Each part keeps its own, shorter deadline where it
 /// needs one (the limiter's is 500 ms per decision).
-fn redis_connection(url: &str) -> redis::RedisResult<ConnectionManager> {
+fn redis_connection(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(2)))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(200));
-    ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)
+    ConnectionManager::new_lazy_with_config(client, config)
 }
 
 impl Hearth {
@@ -204,43 +211,61 @@ impl Hearth {
         hearth_observability::process::mark_start();
         hearth_limits::metric_names::describe();
         hearth_observability::metrics::record_build_info(service, env!("CARGO_PKG_VERSION"));
-        let (redis, limiter, leaderboards, sessions): (_, _, Arc<dyn Leaderboards>, _) =
-            match &settings.redis.url {
-                Some(url) => {
-                    let conn = redis_connection(url.expose_secret())
-                        .context("configuring the Redis connection")?;
-                    let prefix = &settings.redis.key_prefix;
-                    let limiter = Limiter::builder()
-                        .redis(conn.clone(), settings.limits.redis_down)
-                        .key_prefix(format!("{prefix}rl:"))
-                        .build()
-                        .await
-                        .context("configuring the Redis rate limiter")?;
-                    let boards = RedisLeaderboards::new(conn.clone(), prefix.clone())
-                        .context("configuring Redis leaderboards")?;
-                    let sessions = SessionStores::redis(conn.clone(), &format!("{prefix}auth:"));
-                    (Some(conn), limiter, Arc::new(boards), sessions)
+        hearth_realtime::metric_names::describe();
+        let (redis, limiter, leaderboards, sessions, hub): (
+            _,
+            _,
+            Arc<dyn Leaderboards>,
+            _,
+            Arc<dyn Hub>,
+        ) = match &settings.redis.url {
+            Some(url) => {
+                let client = redis::Client::open(url.expose_secret())
+                    .context("configuring the Redis connection")?;
+                let conn =
+                    redis_connection(client.clone()).context("configuring the Redis connection")?;
+                let prefix = &settings.redis.key_prefix;
+                let limiter = Limiter::builder()
+                    .redis(conn.clone(), settings.limits.redis_down)
+                    .key_prefix(format!("{prefix}rl:"))
+                    .build()
+                    .await
+                    .context("configuring the Redis rate limiter")?;
+                let boards = RedisLeaderboards::new(conn.clone(), prefix.clone())
+                    .context("configuring Redis leaderboards")?;
+                let sessions = SessionStores::redis(conn.clone(), &format!("{prefix}auth:"));
+                // Publishes share the connection manager; the pub/sub listener needs a
+                // connection of its own (a subscribed connection runs no other command).
+                let hub = RedisHub::new(conn.clone(), client, prefix.clone());
+                (
+                    Some(conn),
+                    limiter,
+                    Arc::new(boards),
+                    sessions,
+                    Arc::new(hub),
+                )
+            }
+            None => {
+                if settings.is_production() {
+                    tracing::warn!(
+                        "redis.url is unset: revocations, login lockouts and realtime \
+                         pushes live in this process, so replicas do not share them; run one \
+                         replica or set HEARTH__REDIS__URL"
+                    );
                 }
-                None => {
-                    if settings.is_production() {
-                        tracing::warn!(
-                            "redis.url is unset: revocations and login lockouts live in this \
-                             process, so replicas do not share them; run one replica or set \
-                             HEARTH__REDIS__URL"
-                        );
-                    }
-                    (
-                        None,
-                        Limiter::in_process(),
-                        Arc::new(InProcessLeaderboards::new()),
-                        SessionStores::in_process(),
-                    )
-                }
-            };
-        let revocations = Arc::new(revocations::DurableRevocations::new(
-            sessions.revocations,
-            db.clone(),
-        ));
+                (
+                    None,
+                    Limiter::in_process(),
+                    Arc::new(InProcessLeaderboards::new()),
+                    SessionStores::in_process(),
+                    Arc::new(InProcessHub::new()),
+                )
+            }
+        };
+        let revocations = Arc::new(
+            revocations::DurableRevocations::new(sessions.revocations, db.clone())
+                .announcing(hub.clone()),
+        );
         if redis.is_none() {
             // Fill memory before the first request rather than during it. On failure (a
             // database not migrated yet) the first check tries again, and refuses until it can.
@@ -259,6 +284,7 @@ impl Hearth {
             limiter,
             leaderboards,
             sessions,
+            hub,
             redis,
         ))
     }
@@ -266,7 +292,12 @@ impl Hearth {
     /// Assembles the services from parts chosen by the caller (tests, embedding services).
     /// The session stores are used as given: wrap the revocations in
     /// [`revocations::DurableRevocations`] (as [`Self::wire`] does) for them to outlive a
-    /// restart.
+    /// restart, and [announcing](revocations::DurableRevocations::announcing) on `hub` for
+    /// sockets to close when they are revoked. Rounds publish their pushes on `hub`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one parameter per part; a builder would only rename them"
+    )]
     pub fn from_parts(
         db: Arc<dyn Database>,
         settings: Settings,
@@ -274,6 +305,7 @@ impl Hearth {
         limiter: Limiter,
         leaderboards: Arc<dyn Leaderboards>,
         sessions: SessionStores,
+        hub: Arc<dyn Hub>,
         redis: Option<ConnectionManager>,
     ) -> Self {
         let tokens = TokenService::new(&settings.auth);
@@ -284,7 +316,9 @@ impl Hearth {
                 settings.auth.bcrypt_cost,
                 settings.auth.max_concurrent_hashes,
             ),
-            rounds: Rounds::new(db.clone(), leaderboards.clone()),
+            rounds: Rounds::new(db.clone(), leaderboards.clone())
+                .announcing(hub.clone(), settings.realtime.big_win_multiplier),
+            hub,
             tokens,
             limiter,
             leaderboards,

@@ -9,12 +9,20 @@
 //! not filled it yet, the check refills it from the database before answering; while the
 //! database cannot answer, such a check fails (the request is refused with a 503). Refresh tokens are marked used in the database
 //! only, by an atomic insert-if-absent: refresh is not the hot path.
+//!
+//! With a hub ([`DurableRevocations::announcing`]), each revocation of a token, a session or
+//! a user is then published on [`topics::CONTROL`] as a [`control::Revoked`]
+//! (`{"type":"revoked","user_id":…,"family":…}`), so every gateway's WebSocket transport
+//! closes the sockets those tokens opened. The announcement follows the record and the
+//! cache, and is awaited (so a logout has announced before it answers); its failure is
+//! logged and fails nothing: the revocation itself holds for every later check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use hearth_auth::{Claims, Lookup, Revocation, RevocationStore, StoreError};
+use hearth_realtime::{Hub, control, topics};
 use hearth_storage::{Database, StorageError};
 use uuid::Uuid;
 
@@ -29,6 +37,8 @@ pub struct DurableRevocations {
     /// trusted: memory starts empty and cannot tell, and Redis may hold a sentinel from before
     /// a lost write.
     filled: AtomicBool,
+    /// Where revocations are announced; `None` announces nothing.
+    hub: Option<Arc<dyn Hub>>,
 }
 
 impl std::fmt::Debug for DurableRevocations {
@@ -76,6 +86,22 @@ impl DurableRevocations {
             db,
             refill: tokio::sync::Mutex::new(()),
             filled: AtomicBool::new(false),
+            hub: None,
+        }
+    }
+
+    /// Also announces every revocation on `hub`'s [`topics::CONTROL`] topic.
+    #[must_use]
+    pub fn announcing(mut self, hub: Arc<dyn Hub>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    async fn announce(&self, revoked: control::Revoked) {
+        if let Some(hub) = &self.hub
+            && let Err(error) = hub.publish(topics::CONTROL, &revoked.to_json()).await
+        {
+            tracing::warn!(%error, "revocation recorded but not announced to the sockets");
         }
     }
 
@@ -150,13 +176,17 @@ impl RevocationStore for DurableRevocations {
     async fn revoke_token(&self, jti: Uuid, exp: u64) -> Result<(), StoreError> {
         self.record(hearth_storage::Revocation::Token { jti, until: exp })
             .await?;
-        self.cache.revoke_token(jti, exp).await
+        self.cache.revoke_token(jti, exp).await?;
+        self.announce(control::Revoked::token(jti)).await;
+        Ok(())
     }
 
     async fn revoke_family(&self, family: Uuid, until: u64) -> Result<(), StoreError> {
         self.record(hearth_storage::Revocation::Family { family, until })
             .await?;
-        self.cache.revoke_family(family, until).await
+        self.cache.revoke_family(family, until).await?;
+        self.announce(control::Revoked::family(family)).await;
+        Ok(())
     }
 
     async fn revoke_user(&self, user: Uuid, at_ms: u64, until: u64) -> Result<(), StoreError> {
@@ -166,7 +196,9 @@ impl RevocationStore for DurableRevocations {
             until,
         })
         .await?;
-        self.cache.revoke_user(user, at_ms, until).await
+        self.cache.revoke_user(user, at_ms, until).await?;
+        self.announce(control::Revoked::user(user)).await;
+        Ok(())
     }
 
     async fn consume_refresh(&self, jti: Uuid, exp: u64) -> Result<bool, StoreError> {

@@ -54,6 +54,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Admin routes.
     pub admin: AdminSettings,
+    /// The WebSocket and its pushes.
+    pub realtime: RealtimeSettings,
 }
 
 /// The `admin` section.
@@ -296,6 +298,88 @@ impl Default for WorkerSettings {
     }
 }
 
+/// The `realtime` section: the WebSocket transport's limits and what the application pushes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeSettings {
+    /// `HEARTH__REALTIME__AUTH_TIMEOUT_SECS`: how long a socket may take to send its `auth`
+    /// message before it is closed (1008).
+    pub auth_timeout_secs: u64,
+    /// `HEARTH__REALTIME__ALLOWED_ORIGINS` (comma-separated): the `Origin`s whose upgrades may
+    /// authenticate with the session cookie; empty refuses cookie authentication on sockets.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_origins: Vec<String>,
+    /// `HEARTH__REALTIME__BIG_WIN_MULTIPLIER`: a settled round whose win is at least this many
+    /// times its bet is pushed to `big_wins` subscribers.
+    pub big_win_multiplier: i64,
+    /// `HEARTH__REALTIME__MAX_FRAME_BYTES`: a larger frame closes the socket (1009).
+    pub max_frame_bytes: usize,
+    /// `HEARTH__REALTIME__MAX_MESSAGE_BYTES`: a larger message closes the socket (1009).
+    pub max_message_bytes: usize,
+    /// `HEARTH__REALTIME__IDLE_TIMEOUT_SECS`: no pong for this long closes the socket (1001).
+    pub idle_timeout_secs: u64,
+    /// `HEARTH__REALTIME__PING_SECS`: seconds between the server's pings.
+    pub ping_secs: u64,
+    /// `HEARTH__REALTIME__SEND_QUEUE`: messages queued per socket; a client that falls further
+    /// behind is disconnected (1008, "too slow") rather than slowing the server.
+    pub send_queue: usize,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        Self {
+            auth_timeout_secs: 5,
+            allowed_origins: Vec::new(),
+            big_win_multiplier: 50,
+            max_frame_bytes: 16 * 1024,
+            max_message_bytes: 64 * 1024,
+            idle_timeout_secs: 45,
+            ping_secs: 15,
+            send_queue: 256,
+        }
+    }
+}
+
+impl RealtimeSettings {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("auth_timeout_secs", self.auth_timeout_secs),
+            ("ping_secs", self.ping_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("realtime.{key} must be at least 1"));
+            }
+        }
+        if self.idle_timeout_secs <= self.ping_secs {
+            problems.push(
+                "realtime.idle_timeout_secs must be longer than realtime.ping_secs".to_owned(),
+            );
+        }
+        if self.big_win_multiplier < 1 {
+            problems.push("realtime.big_win_multiplier must be at least 1".to_owned());
+        }
+        if self.max_frame_bytes == 0 || self.max_message_bytes < self.max_frame_bytes {
+            problems.push(
+                "realtime.max_frame_bytes must be positive and at most realtime.max_message_bytes"
+                    .to_owned(),
+            );
+        }
+        if self.send_queue == 0 {
+            problems.push("realtime.send_queue must be at least 1".to_owned());
+        }
+        if self.allowed_origins.iter().any(|o| o == "*") {
+            problems.push(
+                "realtime.allowed_origins contains '*'; list the origins (cross-site WebSocket \
+                 hijacking)"
+                    .to_owned(),
+            );
+        }
+        problems
+    }
+}
+
 /// Why settings could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -392,6 +476,7 @@ impl Settings {
         }
         problems.extend(self.limits.problems());
         problems.extend(self.server.problems());
+        problems.extend(self.realtime.problems());
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"
@@ -537,6 +622,69 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Environment::with_prefix("HEARTH").source(Some(map))
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load_from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_realtime_section_has_the_issue_defaults_and_reads_every_key() {
+        let defaults = load(&[]).unwrap().realtime;
+        assert_eq!(defaults.auth_timeout_secs, 5);
+        assert!(defaults.allowed_origins.is_empty());
+        assert_eq!(defaults.big_win_multiplier, 50);
+        assert_eq!(defaults.max_frame_bytes, 16384);
+        assert_eq!(defaults.max_message_bytes, 65536);
+        assert_eq!(defaults.idle_timeout_secs, 45);
+        assert_eq!(defaults.ping_secs, 15);
+        assert_eq!(defaults.send_queue, 256);
+
+        let set = load(&[
+            ("HEARTH__REALTIME__AUTH_TIMEOUT_SECS", "3"),
+            (
+                "HEARTH__REALTIME__ALLOWED_ORIGINS",
+                "https://play.example.com, https://admin.example.com",
+            ),
+            ("HEARTH__REALTIME__BIG_WIN_MULTIPLIER", "20"),
+            ("HEARTH__REALTIME__MAX_FRAME_BYTES", "4096"),
+            ("HEARTH__REALTIME__MAX_MESSAGE_BYTES", "8192"),
+            ("HEARTH__REALTIME__IDLE_TIMEOUT_SECS", "30"),
+            ("HEARTH__REALTIME__PING_SECS", "10"),
+            ("HEARTH__REALTIME__SEND_QUEUE", "64"),
+        ])
+        .unwrap()
+        .realtime;
+        assert_eq!(set.auth_timeout_secs, 3);
+        assert_eq!(
+            set.allowed_origins,
+            ["https://play.example.com", "https://admin.example.com"]
+        );
+        assert_eq!(set.big_win_multiplier, 20);
+        assert_eq!((set.max_frame_bytes, set.max_message_bytes), (4096, 8192));
+        assert_eq!((set.idle_timeout_secs, set.ping_secs), (30, 10));
+        assert_eq!(set.send_queue, 64);
+    }
+
+    #[test]
+    fn realtime_settings_that_cannot_work_are_refused() {
+        for pairs in [
+            &[("HEARTH__REALTIME__PING_SECS", "45")][..],
+            &[("HEARTH__REALTIME__SEND_QUEUE", "0")],
+            &[("HEARTH__REALTIME__BIG_WIN_MULTIPLIER", "0")],
+            &[("HEARTH__REALTIME__MAX_FRAME_BYTES", "70000")],
+            &[("HEARTH__REALTIME__ALLOWED_ORIGINS", "*")],
+        ] {
+            assert!(
+                matches!(load(pairs), Err(SettingsError::Insecure { .. })),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

@@ -208,6 +208,24 @@ fn visit(dir: &Path, f: &mut impl FnMut(&Path)) {
 }
 
 #[test]
+fn the_realtime_hub_knows_no_transport_and_no_storage() {
+    let all = dependencies();
+    for other in [
+        "axum",
+        "hyper",
+        "tower",
+        "hearth-api",
+        "hearth-storage",
+        "hearth-app",
+    ] {
+        assert!(
+            !all["hearth-realtime"].contains(other),
+            "hearth-realtime depends on {other}"
+        );
+    }
+}
+
+#[test]
 fn every_key_in_env_example_is_a_real_setting() {
     let text = std::fs::read_to_string(root().join(".env.example")).expect(".env.example exists");
     let mut vars = Vec::new();

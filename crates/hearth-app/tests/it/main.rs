@@ -1,5 +1,6 @@
 //! hearth-app's suites: the leaderboard stores (in process and Redis) and their rebuild from
-//! both databases, and the worker's jobs on both databases.
+//! both databases, the worker's jobs on both databases, rounds and revocations with their
+//! realtime pushes, and the hub as `Hearth::wire` installs it (two gateways on one Redis).
 
 #![allow(unreachable_pub)]
 #![allow(
@@ -8,6 +9,7 @@
     reason = "tests fail loudly on what should not happen"
 )]
 
+mod hub;
 mod jobs;
 mod leaderboards;
 mod revocations;

@@ -3,12 +3,15 @@
 //! contents is refilled from the database before it answers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hearth_app::revocations::DurableRevocations;
 use hearth_auth::{
     AuthSettings, Claims, InProcessRevocations, RedisRevocations, RevocationStore, Role,
     TokenService, TokenType,
 };
+use hearth_realtime::control::Revoked;
+use hearth_realtime::{Delivery, Hub as _, InProcessHub, topics};
 use hearth_test_support::{PrivateRedis, TestDb, backend_suite};
 use uuid::Uuid;
 
@@ -17,6 +20,7 @@ backend_suite!(
     a_fresh_in_process_cache_is_filled_from_the_database,
     a_check_is_one_redis_command_and_a_flushed_cache_is_refilled_first,
     the_purge_job_deletes_only_revocations_that_refuse_nothing,
+    every_revocation_is_announced_on_the_control_topic_after_it_is_recorded,
 );
 
 fn claims_of(tokens: &TokenService, user: Uuid) -> (Claims, Claims) {
@@ -226,4 +230,47 @@ async fn the_purge_job_deletes_only_revocations_that_refuse_nothing(t: &TestDb) 
         2
     );
     assert_eq!(t.db.active_revocations(now).await.unwrap(), vec![live]);
+}
+
+async fn announced(sub: &mut hearth_realtime::Subscriber) -> Revoked {
+    match tokio::time::timeout(Duration::from_secs(5), sub.recv()).await {
+        Ok(Some(Delivery::Message { payload, .. })) => Revoked::parse(&payload).unwrap(),
+        other => panic!("expected an announcement, got {other:?}"),
+    }
+}
+
+async fn every_revocation_is_announced_on_the_control_topic_after_it_is_recorded(t: &TestDb) {
+    let hub = Arc::new(InProcessHub::new());
+    let durable = DurableRevocations::new(Arc::new(InProcessRevocations::new()), t.db.clone())
+        .announcing(hub.clone());
+    let mut control = hub.subscriber(16);
+    control.subscribe(topics::CONTROL);
+    let tokens = TokenService::new(&AuthSettings::default());
+    let (user, family, jti) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (access, _) = claims_of(&tokens, user);
+    let until = access.exp + 3600;
+
+    durable
+        .revoke_user(user, access.minted_at_ms(), until)
+        .await
+        .unwrap();
+    assert_eq!(announced(&mut control).await, Revoked::user(user));
+    durable.revoke_family(family, until).await.unwrap();
+    assert_eq!(announced(&mut control).await, Revoked::family(family));
+    durable.revoke_token(jti, until).await.unwrap();
+    assert_eq!(announced(&mut control).await, Revoked::token(jti));
+
+    // It was recorded, not only announced: a fresh cache filled from the database refuses
+    // the user's token.
+    let fresh = DurableRevocations::new(Arc::new(InProcessRevocations::new()), t.db.clone());
+    assert!(fresh.is_revoked(&access).await.unwrap());
+
+    // Filling a cache from the record announces nothing: those sockets closed long ago.
+    fresh.refill().await.unwrap();
+    durable.refill().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), control.recv())
+            .await
+            .is_err()
+    );
 }
