@@ -585,3 +585,39 @@ async fn on_shutdown_sockets_get_1001_while_an_in_flight_request_still_finishes(
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_revoked_cookie_from_an_allowed_origin_closes_with_1008() {
+    let t = sqlite_db().await;
+    let app = app(&t).await;
+    let token = app.player("Cookieless").await;
+    let logout = app
+        .request(reqwest::Method::POST, "/v1/auth/logout", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let mut request = ws_url(&app, "").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", format!("hearth_access={token}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", ORIGIN.parse().unwrap());
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+
+    assert_eq!(close_code(&mut socket).await, 1008);
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_an_upgrade_is_refused_with_a_problem() {
+    let t = sqlite_db().await;
+    let app = app(&t).await;
+
+    let response = app.get("/v1/ws", None).await;
+
+    let status = response.status();
+    assert!(status.is_client_error(), "{status}");
+    problem(response, status).await;
+}
