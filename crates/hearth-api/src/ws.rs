@@ -19,6 +19,7 @@
 mod message;
 
 use std::collections::BTreeSet;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -41,6 +42,10 @@ use message::{ClientMessage, ServerMessage, Unreadable};
 
 /// The log target of this module's lines.
 const LOG_TARGET: &str = "hearth_api::ws";
+
+/// The read buffer each socket allocates up front (tungstenite's default is 128 KiB): small,
+/// because most sockets sit idle; a larger frame grows it as needed.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// How long a closing socket waits for the client's close frame (and its writer to finish)
 /// before the connection is dropped.
@@ -175,6 +180,7 @@ pub(crate) async fn upgrade(
     let closing = state.sockets.closing.subscribe();
     let id = state.sockets.next_id.fetch_add(1, Ordering::Relaxed);
     Ok(upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(settings.max_frame_bytes)
         .max_message_size(settings.max_message_bytes)
         .on_upgrade(move |socket| Connection::run(state, socket, cookie_token, closing, id)))
@@ -263,11 +269,11 @@ impl Connection {
             .read(stream, cookie_token, &mut closing, &settings)
             .await;
         let code = match ended {
-            Ended::ByServer(code) | Ended::ByClient(Some(code)) => code.to_string(),
-            Ended::ByClient(None) => "1005".to_owned(),
-            Ended::Dropped => "none".to_owned(),
+            Ended::ByServer(code) | Ended::ByClient(Some(code)) => code_label(code),
+            Ended::ByClient(None) => "1005",
+            Ended::Dropped => "none",
         };
-        metrics::counter!(names::WS_CLOSES, "code" => code.clone()).increment(1);
+        metrics::counter!(names::WS_CLOSES, "code" => code).increment(1);
         tracing::debug!(target: LOG_TARGET, id, code, "socket closed");
         // Let the writer send what it holds (the close frame above all), and the client
         // answer it, but not for longer than the grace.
@@ -278,12 +284,15 @@ impl Connection {
                 while let Some(Ok(_)) = stream.next().await {}
             }
         };
+        let abort = writer.abort_handle();
         let finished = tokio::time::timeout(CLOSE_GRACE, async {
             drain.await;
             writer.await
         })
         .await;
         if finished.is_err() {
+            // A writer stuck on a client that does not read holds the socket open: stop it.
+            abort.abort();
             tracing::debug!(target: LOG_TARGET, id, ?user, "socket did not close in time; dropped");
         }
         // Held until here, so that shutdown waits for the close handshake too.
@@ -300,8 +309,11 @@ impl Connection {
         settings: &WsSettings,
     ) -> (Ended, Option<SplitStream<WebSocket>>) {
         let idle = Duration::from_secs(settings.idle_timeout_secs.max(1));
-        let auth_deadline = Instant::now() + Duration::from_secs(settings.auth_timeout_secs);
-        let mut idle_deadline = Instant::now() + idle;
+        // Two timers for the socket's life, reset rather than rebuilt on every frame.
+        let mut auth_timer = pin!(sleep_until(
+            Instant::now() + Duration::from_secs(settings.auth_timeout_secs)
+        ));
+        let mut idle_timer = pin!(sleep_until(Instant::now() + idle));
         if let Some(token) = cookie_token
             && let Err(close) = self.authenticate(&token).await
         {
@@ -313,10 +325,10 @@ impl Connection {
                 () = shutting_down(closing) => {
                     Err(Close(code::GOING_AWAY, "server shutting down"))
                 }
-                () = sleep_until(auth_deadline), if self.user.is_none() => {
+                () = &mut auth_timer, if self.user.is_none() => {
                     Err(Close(code::POLICY_VIOLATION, "authentication timed out"))
                 }
-                () = sleep_until(idle_deadline) => {
+                () = &mut idle_timer => {
                     Err(Close(code::GOING_AWAY, "no pong"))
                 }
                 // The hub's `Subscriber::recv` joins here once it is wired: a message is
@@ -329,7 +341,7 @@ impl Connection {
                         Err(Close(code::UNSUPPORTED_DATA, "binary frames are not accepted"))
                     }
                     Some(Ok(Message::Pong(_))) => {
-                        idle_deadline = Instant::now() + idle;
+                        idle_timer.as_mut().reset(Instant::now() + idle);
                         Ok(())
                     }
                     // tungstenite answers pings itself.
@@ -478,6 +490,24 @@ impl Connection {
             // The writer ended: its socket failed, and the reader will see it.
             Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
         }
+    }
+}
+
+/// The `code` label of a close: the codes RFC 6455 defines, others (a client may send any
+/// code from 3000 to 4999) as `other`, so a client cannot mint label values.
+fn code_label(code: u16) -> &'static str {
+    match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1003 => "1003",
+        1007 => "1007",
+        1008 => "1008",
+        1009 => "1009",
+        1010 => "1010",
+        1011 => "1011",
+        1013 => "1013",
+        _ => "other",
     }
 }
 

@@ -52,7 +52,8 @@ pub mod names {
     /// `type`; `invalid` for an inbound one that could not be read).
     pub const WS_MESSAGES: &str = "hearth_ws_messages_total";
     /// Counter: WebSocket connections closed, by close `code` (the server's, or the
-    /// client's when it closed first; `none` when the socket ended without a close frame).
+    /// client's when it closed first, `other` for codes RFC 6455 does not define; `none` when
+    /// the socket ended without a close frame).
     pub const WS_CLOSES: &str = "hearth_ws_closes_total";
     /// Gauge (always 1): build information in labels `version` and `service`.
     pub const BUILD_INFO: &str = "hearth_build_info";
