@@ -7,7 +7,7 @@
 //! - `upgrade`: the handler. A request carrying the session cookie is refused (403) unless its
 //!   `Origin` is allowed: that is cross-site WebSocket hijacking. Then the upgrade.
 //! - `Connection`: one socket. Its task reads frames, authenticates, answers, watches the
-//!   timers and shutdown; a second task writes what the first queues ([`Outbound`]) and sends
+//!   timers and shutdown; a second task writes what the first queues (`Outbound`) and sends
 //!   pings. The reader never waits for the writer: a full queue closes the socket (1008, "too
 //!   slow").
 //! - `message`: the client's closed set of messages, the server's answers, the topics.
