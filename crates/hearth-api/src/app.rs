@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fairness/client-seed", put(fairness::set_client_seed))
         .route("/v1/fairness/rotate", post(fairness::rotate))
         .route("/v1/fairness/rounds/{round_id}", get(fairness::round))
+        .route("/v1/ws", get(crate::ws::upgrade))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/details", get(health::details))

@@ -73,6 +73,9 @@ pub enum ApiError {
     TotpRequired,
     /// 403: a cookie-authenticated request without a valid CSRF token.
     CsrfRejected,
+    /// 403: refused for who is asking, not for what they sent (a WebSocket upgrade carrying
+    /// the session cookie from an origin not allowed).
+    Forbidden(&'static str),
     /// 429: too many failed logins for this account or address.
     Locked {
         /// How long the lock lasts.
@@ -100,7 +103,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Unauthorized(_) | Self::TotpRequired => StatusCode::UNAUTHORIZED,
-            Self::CsrfRejected => StatusCode::FORBIDDEN,
+            Self::CsrfRejected | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -248,7 +251,7 @@ impl IntoResponse for ApiError {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 response
             }
-            Self::NotFound(detail) => problem(status, detail, Map::new()),
+            Self::NotFound(detail) | Self::Forbidden(detail) => problem(status, detail, Map::new()),
             Self::Conflict(detail, field) => {
                 let mut extra = Map::new();
                 if let Some(field) = field {

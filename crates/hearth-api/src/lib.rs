@@ -16,6 +16,8 @@
 //!   and idle timeouts, the header cap and the graceful shutdown.
 //! - [`request_id`]: the `x-request-id` rules, the [`request_id::RequestId`] extension handlers
 //!   can read, and [`request_id::current`].
+//! - [`ws`]: `GET /v1/ws`, the WebSocket: authentication, typed messages, close codes, the
+//!   per-socket send queue, and [`ws::WsSettings`].
 //! - [`mod@telemetry`]: W3C trace context on requests and responses; the admin listener for
 //!   `/metrics`.
 //!
@@ -45,6 +47,7 @@ mod middleware;
 mod routes;
 mod server;
 mod state;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -100,8 +103,13 @@ pub async fn build_with(
 
 /// Builds the router around services already wired.
 pub fn with_hearth(hearth: Hearth) -> App {
+    with_hearth_ws(hearth, ws::WsSettings::defaults())
+}
+
+/// Builds the router around services already wired, with the WebSocket's settings.
+pub fn with_hearth_ws(hearth: Hearth, ws: ws::WsSettings) -> App {
     crate::routes::auth::describe_metrics();
-    let state = AppState::new(hearth);
+    let state = AppState::with_ws(hearth, ws);
     App {
         router: router(state.clone()),
         state,

@@ -18,6 +18,11 @@
 //!
 //! On shutdown, connections not serving a request (idle, or still sending a header block)
 //! close at once; a connection with a request in flight finishes it, then closes.
+//!
+//! Upgrades are on: after a `101 Switching Protocols` the driver's future completes and the
+//! connection, with its timers, is gone from here; the socket belongs to the WebSocket's task
+//! (`crate::ws`), which pings and times out by its own settings. On shutdown every socket is
+//! sent close 1001, and the grace period waits for sockets as for requests.
 
 use std::future::Future;
 use std::io;
@@ -107,13 +112,15 @@ pub async fn serve(
     tracing::info!("listener closed; finishing in-flight requests");
     closing_tx.send_replace(true);
     drop(closing_rx);
-    if tokio::time::timeout(grace, closing_tx.closed())
-        .await
-        .is_err()
-    {
+    // Upgraded connections have left hyper's driver: their sockets close with 1001.
+    state.sockets.close_all();
+    let drained = async {
+        tokio::join!(closing_tx.closed(), state.sockets.closed());
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             grace_secs = grace.as_secs(),
-            "in-flight requests outlived the grace period"
+            "in-flight requests or sockets outlived the grace period"
         );
     }
     state.hearth.close().await;
@@ -176,7 +183,12 @@ fn connection(
         stream,
         activity: activity.clone(),
     });
-    let conn = http.serve_connection(io, TowerToHyperService::new(service));
+    // With upgrades, the driver completes once a `101` is written and hands the socket to
+    // the WebSocket's own task (`crate::ws`), whose ping and idle rules, and whose close on
+    // shutdown, take over from the timers here.
+    let conn = http
+        .serve_connection(io, TowerToHyperService::new(service))
+        .with_upgrades();
     async move {
         let mut conn = pin!(conn);
         let mut timer = pin!(tokio::time::sleep_until(activity.wake_at(timeouts)));

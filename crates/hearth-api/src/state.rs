@@ -7,6 +7,8 @@ use hearth_app::Hearth;
 use hearth_limits::client_ip::ClientIpResolver;
 use hearth_limits::{AnomalyDetector, RouteLimits};
 
+use crate::ws::WsSettings;
+
 /// Shared application state; cloning is cheap.
 ///
 /// It derefs to its parts, which deref to the wired services ([`hearth_app::Services`]), so a
@@ -24,19 +26,27 @@ pub struct Inner {
     pub route_limits: RouteLimits,
     /// Per-IP traffic anomaly detection; in-process per instance.
     pub anomaly: AnomalyDetector,
+    /// The WebSocket's settings and the signal that closes every socket on shutdown.
+    pub(crate) sockets: crate::ws::Sockets,
     /// Set when graceful shutdown begins, so readiness fails and load balancers drain us.
     draining: AtomicBool,
 }
 
 impl AppState {
-    /// The HTTP state around wired services.
+    /// The HTTP state around wired services, with the WebSocket's default settings.
     pub fn new(hearth: Hearth) -> Self {
+        Self::with_ws(hearth, WsSettings::defaults())
+    }
+
+    /// The HTTP state around wired services, with the WebSocket's settings.
+    pub fn with_ws(hearth: Hearth, ws: WsSettings) -> Self {
         let settings = &hearth.settings;
         Self(Arc::new(Inner {
             route_limits: crate::limits::route_table(&settings.limits.rules),
             anomaly: AnomalyDetector::new(settings.limits.anomaly),
             client_ip: ClientIpResolver::new(settings.limits.trusted_proxies.clone()),
             hearth,
+            sockets: crate::ws::Sockets::new(ws),
             draining: AtomicBool::new(false),
         }))
     }

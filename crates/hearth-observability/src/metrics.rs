@@ -46,6 +46,15 @@ pub mod names {
     pub const REVOCATION_REFILLS: &str = "hearth_auth_revocation_cache_refills_total";
     /// Counter: leaderboard rebuilds by `outcome`.
     pub const LEADERBOARD_REBUILDS: &str = "hearth_leaderboard_rebuilds_total";
+    /// Gauge: WebSocket connections open (upgraded, authenticated or not yet).
+    pub const WS_CONNECTIONS: &str = "hearth_ws_connections";
+    /// Counter: WebSocket messages by `direction` (`in`, `out`) and `type` (the message's
+    /// `type`; `invalid` for an inbound one that could not be read).
+    pub const WS_MESSAGES: &str = "hearth_ws_messages_total";
+    /// Counter: WebSocket connections closed, by close `code` (the server's, or the
+    /// client's when it closed first, `other` for codes RFC 6455 does not define; `none` when
+    /// the socket ended without a close frame).
+    pub const WS_CLOSES: &str = "hearth_ws_closes_total";
     /// Gauge (always 1): build information in labels `version` and `service`.
     pub const BUILD_INFO: &str = "hearth_build_info";
     /// Gauge: open database connections by `state` (`idle`, `in_use`).
@@ -270,6 +279,15 @@ fn describe() {
         "Wallets checked at the last run"
     );
     describe_gauge!(names::BUILD_INFO, "Build information");
+    describe_gauge!(names::WS_CONNECTIONS, "WebSocket connections open");
+    describe_counter!(
+        names::WS_MESSAGES,
+        "WebSocket messages by direction and type"
+    );
+    describe_counter!(
+        names::WS_CLOSES,
+        "WebSocket connections closed by close code"
+    );
     describe_counter!(
         names::LEADERBOARD_REBUILDS,
         "Leaderboard rebuilds by outcome"

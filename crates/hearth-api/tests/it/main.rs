@@ -23,3 +23,4 @@ mod support;
 mod telemetry;
 mod token_attacks;
 mod walkthrough;
+mod ws;

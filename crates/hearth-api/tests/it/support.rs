@@ -77,6 +77,25 @@ pub async fn spawn_custom(
     serve(app).await
 }
 
+/// Spawns the app with the WebSocket's settings `ws` (short timeouts, allowed origins).
+pub async fn spawn_ws(t: &TestDb, ws: hearth_api::ws::WsSettings) -> TestApp {
+    spawn_ws_with(t, ws, |_| {}).await
+}
+
+/// As [`spawn_ws`], with settings tweaked.
+pub async fn spawn_ws_with(
+    t: &TestDb,
+    ws: hearth_api::ws::WsSettings,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings(t);
+    tweak(&mut settings);
+    let app = hearth_api::build_with(t.db.clone(), settings)
+        .await
+        .unwrap();
+    serve(hearth_api::with_hearth_ws(app.state.hearth.clone(), ws)).await
+}
+
 /// Spawns the app on a connection pool of its own to `t`'s database, with fresh in-process
 /// stores: a gateway restarted (stopping an app closes its pool, so a restart needs a new one).
 pub async fn spawn_restarted(t: &TestDb) -> TestApp {
