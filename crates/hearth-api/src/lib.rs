@@ -103,7 +103,8 @@ pub async fn build_with(
 
 /// Builds the router around services already wired.
 pub fn with_hearth(hearth: Hearth) -> App {
-    with_hearth_ws(hearth, ws::WsSettings::defaults())
+    let ws = ws::WsSettings::from(&hearth.settings.realtime);
+    with_hearth_ws(hearth, ws)
 }
 
 /// Builds the router around services already wired, with the WebSocket's settings.

@@ -33,9 +33,11 @@ pub struct Inner {
 }
 
 impl AppState {
-    /// The HTTP state around wired services, with the WebSocket's default settings.
+    /// The HTTP state around wired services, with the WebSocket's settings from the `realtime`
+    /// section.
     pub fn new(hearth: Hearth) -> Self {
-        Self::with_ws(hearth, WsSettings::defaults())
+        let ws = WsSettings::from(&hearth.settings.realtime);
+        Self::with_ws(hearth, ws)
     }
 
     /// The HTTP state around wired services, with the WebSocket's settings.

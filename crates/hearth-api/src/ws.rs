@@ -12,9 +12,14 @@
 //!   slow").
 //! - `message`: the client's closed set of messages, the server's answers, the topics.
 //!
+//! Each socket has a `hearth_realtime::Subscriber` of the process's hub: once authenticated it
+//! follows the user's own topic and `control`, plus the topics the client subscribes to. A
+//! delivery is queued for the writer like any answer; a lagging subscription, or a revocation
+//! on `control` that covers the socket's token, closes it with 1008.
+//!
 //! # What it does not do
-//! It does not publish or fan out: the hub (`hearth-realtime`) does, and feeds each socket
-//! through its `Outbound` sender. Nothing here reads a token from the URL.
+//! It does not publish or fan out: the hub (`hearth-realtime`) does. Nothing here reads a token
+//! from the URL.
 
 mod message;
 
@@ -32,6 +37,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_auth::{AuthError, Claims, TokenType};
 use hearth_limits::{ConnectionLimiter, RouteClass};
 use hearth_observability::metrics::names;
+use hearth_realtime::control::Revoked;
+use hearth_realtime::{Delivery, Subscriber, topics};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
@@ -95,6 +102,20 @@ impl WsSettings {
             idle_timeout_secs: 45,
             ping_secs: 15,
             send_queue: 256,
+        }
+    }
+}
+
+impl From<&hearth_app::settings::RealtimeSettings> for WsSettings {
+    fn from(settings: &hearth_app::settings::RealtimeSettings) -> Self {
+        Self {
+            auth_timeout_secs: settings.auth_timeout_secs,
+            allowed_origins: settings.allowed_origins.clone(),
+            max_frame_bytes: settings.max_frame_bytes,
+            max_message_bytes: settings.max_message_bytes,
+            idle_timeout_secs: settings.idle_timeout_secs,
+            ping_secs: settings.ping_secs,
+            send_queue: settings.send_queue,
         }
     }
 }
@@ -230,6 +251,10 @@ struct Connection {
     user: Option<Claims>,
     /// Topics subscribed by name (the user's own topic is implicit).
     topics: BTreeSet<String>,
+    /// This socket's subscription to the hub.
+    subscriber: Subscriber,
+    /// False once the hub is gone (`recv` answers `None` from then on).
+    hub_open: bool,
 }
 
 impl Connection {
@@ -255,6 +280,7 @@ impl Connection {
             .into_iter()
             .map(ConnectionLimiter::new)
             .collect();
+        let subscriber = state.hub.subscriber(settings.send_queue.max(1));
         let mut connection = Self {
             state,
             id,
@@ -263,6 +289,8 @@ impl Connection {
             limits,
             user: None,
             topics: BTreeSet::new(),
+            subscriber,
+            hub_open: true,
         };
         tracing::debug!(target: LOG_TARGET, id, "socket opened");
         let (ended, stream) = connection
@@ -331,9 +359,7 @@ impl Connection {
                 () = &mut idle_timer => {
                     Err(Close(code::GOING_AWAY, "no pong"))
                 }
-                // The hub's `Subscriber::recv` joins here once it is wired: a message is
-                // forwarded through `self.send_raw`, a lagged subscription closes the
-                // socket with 1008 "too slow".
+                delivery = self.subscriber.recv(), if self.hub_open => self.on_delivery(delivery),
                 frame = stream.next() => match frame {
                     None => return (Ended::Dropped, None),
                     Some(Ok(Message::Text(text))) => self.on_text(&text).await,
@@ -378,6 +404,8 @@ impl Connection {
             Ok(claims) => {
                 let user_id = claims.sub;
                 tracing::debug!(target: LOG_TARGET, id = self.id, %user_id, "socket authenticated");
+                self.subscriber.subscribe(&topics::user(&user_id));
+                self.subscriber.subscribe(topics::CONTROL);
                 self.user = Some(claims);
                 self.send(&ServerMessage::Authenticated { user_id })
             }
@@ -427,7 +455,9 @@ impl Connection {
                 if let Some(bad) = topics.iter().find(|t| !message::topic_allowed(t)) {
                     return self.invalid(&format!("unknown topic {bad:?}"));
                 }
-                // The hub's `Subscriber::subscribe(topic)` is called here once wired.
+                for topic in &topics {
+                    self.subscriber.subscribe(topic);
+                }
                 self.topics.extend(topics);
                 Ok(())
             }
@@ -435,8 +465,8 @@ impl Connection {
                 if let Some(bad) = topics.iter().find(|t| !message::topic_allowed(t)) {
                     return self.invalid(&format!("unknown topic {bad:?}"));
                 }
-                // The hub's `Subscriber::unsubscribe(topic)` is called here once wired.
                 for topic in &topics {
+                    self.subscriber.unsubscribe(topic);
                     self.topics.remove(topic);
                 }
                 Ok(())
@@ -472,6 +502,35 @@ impl Connection {
             }
         }
         wait
+    }
+
+    /// A delivery from the hub: a push is queued for the client as it was published; a
+    /// revocation on `control` that covers this socket's token closes it, as does a lagging
+    /// subscription.
+    fn on_delivery(&mut self, delivery: Option<Delivery>) -> Result<(), Close> {
+        match delivery {
+            None => {
+                self.hub_open = false;
+                Ok(())
+            }
+            Some(Delivery::Lagged) => Err(Close(code::POLICY_VIOLATION, "too slow")),
+            Some(Delivery::Message { topic, payload }) if &*topic == topics::CONTROL => {
+                let revoked = Revoked::parse(&payload).zip(self.user.as_ref());
+                match revoked {
+                    Some((revoked, claims))
+                        if revoked.applies_to(claims.sub, claims.fam, claims.jti) =>
+                    {
+                        Err(Close(code::POLICY_VIOLATION, "session revoked"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Some(Delivery::Message { payload, .. }) => {
+                metrics::counter!(names::WS_MESSAGES, "direction" => "out", "type" => "push")
+                    .increment(1);
+                self.send_raw(payload.to_string())
+            }
+        }
     }
 
     fn send(&mut self, message: &ServerMessage<'_>) -> Result<(), Close> {

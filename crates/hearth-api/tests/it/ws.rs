@@ -621,3 +621,76 @@ async fn a_request_that_is_not_an_upgrade_is_refused_with_a_problem() {
     assert!(status.is_client_error(), "{status}");
     problem(response, status).await;
 }
+
+// ---- Pushes from the hub -------------------------------------------------------------------
+
+/// Logs `token` out over HTTP.
+async fn logout(app: &TestApp, token: &str) {
+    let response = app
+        .request(reqwest::Method::POST, "/v1/auth/logout", Some(token))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+/// Spins on `spinner` until `socket` gets its `wallet` push (a gateway's Redis subscription
+/// may still be starting): returns the push and the balance the spin answered.
+async fn spin_until_pushed(spinner: &TestApp, token: &str, socket: &mut Socket) -> (Value, i64) {
+    for _ in 0..10 {
+        let spun: Value = spinner.spin(token, 10).await.json().await.unwrap();
+        let balance = spun["balance"].as_i64().unwrap();
+        let pushed = tokio::time::timeout(Duration::from_secs(1), next_json(socket)).await;
+        if let Ok(push) = pushed {
+            return (push, balance);
+        }
+    }
+    panic!("no wallet push after ten spins");
+}
+
+#[tokio::test]
+async fn a_round_pushes_the_new_balance_and_a_logout_closes_the_socket_with_1008() {
+    let t = sqlite_db().await;
+    let app = app(&t).await;
+    let token = app.player("Pushed").await;
+    let (mut socket, _) = authenticated(&app, &token).await;
+
+    let (push, balance) = spin_until_pushed(&app, &token, &mut socket).await;
+    assert_eq!(push["type"], "wallet", "{push}");
+    assert_eq!(push["balance"], balance, "{push}");
+    assert_eq!(push["kind"], "round", "{push}");
+
+    logout(&app, &token).await;
+    let closed = tokio::time::timeout(Duration::from_secs(1), close_code(&mut socket))
+        .await
+        .expect("the socket closes within a second of the logout");
+    assert_eq!(closed, 1008);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_two_gateways_sharing_redis_pushes_and_logouts_reach_the_other_gateway() {
+    let Some(redis) = hearth_test_support::service_url(hearth_test_support::REDIS_URL_VAR, "Redis")
+    else {
+        return;
+    };
+    let t = sqlite_db().await;
+    let prefix = format!("hearth-test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |s: &mut hearth_api::Settings| {
+        s.redis.url = Some(secrecy::SecretString::from(redis.clone()));
+        s.redis.key_prefix = prefix.clone();
+    };
+    let a = spawn_ws_with(&t, short(), shared).await;
+    let b = spawn_ws_with(&t, short(), shared).await;
+    let token = a.player("Roamer").await;
+    let (mut socket, _) = authenticated(&b, &token).await;
+
+    let (push, balance) = spin_until_pushed(&a, &token, &mut socket).await;
+    assert_eq!(push["type"], "wallet", "{push}");
+    assert_eq!(push["balance"], balance, "{push}");
+
+    logout(&a, &token).await;
+    let closed = tokio::time::timeout(Duration::from_secs(1), close_code(&mut socket))
+        .await
+        .expect("the socket on the other gateway closes within a second of the logout");
+    assert_eq!(closed, 1008);
+}
