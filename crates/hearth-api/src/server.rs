@@ -23,6 +23,10 @@
 //! connection, with its timers, is gone from here; the socket belongs to the WebSocket's task
 //! (`crate::ws`), which pings and times out by its own settings. On shutdown every socket is
 //! sent close 1001, and the grace period waits for sockets as for requests.
+//!
+//! While serving, the gateway runs its own [`LeaderboardPusher`]: each second it delivers to
+//! this process's sockets the subscribed top 10s that changed. It stops when the sockets are
+//! closed.
 
 use std::future::Future;
 use std::io;
@@ -37,6 +41,7 @@ use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
 use axum::response::Response;
+use hearth_app::leaderboards::LeaderboardPusher;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -52,11 +57,18 @@ use crate::App;
 /// The log target of the server's lines.
 const LOG_TARGET: &str = "hearth_api::server";
 
+/// How often the leaderboard pusher looks for changed boards: the contract's "at most once a
+/// second".
+const LEADERBOARD_PUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// Serves until `shutdown` completes, then drains gracefully.
 ///
 /// On shutdown: readiness turns 503 at once; after `server.drain_delay_secs` the listener
 /// closes, and so do connections that are idle or still sending a header block; in-flight
 /// requests then have `server.shutdown_timeout_secs` to finish.
+///
+/// While serving, this gateway's `leaderboard` pushes run ([`LeaderboardPusher`]); they stop
+/// when the sockets are closed.
 ///
 /// # Errors
 /// None today: a failed accept is logged and retried, as `axum::serve` does. The `Result`
@@ -93,6 +105,15 @@ pub async fn serve(
         }
     };
     let mut signal = pin!(signal);
+    let (stop_pusher, pusher_stopping) = tokio::sync::oneshot::channel::<()>();
+    let pusher =
+        tokio::spawn(
+            LeaderboardPusher::new(state.hearth.hub.clone(), state.hearth.leaderboards.clone())
+                .run(LEADERBOARD_PUSH_EVERY, async move {
+                    // Sent or dropped: either way, stop.
+                    let _ = pusher_stopping.await;
+                }),
+        );
     // Connections hold a receiver: the value turning true asks them to close, and the last
     // one dropped tells the loop below that every connection has ended.
     let (closing_tx, closing_rx) = watch::channel(false);
@@ -112,6 +133,11 @@ pub async fn serve(
     tracing::info!("listener closed; finishing in-flight requests");
     closing_tx.send_replace(true);
     drop(closing_rx);
+    // No more pushes for sockets about to close.
+    drop(stop_pusher);
+    if let Err(error) = pusher.await {
+        tracing::error!(target: LOG_TARGET, %error, "the leaderboard pusher failed");
+    }
     // Upgraded connections have left hyper's driver: their sockets close with 1001.
     state.sockets.close_all();
     let drained = async {

@@ -11,6 +11,9 @@
 //!   (single-process) setup.
 //! - [`RedisLeaderboards`]: Redis sorted sets, shared by every gateway in production.
 //!
+//! [`LeaderboardPusher`] (`push`) turns them into the WebSocket's `leaderboard` pushes: each
+//! gateway, once a second, delivers to its own subscribers the top 10 that changed.
+//!
 //! # Redis keys
 //! With a configurable prefix (e.g. `hearth:`):
 //! - `{prefix}lb:{board}:{period}:{period_id}`: one sorted set per board and period, member =
@@ -65,6 +68,7 @@
 //! ```
 
 mod in_process;
+mod push;
 mod redis_store;
 
 use async_trait::async_trait;
@@ -77,6 +81,7 @@ pub use hearth_storage::leaderboard::LeaderboardSource;
 use time::OffsetDateTime;
 
 pub use in_process::InProcessLeaderboards;
+pub use push::{LeaderboardPusher, PUSHED_ENTRIES};
 pub use redis_store::RedisLeaderboards;
 
 /// How many entries per board a rebuild keeps: well above what is served ([`MAX_LIMIT`]), so

@@ -70,6 +70,15 @@ pub trait Hub: Send + Sync + 'static {
     /// one).
     fn subscriber(&self, capacity: usize) -> Subscriber;
 
+    /// Queues `payload` for this process's subscribers of `topic` only, never crossing to
+    /// other gateways; returns how many got it. For pushes every gateway computes for its own
+    /// sockets from shared state (the leaderboards), where publishing would deliver each one
+    /// once per gateway.
+    fn deliver_local(&self, topic: &str, payload: &str) -> usize;
+
+    /// How many of this process's subscribers `topic` has; other gateways' are not counted.
+    fn local_subscribers(&self, topic: &str) -> usize;
+
     /// `"in_process"` or `"redis"`.
     fn backend(&self) -> &'static str;
 }
@@ -208,6 +217,14 @@ impl Hub for InProcessHub {
 
     fn subscriber(&self, capacity: usize) -> Subscriber {
         self.registry.subscriber(capacity)
+    }
+
+    fn deliver_local(&self, topic: &str, payload: &str) -> usize {
+        self.registry.deliver(topic, &Arc::from(payload))
+    }
+
+    fn local_subscribers(&self, topic: &str) -> usize {
+        self.registry.subscribers(topic)
     }
 
     fn backend(&self) -> &'static str {

@@ -125,6 +125,14 @@ impl Hub for RedisHub {
         self.inner.registry.subscriber(capacity)
     }
 
+    fn deliver_local(&self, topic: &str, payload: &str) -> usize {
+        self.inner.registry.deliver(topic, &Arc::from(payload))
+    }
+
+    fn local_subscribers(&self, topic: &str) -> usize {
+        self.inner.registry.subscribers(topic)
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }

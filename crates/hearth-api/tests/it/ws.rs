@@ -694,3 +694,96 @@ async fn across_two_gateways_sharing_redis_pushes_and_logouts_reach_the_other_ga
         .expect("the socket on the other gateway closes within a second of the logout");
     assert_eq!(closed, 1008);
 }
+
+/// Reads until a `leaderboard` push listing `user_id` with `score`, skipping `wallet` pushes
+/// (and earlier tops); returns it.
+async fn leaderboard_push_with(socket: &mut Socket, user_id: &str, score: i64) -> Value {
+    loop {
+        let message = next_json(socket).await;
+        match message["type"].as_str() {
+            Some("wallet") => {}
+            Some("leaderboard") => {
+                let listed = message["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|entry| entry["user_id"] == user_id && entry["score"] == score);
+                if listed {
+                    return message;
+                }
+            }
+            _ => panic!("unexpected {message}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscribed_leaderboard_is_pushed_after_a_spin_changes_it() {
+    let t = sqlite_db().await;
+    let app = app(&t).await;
+    let token = app.player("Climber").await;
+    let (mut socket, user_id) = authenticated(&app, &token).await;
+    send(
+        &mut socket,
+        &json!({"type": "subscribe", "topics": ["leaderboard:balance:all_time"]}),
+    )
+    .await;
+    // Messages are handled in order: the pong means the subscription is in place.
+    still_open(&mut socket).await;
+
+    let spun: Value = app.spin(&token, 10).await.json().await.unwrap();
+    let balance = spun["balance"].as_i64().unwrap();
+
+    let push = leaderboard_push_with(&mut socket, &user_id, balance).await;
+    assert_eq!(push["board"], "balance", "{push}");
+    assert_eq!(push["period"], "all_time", "{push}");
+    let entry = &push["entries"][0];
+    assert_eq!(
+        (&entry["rank"], &entry["user_id"], &entry["score"]),
+        (&json!(1), &json!(user_id), &json!(balance)),
+        "{push}"
+    );
+    assert!(entry["username"].is_string(), "{push}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spin_on_one_gateway_reaches_a_leaderboard_subscriber_on_the_other_once() {
+    let Some(redis) = hearth_test_support::service_url(hearth_test_support::REDIS_URL_VAR, "Redis")
+    else {
+        return;
+    };
+    let t = sqlite_db().await;
+    let prefix = format!("hearth-test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |s: &mut hearth_api::Settings| {
+        s.redis.url = Some(secrecy::SecretString::from(redis.clone()));
+        s.redis.key_prefix = prefix.clone();
+    };
+    let a = spawn_ws_with(&t, short(), shared).await;
+    let b = spawn_ws_with(&t, short(), shared).await;
+    let token = a.player("Distant").await;
+    let (mut socket, user_id) = authenticated(&b, &token).await;
+    send(
+        &mut socket,
+        &json!({"type": "subscribe", "topics": ["leaderboard:balance:all_time"]}),
+    )
+    .await;
+    still_open(&mut socket).await;
+
+    let spun: Value = a.spin(&token, 10).await.json().await.unwrap();
+    let balance = spun["balance"].as_i64().unwrap();
+
+    leaderboard_push_with(&mut socket, &user_id, balance).await;
+    // Gateway A has no subscriber and B computes its own pushes: no second copy follows.
+    let mut extra = None;
+    let quiet = tokio::time::timeout(Duration::from_millis(2_500), async {
+        loop {
+            let message = next_json(&mut socket).await;
+            if message["type"] == "leaderboard" {
+                extra = Some(message);
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "a second leaderboard push: {extra:?}");
+}

@@ -11,6 +11,7 @@
 
 mod hub;
 mod jobs;
+mod leaderboard_push;
 mod leaderboards;
 mod revocations;
 mod rounds;

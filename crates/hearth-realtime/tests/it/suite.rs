@@ -41,6 +41,7 @@ hub_suite!(
     a_slow_subscriber_gets_lagged_once_while_the_others_keep_receiving,
     subscribing_twice_delivers_once,
     a_dropped_subscriber_leaves_its_topics,
+    a_local_delivery_reaches_this_processs_subscribers_only,
 );
 
 async fn a_subscriber_receives_what_is_published_on_its_topic_until_it_unsubscribes(
@@ -158,6 +159,38 @@ async fn a_dropped_subscriber_leaves_its_topics(a: &dyn Hub, b: &dyn Hub) {
     for n in 0..3 {
         assert_eq!(message(&mut kept).await.1, n.to_string());
     }
+}
+
+async fn a_local_delivery_reaches_this_processs_subscribers_only(a: &dyn Hub, b: &dyn Hub) {
+    let topic = "leaderboard:net_won:daily";
+    let mut here = a.subscriber(16);
+    here.subscribe(topic);
+    let mut there = b.subscriber(16);
+    there.subscribe(topic);
+    let mut elsewhere = a.subscriber(16);
+    elsewhere.subscribe("leaderboard:balance:all_time");
+    // On Redis `b` is another gateway; in process it is the same hub as `a`.
+    let gateways = if a.backend() == "redis" { 2 } else { 1 };
+    let local = if gateways == 2 { 1 } else { 2 };
+
+    assert_eq!(a.local_subscribers(topic), local);
+    assert_eq!(a.deliver_local(topic, "top"), local);
+
+    assert_eq!(
+        message(&mut here).await,
+        (topic.to_owned(), "top".to_owned())
+    );
+    if gateways == 2 {
+        nothing(&mut there).await;
+    } else {
+        assert_eq!(message(&mut there).await.1, "top");
+    }
+    nothing(&mut elsewhere).await;
+
+    drop(here);
+    drop(there);
+    assert_eq!(a.local_subscribers(topic), 0);
+    assert_eq!(a.deliver_local(topic, "nobody"), 0);
 }
 
 /// In process only: what a subscriber sees when the hub itself is dropped, and the registry's
