@@ -11,6 +11,8 @@
 //! - [`error`]: [`ApiError`], the one problem+json format.
 //! - [`extract`]: body and query extractors (`extract::body`) and the session extractors
 //!   `AuthUser` and `AdminUser` (`extract::session`), whose rejections use that format.
+//! - `active_users`: the users seen in the last 5 minutes (`AuthUser`, sockets), counted
+//!   into `hearth_active_users` when `/metrics` is scraped.
 //! - `routes`: handlers for auth, wallet, games, health and metrics.
 //! - `server`: [`serve`], the accept loop over hyper's HTTP/1 driver, with the header read
 //!   and idle timeouts, the header cap and the graceful shutdown.
@@ -42,6 +44,7 @@ pub mod limits;
 pub mod request_id;
 pub mod telemetry;
 
+mod active_users;
 mod app;
 mod middleware;
 mod routes;

@@ -28,6 +28,8 @@ pub struct Inner {
     pub anomaly: AnomalyDetector,
     /// The WebSocket's settings and the signal that closes every socket on shutdown.
     pub(crate) sockets: crate::ws::Sockets,
+    /// Users seen by this process in the last 5 minutes, for `hearth_active_users`.
+    pub(crate) active_users: crate::active_users::ActiveUsers,
     /// Set when graceful shutdown begins, so readiness fails and load balancers drain us.
     draining: AtomicBool,
 }
@@ -49,6 +51,7 @@ impl AppState {
             client_ip: ClientIpResolver::new(settings.limits.trusted_proxies.clone()),
             hearth,
             sockets: crate::ws::Sockets::new(ws),
+            active_users: crate::active_users::ActiveUsers::default(),
             draining: AtomicBool::new(false),
         }))
     }

@@ -14,8 +14,11 @@
 //!
 //! Each socket has a `hearth_realtime::Subscriber` of the process's hub: once authenticated it
 //! follows the user's own topic and `control`, plus the topics the client subscribes to. A
-//! delivery is queued for the writer like any answer; a lagging subscription, or a revocation
-//! on `control` that covers the socket's token, closes it with 1008.
+//! delivery is queued for the writer like any answer (with its publish time, so the writer
+//! records `hearth_ws_push_latency_seconds` once the frame is handed to the socket); a lagging
+//! subscription, or a revocation on `control` that covers the socket's token, closes it with
+//! 1008. An authenticated socket marks its user active (`hearth_active_users`) when it
+//! authenticates, sends a message, or answers a ping.
 //!
 //! # What it does not do
 //! It does not publish or fan out: the hub (`hearth-realtime`) does. Nothing here reads a token
@@ -126,12 +129,15 @@ impl Default for WsSettings {
     }
 }
 
-/// What the writer of one socket is asked to send. The hub's deliveries arrive as `Json`; a
+/// What the writer of one socket is asked to send. The hub's deliveries arrive as `Push`; a
 /// lagging subscription as `Close(1008, "too slow")`.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// A text frame of JSON.
     Json(String),
+    /// A text frame of JSON pushed from the hub, published at `published_at` (unix
+    /// microseconds): once sent, the writer records `hearth_ws_push_latency_seconds`.
+    Push { json: String, published_at: u64 },
     /// A close frame, after which the writer stops.
     Close(u16, &'static str),
 }
@@ -368,6 +374,9 @@ impl Connection {
                     }
                     Some(Ok(Message::Pong(_))) => {
                         idle_timer.as_mut().reset(Instant::now() + idle);
+                        // A socket left open stays active: it answers a ping every
+                        // `ping_secs`, well within the 5 minutes.
+                        self.mark_active();
                         Ok(())
                     }
                     // tungstenite answers pings itself.
@@ -406,6 +415,7 @@ impl Connection {
                 tracing::debug!(target: LOG_TARGET, id = self.id, %user_id, "socket authenticated");
                 self.subscriber.subscribe(&topics::user(&user_id));
                 self.subscriber.subscribe(topics::CONTROL);
+                self.state.active_users.seen(user_id);
                 self.user = Some(claims);
                 self.send(&ServerMessage::Authenticated { user_id })
             }
@@ -431,6 +441,7 @@ impl Connection {
             Err(Unreadable::Invalid(_)) => "invalid",
         };
         metrics::counter!(names::WS_MESSAGES, "direction" => "in", "type" => kind).increment(1);
+        self.mark_active();
         if self.user.is_none() {
             // The first message must be `auth`; anything else is refused.
             return match parsed {
@@ -480,6 +491,13 @@ impl Connection {
         }
     }
 
+    /// Marks the socket's user (once authenticated) as active now.
+    fn mark_active(&self) {
+        if let Some(claims) = &self.user {
+            self.state.active_users.seen(claims.sub);
+        }
+    }
+
     fn invalid(&mut self, detail: &str) -> Result<(), Close> {
         self.send(&ServerMessage::Error {
             code: "invalid_message",
@@ -514,7 +532,7 @@ impl Connection {
                 Ok(())
             }
             Some(Delivery::Lagged) => Err(Close(code::POLICY_VIOLATION, "too slow")),
-            Some(Delivery::Message { topic, payload }) if &*topic == topics::CONTROL => {
+            Some(Delivery::Message { topic, payload, .. }) if &*topic == topics::CONTROL => {
                 let revoked = Revoked::parse(&payload).zip(self.user.as_ref());
                 match revoked {
                     Some((revoked, claims))
@@ -525,10 +543,17 @@ impl Connection {
                     _ => Ok(()),
                 }
             }
-            Some(Delivery::Message { payload, .. }) => {
+            Some(Delivery::Message {
+                payload,
+                published_at,
+                ..
+            }) => {
                 metrics::counter!(names::WS_MESSAGES, "direction" => "out", "type" => "push")
                     .increment(1);
-                self.send_raw(payload.to_string())
+                self.queue(Outbound::Push {
+                    json: payload.to_string(),
+                    published_at,
+                })
             }
         }
     }
@@ -541,7 +566,12 @@ impl Connection {
 
     /// Queues a text frame without waiting: a full queue closes the socket.
     fn send_raw(&mut self, json: String) -> Result<(), Close> {
-        match self.outbound.try_send(Outbound::Json(json)) {
+        self.queue(Outbound::Json(json))
+    }
+
+    /// Queues `outbound` for the writer without waiting: a full queue closes the socket.
+    fn queue(&mut self, outbound: Outbound) -> Result<(), Close> {
+        match self.outbound.try_send(outbound) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 Err(Close(code::POLICY_VIOLATION, "too slow"))
@@ -603,6 +633,14 @@ fn close_for(error: axum::Error) -> Option<Close> {
     }
 }
 
+/// Records one push's latency from its publish (`published_at`) to `now`, both unix
+/// microseconds. A publishing host whose clock runs ahead gives a negative span: counted as 0.
+fn record_push_latency(published_at: u64, now: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = now.saturating_sub(published_at) as f64 / 1e6;
+    hearth_observability::metrics::ws_push_latency().record(seconds);
+}
+
 /// The writing task: sends what the reader queues, and a ping every `ping_every`, until a
 /// close is asked for (queued or urgent) or the reader is gone.
 async fn write(
@@ -634,6 +672,13 @@ async fn write(
         };
         let sent = match next {
             Outbound::Json(json) => sink.send(Message::Text(Utf8Bytes::from(json))).await,
+            Outbound::Push { json, published_at } => {
+                let sent = sink.send(Message::Text(Utf8Bytes::from(json))).await;
+                if sent.is_ok() {
+                    record_push_latency(published_at, hearth_realtime::unix_micros());
+                }
+                sent
+            }
             Outbound::Close(code, reason) => {
                 let frame = CloseFrame {
                     code,

@@ -55,6 +55,12 @@ pub mod names {
     /// client's when it closed first, `other` for codes RFC 6455 does not define; `none` when
     /// the socket ended without a close frame).
     pub const WS_CLOSES: &str = "hearth_ws_closes_total";
+    /// Histogram: seconds from a push's publish (on any gateway, by the hub's wall clock) to
+    /// its socket's writer handing the frame to the socket.
+    pub const WS_PUSH_LATENCY: &str = "hearth_ws_push_latency_seconds";
+    /// Gauge: distinct users with a socket or an authenticated request in the last 5
+    /// minutes, in this gateway process (computed when `/metrics` is scraped).
+    pub const ACTIVE_USERS: &str = "hearth_active_users";
     /// Gauge (always 1): build information in labels `version` and `service`.
     pub const BUILD_INFO: &str = "hearth_build_info";
     /// Gauge: open database connections by `state` (`idle`, `in_use`).
@@ -79,6 +85,12 @@ pub mod names {
 /// Latency buckets in seconds: fine below 100 ms where a healthy API lives, coarse above.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Push latency buckets in seconds: from a tenth of a millisecond (a push within one
+/// process) through Redis round trips to seconds (a backed-up socket).
+const PUSH_LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// One labelled series of a [`HistogramFamily`]: a count per bucket and the sum, each one
@@ -168,21 +180,35 @@ impl HistogramFamily {
         formatting::write_help_line(out, name, None, None, self.help);
         formatting::write_type_line(out, name, None, None, "histogram");
         for (labels, histogram) in series.iter() {
+            // An unlabelled series: `le` alone inside the braces, none on the sum and count.
+            let (sep, braced) = if labels.is_empty() {
+                ("", String::new())
+            } else {
+                (",", format!("{{{labels}}}"))
+            };
             let mut cumulative = 0_u64;
             let bounds = self.bounds.iter().map(|b| Some(*b)).chain([None]);
             for (bound, count) in bounds.zip(histogram.counts.iter()) {
                 cumulative += count.load(Ordering::Relaxed);
                 let _ = match bound {
                     Some(bound) => {
-                        writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}")
+                        writeln!(
+                            out,
+                            "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+                        )
                     }
-                    None => writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}"),
+                    None => {
+                        writeln!(
+                            out,
+                            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+                        )
+                    }
                 };
             }
             #[allow(clippy::cast_precision_loss)]
             let sum = histogram.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+            let _ = writeln!(out, "{name}_sum{braced} {sum}");
+            let _ = writeln!(out, "{name}_count{braced} {cumulative}");
         }
         out.push('\n');
     }
@@ -195,6 +221,19 @@ pub static HTTP_DURATION: HistogramFamily = HistogramFamily::new(
     LATENCY_BUCKETS,
 );
 
+/// `hearth_ws_push_latency_seconds`, unlabelled (see [`ws_push_latency`]).
+pub static WS_PUSH_LATENCY: HistogramFamily = HistogramFamily::new(
+    names::WS_PUSH_LATENCY,
+    "Seconds from a push's publish to its socket's writer sending it",
+    PUSH_LATENCY_BUCKETS,
+);
+
+/// The one series of [`WS_PUSH_LATENCY`], looked up once per process.
+pub fn ws_push_latency() -> &'static FixedHistogram {
+    static SERIES: OnceLock<Arc<FixedHistogram>> = OnceLock::new();
+    SERIES.get_or_init(|| WS_PUSH_LATENCY.series(&[]))
+}
+
 /// The Prometheus text exposition: the recorder's metrics, then the fixed histograms.
 pub fn render(handle: &PrometheusHandle) -> String {
     let mut text = handle.render();
@@ -202,6 +241,7 @@ pub fn render(handle: &PrometheusHandle) -> String {
         text.push('\n');
     }
     HTTP_DURATION.render(&mut text);
+    WS_PUSH_LATENCY.render(&mut text);
     text
 }
 
@@ -373,6 +413,26 @@ mod tests {
             r#"test_latency_seconds_sum{route="/v1/x/{id}",method="GET"} 3.765"#,
             r#"test_latency_seconds_count{route="/v1/x/{id}",method="GET"} 8"#,
             r#"test_latency_seconds_bucket{route="a\"b",method="POST",le="0.01"} 1"#,
+        ];
+        for line in expected {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_unlabelled_series_renders_le_alone_and_a_bare_sum_and_count() {
+        static FAMILY: HistogramFamily =
+            HistogramFamily::new("test_push_seconds", "Test push", &[0.001, 1.0]);
+        FAMILY.series(&[]).record(0.0005);
+        FAMILY.series(&[]).record(2.0);
+        let mut text = String::new();
+        FAMILY.render(&mut text);
+        let expected = [
+            r#"test_push_seconds_bucket{le="0.001"} 1"#,
+            r#"test_push_seconds_bucket{le="1"} 1"#,
+            r#"test_push_seconds_bucket{le="+Inf"} 2"#,
+            "test_push_seconds_sum 2.0005",
+            "test_push_seconds_count 2",
         ];
         for line in expected {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

@@ -26,7 +26,7 @@
 //! socket.subscribe(topics::BIG_WINS);
 //! hub.publish(topics::BIG_WINS, r#"{"type":"big_win","win":5000}"#).await?;
 //! match socket.recv().await {
-//!     Some(Delivery::Message { topic, payload }) => {
+//!     Some(Delivery::Message { topic, payload, .. }) => {
 //!         assert_eq!(&*topic, "big_wins");
 //!         assert!(payload.contains("5000"));
 //!     }
@@ -83,6 +83,16 @@ pub trait Hub: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
+/// The wall clock in microseconds since the Unix epoch (0 before it), the unit of
+/// [`Delivery::Message::published_at`].
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
+}
+
 /// Why a publish failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -100,6 +110,11 @@ pub enum Delivery {
         topic: Arc<str>,
         /// The JSON text, as published.
         payload: Arc<str>,
+        /// When it was published: wall-clock microseconds since the Unix epoch, taken by the
+        /// publishing hub (on whichever gateway published it), so the transport can measure
+        /// publish-to-socket latency. Wall-clock because it crosses processes; clocks of
+        /// different hosts may disagree by their skew.
+        published_at: u64,
     },
     /// The queue overflowed: messages were dropped; the transport disconnects this client
     /// ("too slow"). Sent once, after which the subscriber receives nothing more.
@@ -211,6 +226,7 @@ impl InProcessHub {
 impl Hub for InProcessHub {
     async fn publish(&self, topic: &str, payload: &str) -> Result<(), HubError> {
         metrics::counter!(metric_names::PUBLISHED, "backend" => "in_process").increment(1);
+        // Stamped with the time now: publishing and delivering are one step here.
         self.registry.deliver(topic, &Arc::from(payload));
         Ok(())
     }

@@ -7,6 +7,12 @@
 //! Redis received them in. When the pub/sub connection drops (Redis restarted, the
 //! connection killed), the task reconnects by itself with a capped backoff; messages
 //! published in between are lost for this gateway.
+//!
+//! The Redis message is an envelope, `{published_at} {payload}`: the publish time in unix
+//! microseconds (decimal digits), one space, then the JSON as published. The receiving
+//! gateway strips the prefix, so subscribers get the payload unchanged, with the time in
+//! [`crate::Delivery::Message::published_at`]. A message that is not such an envelope is
+//! logged and dropped, never delivered.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -17,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use crate::registry::Registry;
-use crate::{Hub, HubError, Subscriber, metric_names};
+use crate::{Hub, HubError, Subscriber, metric_names, unix_micros};
 
 /// How long one attempt to open the pub/sub connection and subscribe may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -113,7 +119,7 @@ impl Hub for RedisHub {
         let mut conn = self.inner.conn.clone();
         redis::cmd("PUBLISH")
             .arg(&channel)
-            .arg(payload)
+            .arg(envelope(unix_micros(), payload))
             .query_async::<i64>(&mut conn)
             .await
             .map_err(HubError::Unavailable)?;
@@ -163,11 +169,11 @@ async fn listen(
                     else {
                         continue;
                     };
-                    match std::str::from_utf8(message.get_payload_bytes()) {
-                        Ok(payload) => {
-                            registry.deliver(topic, &Arc::from(payload));
+                    match open(message.get_payload_bytes()) {
+                        Some((published_at, payload)) => {
+                            registry.deliver_at(topic, &Arc::from(payload), published_at);
                         }
-                        Err(_) => tracing::warn!(topic, "non-UTF-8 realtime message ignored"),
+                        None => tracing::warn!(topic, "malformed realtime message ignored"),
                     }
                 }
                 tracing::warn!("realtime pub/sub connection lost; reconnecting");
@@ -185,8 +191,57 @@ async fn listen(
     }
 }
 
+/// The Redis message for `payload` published at `published_at` (unix microseconds).
+fn envelope(published_at: u64, payload: &str) -> String {
+    format!("{published_at} {payload}")
+}
+
+/// The publish time and payload of an [`envelope`]; `None` when `bytes` is not one (not
+/// UTF-8, no space, or a prefix that is not a decimal number).
+fn open(bytes: &[u8]) -> Option<(u64, &str)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (prefix, payload) = text.split_once(' ')?;
+    // `parse` alone would take a leading `+`.
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((prefix.parse().ok()?, payload))
+}
+
 async fn connect(client: &redis::Client, pattern: &str) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.psubscribe(pattern).await?;
     Ok(pubsub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{envelope, open};
+
+    #[test]
+    fn an_envelope_round_trips_the_publish_time_and_the_payload_unchanged() {
+        let payload = r#"{"type":"wallet","balance":"12 34"}"#;
+        let message = envelope(1_764_873_000_123_456, payload);
+        assert_eq!(
+            open(message.as_bytes()),
+            Some((1_764_873_000_123_456, payload))
+        );
+        assert_eq!(open(envelope(0, "").as_bytes()), Some((0, "")));
+    }
+
+    #[test]
+    fn a_malformed_envelope_is_not_opened() {
+        for bad in [
+            &b"{\"type\":\"wallet\"}"[..],
+            b"",
+            b" {}",
+            b"12x {}",
+            b"+12 {}",
+            b"99999999999999999999999 {}",
+            b"12\xff {}",
+            b"12 \xff",
+        ] {
+            assert_eq!(open(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

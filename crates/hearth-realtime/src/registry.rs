@@ -105,10 +105,17 @@ impl Registry {
         }
     }
 
-    /// Queues `payload` for every local subscriber of `topic`; returns how many got it. Never
-    /// waits: a full queue marks its subscriber lagged, which is then dropped from the topic.
-    /// Allocates nothing per subscriber: each delivery holds two reference-counted pointers.
+    /// Queues `payload` for every local subscriber of `topic`, published now; returns how
+    /// many got it. See [`Self::deliver_at`].
     pub(crate) fn deliver(&self, topic: &str, payload: &Arc<str>) -> usize {
+        self.deliver_at(topic, payload, crate::unix_micros())
+    }
+
+    /// Queues `payload`, published at `published_at` (unix microseconds), for every local
+    /// subscriber of `topic`; returns how many got it. Never waits: a full queue marks its
+    /// subscriber lagged, which is then dropped from the topic. Allocates nothing per
+    /// subscriber: each delivery holds two reference-counted pointers.
+    pub(crate) fn deliver_at(&self, topic: &str, payload: &Arc<str>, published_at: u64) -> usize {
         let mut delivered = 0;
         let mut lagging = false;
         {
@@ -124,6 +131,7 @@ impl Registry {
                 let message = Delivery::Message {
                     topic: entry.name.clone(),
                     payload: payload.clone(),
+                    published_at,
                 };
                 match slot.tx.try_send(message) {
                     Ok(()) => delivered += 1,

@@ -112,6 +112,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 .map_err(|error| request_auth_failure(&error))?,
         };
         tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
+        state.active_users.seen(claims.sub);
         Ok(Self(claims))
     }
 }

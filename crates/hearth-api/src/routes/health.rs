@@ -1,5 +1,6 @@
 //! Liveness, readiness, detailed health for admins, and metrics.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -111,12 +112,22 @@ pub(crate) async fn render_metrics(State(state): State<AppState>) -> impl IntoRe
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!(names::RESIDENT_MEMORY).set(rss as f64);
     }
+    let mut text = hearth_observability::metrics::render(&state.metrics);
+    // Written here rather than through the global recorder: the count is this gateway's
+    // (this `AppState`'s), and a recorder gauge would be shared by every app in a process.
+    let _ = write!(
+        text,
+        "# HELP {name} Distinct users with a socket or an authenticated request in the last 5 minutes\n\
+         # TYPE {name} gauge\n{name} {count}\n",
+        name = names::ACTIVE_USERS,
+        count = state.active_users.count(),
+    );
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        hearth_observability::metrics::render(&state.metrics),
+        text,
     )
 }
 

@@ -665,6 +665,47 @@ async fn a_round_pushes_the_new_balance_and_a_logout_closes_the_socket_with_1008
         .await
         .expect("the socket closes within a second of the logout");
     assert_eq!(closed, 1008);
+
+    // The writer records the push once the frame is handed to the socket; the client has read
+    // it, so the sample is there (the histogram is process-wide, hence "at least").
+    let pushes = metric_value(&app, "hearth_ws_push_latency_seconds_count").await;
+    assert!(
+        pushes >= 1.0,
+        "hearth_ws_push_latency_seconds_count {pushes}"
+    );
+}
+
+/// The value of the unlabelled sample `name` on `app`'s `/metrics`; panics when it is absent.
+async fn metric_value(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_user_active_by_http_and_one_by_socket_are_two_active_users() {
+    let t = sqlite_db().await;
+    let app = app(&t).await;
+    let by_http = app.player("ActiveHttp").await;
+    let by_socket = app.player("ActiveSocket").await;
+    // Registering and logging in do not authenticate a request.
+    assert_eq!(metric_value(&app, "hearth_active_users").await, 0.0);
+
+    for _ in 0..3 {
+        assert!(
+            app.get("/v1/wallet", Some(&by_http))
+                .await
+                .status()
+                .is_success()
+        );
+    }
+    let (mut socket, _) = authenticated(&app, &by_socket).await;
+    still_open(&mut socket).await;
+
+    assert_eq!(metric_value(&app, "hearth_active_users").await, 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,3 +60,43 @@ async fn a_publish_while_redis_is_unreachable_fails() {
     assert!(failed, "a publish to a dead Redis fails");
     assert_eq!(hub.backend(), "redis");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_without_the_envelope_is_dropped_and_a_publish_carries_its_time() {
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let prefix = crate::support::unique_prefix();
+    let hub = redis_hub(&url, &prefix).await;
+    let mut sub = hub.subscriber(16);
+    sub.subscribe("big_wins");
+    // Another writer on the channel, without the `{published_at} ` prefix.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}rt:big_wins"))
+        .arg(r#"{"type":"big_win"}"#)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    crate::support::nothing(&mut sub).await;
+
+    let before = hearth_realtime::unix_micros();
+    hub.publish("big_wins", r#"{"type":"big_win","win":7}"#)
+        .await
+        .unwrap();
+    match crate::support::next(&mut sub).await {
+        Some(hearth_realtime::Delivery::Message {
+            payload,
+            published_at,
+            ..
+        }) => {
+            assert_eq!(&*payload, r#"{"type":"big_win","win":7}"#);
+            assert!(
+                (before..=hearth_realtime::unix_micros()).contains(&published_at),
+                "{published_at} stamped at the publish"
+            );
+        }
+        other => panic!("expected the message, got {other:?}"),
+    }
+}

@@ -19,7 +19,7 @@ pub(crate) async fn next(subscriber: &mut Subscriber) -> Option<Delivery> {
 /// The next message as `(topic, payload)`; panics on anything else.
 pub(crate) async fn message(subscriber: &mut Subscriber) -> (String, String) {
     match next(subscriber).await {
-        Some(Delivery::Message { topic, payload }) => (topic.to_string(), payload.to_string()),
+        Some(Delivery::Message { topic, payload, .. }) => (topic.to_string(), payload.to_string()),
         other => panic!("expected a message, got {other:?}"),
     }
 }
