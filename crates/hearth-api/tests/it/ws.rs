@@ -828,3 +828,68 @@ async fn a_spin_on_one_gateway_reaches_a_leaderboard_subscriber_on_the_other_onc
     .await;
     assert!(quiet.is_err(), "a second leaderboard push: {extra:?}");
 }
+
+/// A big win on gateway `a` reaches `big_wins` watchers on `a` and on `b` (the same gateway
+/// in process): spins on `a` until a round wins, with any win counted as big.
+async fn a_big_win_reaches_every_watcher(a: &TestApp, b: &TestApp) {
+    let player = a.player("Lucky").await;
+    let mut watchers = Vec::new();
+    for (app, name) in [(a, "WatcherA"), (b, "WatcherB")] {
+        let token = app.player(name).await;
+        let (mut socket, _) = authenticated(app, &token).await;
+        send(
+            &mut socket,
+            &json!({"type": "subscribe", "topics": ["big_wins"]}),
+        )
+        .await;
+        still_open(&mut socket).await;
+        watchers.push(socket);
+    }
+    // The watchers' own wallets do not move, so nothing else is pushed to them.
+    let mut win = None;
+    for _ in 0..200 {
+        let spun: Value = a.spin(&player, 10).await.json().await.unwrap();
+        if spun["win"].as_i64().unwrap() > 0 {
+            win = Some(spun);
+            break;
+        }
+    }
+    let win = win.expect("a winning spin within 200");
+    for socket in &mut watchers {
+        let push = next_json(socket).await;
+        assert_eq!(push["type"], "big_win", "{push}");
+        assert_eq!(push["username"], "Lucky", "{push}");
+        assert_eq!(push["win"], win["win"], "{push}");
+        assert_eq!(push["bet"], 10, "{push}");
+    }
+}
+
+/// Any winning spin is a big win, so the tests need no luck.
+fn every_win_is_big(s: &mut hearth_api::Settings) {
+    s.realtime.big_win_multiplier = 1;
+}
+
+#[tokio::test]
+async fn a_big_win_reaches_big_wins_subscribers_on_the_in_process_hub() {
+    let t = sqlite_db().await;
+    let app = spawn_ws_with(&t, short(), every_win_is_big).await;
+    a_big_win_reaches_every_watcher(&app, &app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_win_on_one_gateway_reaches_big_wins_subscribers_on_both() {
+    let Some(redis) = hearth_test_support::service_url(hearth_test_support::REDIS_URL_VAR, "Redis")
+    else {
+        return;
+    };
+    let t = sqlite_db().await;
+    let prefix = format!("hearth-test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |s: &mut hearth_api::Settings| {
+        s.redis.url = Some(secrecy::SecretString::from(redis.clone()));
+        s.redis.key_prefix = prefix.clone();
+        every_win_is_big(s);
+    };
+    let a = spawn_ws_with(&t, short(), shared).await;
+    let b = spawn_ws_with(&t, short(), shared).await;
+    a_big_win_reaches_every_watcher(&a, &b).await;
+}
