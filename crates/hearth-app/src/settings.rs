@@ -704,7 +704,8 @@ mod tests {
             None,
             env(&[(
                 "HEARTH__DATABASE__URL",
-                "postgres://hearth:hunter2-s3cret@db.internal:5432/hearth",
+                // Made up: the test proves it is never printed.
+                "postgres://hearth:hunter2-s3cret@db.internal:5432/hearth", // secrets-scan: allow
             )]),
         )
         .unwrap();
