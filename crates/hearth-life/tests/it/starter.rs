@@ -84,7 +84,10 @@ fn starter_lives_end_and_most_events_happen_in_some_life() {
     // Lives end, mostly in old age; an accident or an illness may end one early.
     ages.sort_unstable();
     assert!(ages.iter().all(|a| *a <= 110), "{ages:?}");
-    assert!((60..=95).contains(&ages[ages.len() / 2]), "median of {ages:?}");
+    assert!(
+        (60..=95).contains(&ages[ages.len() / 2]),
+        "median of {ages:?}"
+    );
     let never: Vec<&str> = catalogue
         .events()
         .map(|e| e.name())
