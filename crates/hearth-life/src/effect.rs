@@ -58,10 +58,10 @@ impl Effect {
             state.set_flag(flag, false);
         }
         for &(character, start) in &self.meet {
-            if let Some(slot) = state.closeness.get_mut(character) {
-                if slot.is_none() {
-                    *slot = Some(start);
-                }
+            if let Some(slot) = state.closeness.get_mut(character)
+                && slot.is_none()
+            {
+                *slot = Some(start);
             }
         }
         for &(character, delta) in &self.closeness {

@@ -127,12 +127,13 @@ pub enum Happening {
         priority: Priority,
         /// Its text.
         description: String,
-        /// The question it asks, now waiting for [`Life::answer`].
+        /// The question it asks, now waiting for [`Life::answer`]. (Boxed, like the
+        /// conversation: most events have neither, and a tick's list stays small.)
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        question: Option<QuestionView>,
+        question: Option<Box<QuestionView>>,
         /// The conversation it opens, for the caller to resolve.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        conversation: Option<ConversationRequest>,
+        conversation: Option<Box<ConversationRequest>>,
     },
     /// The life ended.
     Ended {
@@ -457,7 +458,7 @@ impl State {
                     event: index,
                     asked_day: day,
                 });
-                Some(question_view(event, question, day))
+                Some(Box::new(question_view(event, question, day)))
             }
             _ => None,
         };
@@ -469,7 +470,7 @@ impl State {
             };
             self.next_conversation = self.next_conversation.saturating_add(1);
             self.conversations.push(open);
-            conversation_request(catalogue, open)
+            Box::new(conversation_request(catalogue, open))
         });
         happenings.push(Happening::Event {
             event: event.name.clone(),

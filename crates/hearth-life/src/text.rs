@@ -98,14 +98,10 @@ fn tag_end(chars: &[char], start: usize) -> usize {
 }
 
 fn matches_at(chars: &[char], at: usize, needle: &str) -> bool {
-    let mut i = at;
-    for n in needle.chars() {
-        if chars.get(i) != Some(&n) {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    needle
+        .chars()
+        .enumerate()
+        .all(|(k, n)| chars.get(at + k) == Some(&n))
 }
 
 fn find(chars: &[char], from: usize, needle: &str) -> Option<usize> {
@@ -131,10 +127,10 @@ fn normalise_whitespace(text: &str) -> String {
             let newline = c == '\n';
             run = Some(run.unwrap_or(false) || newline);
         } else {
-            if let Some(newline) = run.take() {
-                if !out.is_empty() {
-                    out.push(if newline { '\n' } else { ' ' });
-                }
+            if let Some(newline) = run.take()
+                && !out.is_empty()
+            {
+                out.push(if newline { '\n' } else { ' ' });
             }
             out.push(c);
         }

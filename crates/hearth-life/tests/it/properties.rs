@@ -324,7 +324,7 @@ fn live(
                 break; // An answer's effect may end the life; the rest go unanswered.
             }
             let salt = u32::try_from(event.len()).unwrap();
-            if (day + salt) % 4 != 0 {
+            if !(day + salt).is_multiple_of(4) {
                 continue; // Left waiting: its thread stays paused for now.
             }
             let view = life.view(catalogue).unwrap();
