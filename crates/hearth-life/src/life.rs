@@ -97,6 +97,8 @@ pub enum HistoryEntry {
         day: u32,
         /// The conversation's id.
         conversation: u64,
+        /// The event that opened the conversation.
+        event: String,
         /// The character's id.
         character: String,
         /// What they said.
@@ -334,6 +336,90 @@ pub enum LifeError {
     },
 }
 
+/// One history entry as kept in memory: catalogue indices instead of names, and the rare
+/// kinds boxed, so that the common one (an event fired) takes 16 bytes and no allocation.
+/// [`Life::history`] turns them into [`HistoryEntry`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    Event { day: u32, event: u32 },
+    Answer(Box<AnswerEntry>),
+    Line(Box<LineEntry>),
+    Ended(Box<Ending>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AnswerEntry {
+    pub(crate) day: u32,
+    pub(crate) event: u32,
+    /// Index into the question's choices.
+    pub(crate) choice: Option<u32>,
+    pub(crate) text: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LineEntry {
+    pub(crate) day: u32,
+    pub(crate) conversation: u64,
+    /// The event that opened the conversation: its spec names the character and the fallback.
+    pub(crate) event: u32,
+    /// `None` for the fallback line, which stays in the catalogue.
+    pub(crate) text: Option<Box<str>>,
+}
+
+/// A catalogue index as stored in history entries. Catalogues never hold 2^32 events.
+pub(crate) fn index32(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+impl Entry {
+    /// The public form, names resolved through `catalogue`.
+    pub(crate) fn to_public(&self, catalogue: &Catalogue) -> HistoryEntry {
+        let name = |i: u32| catalogue.event_name(i as usize).to_owned();
+        match self {
+            Self::Event { day, event } => HistoryEntry::Event {
+                day: *day,
+                event: name(*event),
+            },
+            Self::Answer(a) => HistoryEntry::Answer {
+                day: a.day,
+                event: name(a.event),
+                choice: a.choice.and_then(|c| {
+                    let question = catalogue.events.get(a.event as usize)?.question.as_ref()?;
+                    match &question.form {
+                        Form::Choices(choices) => choices.get(c as usize).map(|c| c.id.clone()),
+                        Form::FreeText { .. } => None,
+                    }
+                }),
+                text: a.text.as_deref().map(str::to_owned),
+            },
+            Self::Line(l) => {
+                let spec = catalogue
+                    .events
+                    .get(l.event as usize)
+                    .and_then(|e| e.conversation.as_ref());
+                HistoryEntry::Line {
+                    day: l.day,
+                    conversation: l.conversation,
+                    event: name(l.event),
+                    character: spec
+                        .and_then(|s| catalogue.character(s.character))
+                        .map(|c| c.id.clone())
+                        .unwrap_or_default(),
+                    text: match &l.text {
+                        Some(text) => text.to_string(),
+                        None => spec.map(|s| s.fallback.clone()).unwrap_or_default(),
+                    },
+                    fallback: l.text.is_none(),
+                }
+            }
+            Self::Ended(end) => HistoryEntry::Ended {
+                day: end.day,
+                cause: end.cause.clone(),
+            },
+        }
+    }
+}
+
 /// Per-event counters, indexed like the catalogue's events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct EventState {
@@ -368,7 +454,7 @@ pub(crate) struct State {
     pub(crate) pending: Vec<Pending>,
     pub(crate) conversations: Vec<OpenConversation>,
     pub(crate) next_conversation: u64,
-    pub(crate) history: Vec<HistoryEntry>,
+    pub(crate) history: Vec<Entry>,
     pub(crate) ended: Option<Ending>,
 }
 
@@ -444,9 +530,9 @@ impl State {
             own.times = own.times.saturating_add(1);
             own.last_day = day;
         }
-        self.history.push(HistoryEntry::Event {
+        self.history.push(Entry::Event {
             day,
-            event: event.name.clone(),
+            event: index32(index),
         });
         let ending = event.effect.apply(self);
         let question = match (&ending, &event.question) {
@@ -486,10 +572,10 @@ impl State {
     }
 
     fn end(&mut self, day: u32, cause: String, happenings: Option<&mut Vec<Happening>>) {
-        self.history.push(HistoryEntry::Ended {
+        self.history.push(Entry::Ended(Box::new(Ending {
             day,
             cause: cause.clone(),
-        });
+        })));
         if let Some(happenings) = happenings {
             happenings.push(Happening::Ended {
                 cause: cause.clone(),
@@ -742,13 +828,14 @@ impl Life {
             .ok_or_else(no_such)?;
         let (choice, text, rule, effect) = match (&question.form, answer) {
             (Form::Choices(choices), Answer::Choice(id)) => {
-                let chosen = choices.iter().find(|c| c.id == *id).ok_or_else(|| {
+                let position = choices.iter().position(|c| c.id == *id).ok_or_else(|| {
                     LifeError::UnknownChoice {
                         event: event.to_owned(),
                         choice: id.clone(),
                     }
                 })?;
-                (Some(id.clone()), None, None, &chosen.effect)
+                let effect = choices.get(position).map(|c| &c.effect);
+                (Some(position), None, None, effect.ok_or_else(no_such)?)
             }
             (Form::FreeText { rules, otherwise }, Answer::Text(raw)) => {
                 let actual = raw.chars().count();
@@ -778,12 +865,12 @@ impl Life {
             own.pending = false;
         }
         let day = state.day;
-        state.history.push(HistoryEntry::Answer {
+        state.history.push(Entry::Answer(Box::new(AnswerEntry {
             day,
-            event: event.to_owned(),
-            choice: choice.clone(),
-            text: text.clone(),
-        });
+            event: index32(index),
+            choice: choice.map(index32),
+            text: text.as_deref().map(Box::from),
+        })));
         let ended = match effect.apply(state) {
             Some(cause) => {
                 state.end(day, cause, None);
@@ -793,7 +880,10 @@ impl Life {
         };
         Ok(AnswerReport {
             event: event.to_owned(),
-            choice,
+            choice: choice.and(match answer {
+                Answer::Choice(id) => Some(id.clone()),
+                Answer::Text(_) => None,
+            }),
             text,
             rule,
             ended,
@@ -830,13 +920,12 @@ impl Life {
             Some(text) => (text, false),
             None => (request.fallback, true),
         };
-        state.history.push(HistoryEntry::Line {
+        state.history.push(Entry::Line(Box::new(LineEntry {
             day: state.day,
             conversation: id,
-            character: request.character.clone(),
-            text: text.clone(),
-            fallback,
-        });
+            event: index32(open.event),
+            text: (!fallback).then(|| Box::from(text.as_str())),
+        })));
         Ok(Line {
             conversation: id,
             character: request.character,
@@ -870,10 +959,26 @@ impl Life {
         self.state.ended.as_ref()
     }
 
-    /// The whole history, oldest first.
+    /// The whole history, oldest first, with names from the catalogue. (In memory the
+    /// history holds catalogue indices, 16 bytes for each event fired.)
+    ///
+    /// # Errors
+    ///
+    /// [`LifeError::WrongCatalogue`].
+    pub fn history(&self, catalogue: &Catalogue) -> Result<Vec<HistoryEntry>, LifeError> {
+        self.bound(catalogue)?;
+        Ok(self
+            .state
+            .history
+            .iter()
+            .map(|e| e.to_public(catalogue))
+            .collect())
+    }
+
+    /// How many entries the history has.
     #[must_use]
-    pub fn history(&self) -> &[HistoryEntry] {
-        &self.state.history
+    pub fn history_len(&self) -> usize {
+        self.state.history.len()
     }
 
     /// The client seed the life draws from.

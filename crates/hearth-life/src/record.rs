@@ -11,8 +11,10 @@ use hearth_domain::fairness::{ClientSeed, ServerSeed};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Catalogue;
+use crate::catalogue::Form;
 use crate::life::{
-    Ending, EventState, HistoryEntry, Life, OpenConversation, Pending, State, Stats,
+    AnswerEntry, Ending, Entry, EventState, HistoryEntry, Life, LineEntry, OpenConversation,
+    Pending, State, Stats, index32,
 };
 
 /// The record version [`Life::to_json`] writes and [`Life::from_json`] reads.
@@ -174,7 +176,11 @@ impl Life {
                 })
                 .collect(),
             next_conversation: state.next_conversation,
-            history: state.history.clone(),
+            history: state
+                .history
+                .iter()
+                .map(|e| e.to_public(catalogue))
+                .collect(),
             ended: state.ended.clone(),
         };
         serde_json::to_string(&record).map_err(|e| StateError::Encode(e.to_string()))
@@ -311,8 +317,81 @@ impl Life {
             });
         }
         state.next_conversation = record.next_conversation;
-        state.history = record.history;
+        state.history = record
+            .history
+            .into_iter()
+            .map(|entry| entry_from_record(entry, catalogue))
+            .collect::<Result<_, _>>()?;
         state.ended = record.ended;
         Ok(life)
     }
+}
+
+/// A saved history entry back to its in-memory form, names resolved in `catalogue`.
+fn entry_from_record(entry: HistoryEntry, catalogue: &Catalogue) -> Result<Entry, StateError> {
+    let event_index = |name: &str| {
+        catalogue
+            .by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| inconsistent(format!("history names unknown event `{name}`")))
+    };
+    Ok(match entry {
+        HistoryEntry::Event { day, event } => Entry::Event {
+            day,
+            event: index32(event_index(&event)?),
+        },
+        HistoryEntry::Answer {
+            day,
+            event,
+            choice,
+            text,
+        } => {
+            let index = event_index(&event)?;
+            let choice = match choice {
+                None => None,
+                Some(id) => {
+                    let form = catalogue
+                        .events
+                        .get(index)
+                        .and_then(|e| e.question.as_ref())
+                        .map(|q| &q.form);
+                    let position = match form {
+                        Some(Form::Choices(choices)) => choices.iter().position(|c| c.id == id),
+                        _ => None,
+                    };
+                    Some(index32(position.ok_or_else(|| {
+                        inconsistent(format!("history names unknown choice `{event}.{id}`"))
+                    })?))
+                }
+            };
+            Entry::Answer(Box::new(AnswerEntry {
+                day,
+                event: index32(index),
+                choice,
+                text: text.map(String::into_boxed_str),
+            }))
+        }
+        HistoryEntry::Line {
+            day,
+            conversation,
+            event,
+            text,
+            fallback,
+            ..
+        } => {
+            let index = event_index(&event)?;
+            if !catalogue.events.get(index).is_some_and(|e| e.converses()) {
+                return Err(inconsistent(format!("`{event}` opens no conversation")));
+            }
+            // A fallback line is read back from the catalogue, so only a real reply is kept.
+            Entry::Line(Box::new(LineEntry {
+                day,
+                conversation,
+                event: index32(index),
+                text: (!fallback).then(|| text.into_boxed_str()),
+            }))
+        }
+        HistoryEntry::Ended { day, cause } => Entry::Ended(Box::new(Ending { day, cause })),
+    })
 }

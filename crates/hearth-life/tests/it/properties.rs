@@ -365,7 +365,7 @@ proptest! {
         prop_assert_eq!(&engine.conflicts, &model.conflicts);
 
         let life = live(&catalogue, seed, "prop", 200, None);
-        model.check(life.history())?;
+        model.check(&life.history(&catalogue).unwrap())?;
 
         // The same seeds give the same life, whether or not it was saved and reloaded.
         let again = live(&catalogue, seed, "prop", 200, Some(save_at));
@@ -384,9 +384,9 @@ proptest! {
         let catalogue = Catalogue::starter().unwrap();
         let model = Model::from_catalogue(&catalogue);
         let life = live(&catalogue, seed, &client, 100 * 365, None);
-        model.check(life.history())?;
+        model.check(&life.history(&catalogue).unwrap())?;
         let replay = live(&catalogue, seed, &client, 100 * 365, None);
-        prop_assert_eq!(life.history(), replay.history());
+        prop_assert_eq!(life.history(&catalogue).unwrap(), replay.history(&catalogue).unwrap());
         prop_assert_eq!(life.stats(), replay.stats());
     }
 }
