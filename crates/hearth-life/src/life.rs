@@ -23,6 +23,9 @@
 //! with the day as nonce. It is created only when a chance is drawn, and draws happen in
 //! evaluation order, so the seeds alone replay every tick of a life.
 //!
+//! When a life ends, its unanswered questions are withdrawn; it ticks no more and takes no
+//! answers.
+//!
 //! Firing records the event in the history, applies its effect, and, unless the effect ended
 //! the life, asks its question (the event then waits for [`Life::answer`]) and opens its
 //! conversation (the caller gets the character's line from wherever it likes and records it
@@ -582,6 +585,13 @@ impl State {
             });
         }
         self.ended = Some(Ending { day, cause });
+        // Nobody can answer for a life that is over: its questions are withdrawn. Open
+        // conversations stay, so the caller can still record the character's line.
+        for pending in self.pending.drain(..) {
+            if let Some(own) = self.events.get_mut(pending.event) {
+                own.pending = false;
+            }
+        }
     }
 }
 

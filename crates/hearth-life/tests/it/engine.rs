@@ -414,6 +414,13 @@ fn a_life_ends_at_zero_health_or_by_an_effect_and_then_refuses_to_tick() {
 
     let catalogue = catalogue_with(json!([
         event(
+            "ask",
+            "critical",
+            json!({"question": {"prompt": "?", "choices": [
+                {"id": "x", "label": "X"}, {"id": "y", "label": "Y"}
+            ]}})
+        ),
+        event(
             "meteor",
             "critical",
             json!({"effect": {"end_life": "a meteor"}})
@@ -423,8 +430,15 @@ fn a_life_ends_at_zero_health_or_by_an_effect_and_then_refuses_to_tick() {
     .unwrap();
     let mut life = crate::support::life(&catalogue, "meteor");
     let report = life.tick(&catalogue).unwrap();
-    assert_eq!(fired(&report.happenings), ["meteor"]);
+    assert_eq!(fired(&report.happenings), ["ask", "meteor"]);
     assert_eq!(life.ended().unwrap().cause, "a meteor");
+    // The question asked the same day is withdrawn with the life.
+    assert_eq!(life.pending(&catalogue).count(), 0);
+    assert!(life.view(&catalogue).unwrap().questions.is_empty());
+    assert_eq!(
+        life.answer(&catalogue, "ask", &Answer::Choice("x".into())),
+        Err(LifeError::Ended { day: 1 })
+    );
     assert_eq!(
         life.answer(&catalogue, "never", &Answer::Choice("x".into())),
         Err(LifeError::Ended { day: 1 })

@@ -122,10 +122,8 @@ impl Model {
                     prop_assert!(pending.remove(&e), "answer to {event}, which did not ask");
                 }
                 HistoryEntry::Ended { .. } => {
-                    // The event that ended the life asked nothing.
-                    if let Some((_, _, i)) = previous {
-                        pending.remove(&i);
-                    }
+                    // Questions are withdrawn when the life ends.
+                    pending.clear();
                 }
                 HistoryEntry::Line { .. } => {}
             }
