@@ -280,6 +280,9 @@ impl Life {
                 };
             }
         }
+        if record.ended.is_some() && !record.pending.is_empty() {
+            return Err(inconsistent("an ended life has questions waiting"));
+        }
         for pending in &record.pending {
             let index = event_index(&pending.event)?;
             let asks = catalogue.events.get(index).is_some_and(|e| e.asks());
