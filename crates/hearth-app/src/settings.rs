@@ -4,7 +4,7 @@
 //! for production. Settings are read once, in `main`; nothing below reads the environment.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File};
 use hearth_auth::{AuthSettings, DEV_JWT_SECRET};
@@ -56,6 +56,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// The WebSocket and its pushes.
     pub realtime: RealtimeSettings,
+    /// The life simulation.
+    pub life: LifeSettings,
 }
 
 /// The `admin` section.
@@ -380,6 +382,78 @@ impl RealtimeSettings {
     }
 }
 
+/// The `life` section: which catalogue of events lives are simulated from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifeSettings {
+    /// `HEARTH__LIFE__CATALOGUE`: the path of a catalogue file (JSON; the format is in
+    /// `docs/life.md`). Unset or empty: the starter catalogue built into `hearth-life`.
+    #[serde(deserialize_with = "optional_path")]
+    pub catalogue: Option<PathBuf>,
+}
+
+/// Why the life catalogue could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueLoadError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The configured path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file (or the built-in starter catalogue) is not a valid catalogue.
+    #[error("{origin}: {source}")]
+    Invalid {
+        /// The path, or `the starter catalogue`.
+        origin: String,
+        /// Every problem found.
+        #[source]
+        source: hearth_life::CatalogueError,
+    },
+}
+
+impl LifeSettings {
+    /// Reads and validates the configured catalogue, or loads the starter one.
+    ///
+    /// # Errors
+    /// [`CatalogueLoadError::Read`] when the file cannot be read, and
+    /// [`CatalogueLoadError::Invalid`] with every problem the registry found.
+    pub fn load_catalogue(&self) -> Result<hearth_life::Catalogue, CatalogueLoadError> {
+        match &self.catalogue {
+            None => {
+                hearth_life::Catalogue::starter().map_err(|source| CatalogueLoadError::Invalid {
+                    origin: "the starter catalogue".to_owned(),
+                    source,
+                })
+            }
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| CatalogueLoadError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                hearth_life::Catalogue::from_json(&text).map_err(|source| {
+                    CatalogueLoadError::Invalid {
+                        origin: path.display().to_string(),
+                        source,
+                    }
+                })
+            }
+        }
+    }
+
+    /// A catalogue that does not load stops start-up, with the registry's problems.
+    fn problems(&self) -> Vec<String> {
+        match self.load_catalogue() {
+            Ok(_) => Vec::new(),
+            Err(err) => vec![format!("life.catalogue: {err}")],
+        }
+    }
+}
+
 /// Why settings could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -477,6 +551,7 @@ impl Settings {
         problems.extend(self.limits.problems());
         problems.extend(self.server.problems());
         problems.extend(self.realtime.problems());
+        problems.extend(self.life.problems());
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"
@@ -580,6 +655,13 @@ fn optional_addr<'de, D: Deserializer<'de>>(
     text.parse().map(Some).map_err(|_| {
         serde::de::Error::custom(format!("{text:?} is not an address such as 127.0.0.1:9091"))
     })
+}
+
+/// A path, or nothing for an empty value (`HEARTH__LIFE__CATALOGUE=`).
+fn optional_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
 }
 
 fn cidr_list<'de, D: Deserializer<'de>>(
@@ -878,5 +960,50 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{settings:?}").contains("canary"));
+    }
+
+    // The `life` section (issue #19): the catalogue is validated at start-up.
+    #[test]
+    fn the_life_catalogue_defaults_to_the_starter_and_a_bad_file_stops_start_up() {
+        let defaults = load(&[]).unwrap().life;
+        assert!(defaults.catalogue.is_none());
+        assert_eq!(defaults.load_catalogue().unwrap().name(), "starter");
+        assert!(
+            load(&[("HEARTH__LIFE__CATALOGUE", "")])
+                .unwrap()
+                .life
+                .catalogue
+                .is_none()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.json");
+        std::fs::write(&good, hearth_life::catalogue::STARTER_JSON).unwrap();
+        let loaded = load(&[("HEARTH__LIFE__CATALOGUE", good.to_str().unwrap())]).unwrap();
+        assert_eq!(loaded.life.catalogue.as_deref(), Some(good.as_path()));
+        assert!(loaded.life.load_catalogue().is_ok());
+
+        let missing = dir.path().join("missing.json");
+        let err = load(&[("HEARTH__LIFE__CATALOGUE", missing.to_str().unwrap())]).unwrap_err();
+        assert!(
+            err.to_string().contains("life.catalogue: cannot read")
+                && err.to_string().contains("missing.json"),
+            "{err}"
+        );
+
+        let bad = dir.path().join("bad.json");
+        std::fs::write(
+            &bad,
+            r#"{"format": 1, "name": "bad", "categories": ["a"], "events": [
+                {"name": "x", "description": "d", "priority": "low", "category": "a",
+                 "once": true, "requires": ["ghost"]}]}"#,
+        )
+        .unwrap();
+        let err = load(&[("HEARTH__LIFE__CATALOGUE", bad.to_str().unwrap())]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("event `x` requires unknown event `ghost`"),
+            "{err}"
+        );
     }
 }

@@ -79,6 +79,26 @@ fn the_domain_crate_depends_on_no_io_crate() {
 }
 
 #[test]
+fn the_life_engine_depends_on_no_io_crate() {
+    let deps = &dependencies()["hearth-life"];
+    for io in [
+        "tokio",
+        "sqlx",
+        "redis",
+        "axum",
+        "hyper",
+        "reqwest",
+        "tower",
+        "hearth-storage",
+        "hearth-app",
+        "metrics",
+        "tracing",
+    ] {
+        assert!(!deps.contains(io), "hearth-life depends on {io}");
+    }
+}
+
+#[test]
 fn only_the_gateway_depends_on_the_http_crate() {
     for (package, deps) in dependencies() {
         if deps.contains("hearth-api") {
