@@ -11,7 +11,7 @@
 //! An open provider is skipped at once, without a connection attempt; while half-open, only
 //! the probe reaches it and every other call skips it. A probe abandoned half-way (its call
 //! cancelled by the deadline) lets the next call probe instead. Times are `tokio::time`
-//! instants, so tests may pause the clock.
+//! instants.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -301,15 +301,24 @@ impl Drop for Permit {
 mod tests {
     use super::*;
 
+    // Real time with short durations: tokio's paused clock needs its `test-util` feature,
+    // which would rebuild tokio for the whole workspace.
+    const COOLDOWN: Duration = Duration::from_millis(60);
+    const WINDOW: Duration = Duration::from_millis(150);
+
     fn config() -> BreakerConfig {
         BreakerConfig {
             failures: 3,
-            window: Duration::from_secs(10),
-            cooldown: Duration::from_secs(5),
+            window: WINDOW,
+            cooldown: COOLDOWN,
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    async fn after_cooldown() {
+        tokio::time::sleep(COOLDOWN + Duration::from_millis(10)).await;
+    }
+
+    #[tokio::test]
     async fn it_opens_after_n_failures_in_the_window_and_probes_after_the_cooldown() {
         let breaker = Breaker::new("t", config());
         for _ in 0..2 {
@@ -321,38 +330,38 @@ mod tests {
         assert_eq!(breaker.snapshot().state, BreakerState::Open);
         assert!(breaker.admit().is_none(), "an open breaker skips at once");
 
-        tokio::time::advance(Duration::from_secs(5)).await;
+        after_cooldown().await;
         let probe = breaker.admit().expect("the cool-down is over: a probe");
         assert_eq!(breaker.snapshot().state, BreakerState::HalfOpen);
         assert!(breaker.admit().is_none(), "one probe at a time");
         probe.failure();
         assert_eq!(breaker.snapshot().state, BreakerState::Open);
 
-        tokio::time::advance(Duration::from_secs(5)).await;
+        after_cooldown().await;
         breaker.admit().unwrap().success();
         let snapshot = breaker.snapshot();
         assert_eq!(snapshot.state, BreakerState::Closed);
         assert_eq!((snapshot.total_failures, snapshot.times_opened), (4, 2));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn failures_older_than_the_window_do_not_count() {
         let breaker = Breaker::new("t", config());
         breaker.admit().unwrap().failure();
         breaker.admit().unwrap().failure();
-        tokio::time::advance(Duration::from_secs(11)).await;
+        tokio::time::sleep(WINDOW + Duration::from_millis(20)).await;
         breaker.admit().unwrap().failure();
         assert_eq!(breaker.snapshot().state, BreakerState::Closed);
         assert_eq!(breaker.snapshot().recent_failures, 1);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn an_abandoned_probe_lets_the_next_call_probe() {
         let breaker = Breaker::new("t", config());
         for _ in 0..3 {
             breaker.admit().unwrap().failure();
         }
-        tokio::time::advance(Duration::from_secs(6)).await;
+        after_cooldown().await;
         drop(breaker.admit().unwrap());
         assert_eq!(breaker.snapshot().state, BreakerState::HalfOpen);
         breaker.admit().expect("a new probe").success();

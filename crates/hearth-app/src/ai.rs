@@ -490,7 +490,7 @@ impl Ai {
                             Err(error) => ChatEvent::Failed(error),
                         }
                     }
-                    Err(error) => ChatEvent::Failed(ChatError::Call(error)),
+                    Err(error) => ChatEvent::Failed(ChatError::Call(AiCallError::Provider(error))),
                 };
                 // A receiver gone (the client left) does not stop the answer: it is settled
                 // and stored all the same.
