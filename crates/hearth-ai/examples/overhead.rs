@@ -118,7 +118,9 @@ fn main() {
             }))
             .unwrap(),
         );
-        let uri: hyper::Uri = format!("http://{addr}/v1/chat/completions").parse().unwrap();
+        let uri: hyper::Uri = format!("http://{addr}/v1/chat/completions")
+            .parse()
+            .unwrap();
         let bare_http = http.clone();
         let bare = move || {
             let (http, uri, body) = (bare_http.clone(), uri.clone(), body.clone());
@@ -162,7 +164,10 @@ fn main() {
             run(2_000, concurrency, move || g()).await;
         }
         println!("{calls} calls, concurrency {concurrency}, loopback HTTP/1.1");
-        println!("{:<10} {:>10} {:>10} {:>10} {:>10}", "path", "calls/s", "mean µs", "p50 µs", "p99 µs");
+        println!(
+            "{:<10} {:>10} {:>10} {:>10} {:>10}",
+            "path", "calls/s", "mean µs", "p50 µs", "p99 µs"
+        );
         let mut rows = Vec::new();
         for round in 0..2 {
             for (name, result) in [
@@ -187,7 +192,11 @@ fn main() {
             }
         }
         let mean_of = |which: &str| {
-            let picked: Vec<&Run> = rows.iter().filter(|(n, _)| *n == which).map(|(_, r)| r).collect();
+            let picked: Vec<&Run> = rows
+                .iter()
+                .filter(|(n, _)| *n == which)
+                .map(|(_, r)| r)
+                .collect();
             picked.iter().map(|r| r.mean.as_secs_f64()).sum::<f64>() / picked.len() as f64
         };
         println!(

@@ -64,6 +64,4 @@ pub use provider::{
 };
 pub use retry::{RetryPolicy, retry_after};
 pub use settings::{AiSettings, BreakerSettings, LOCAL_BASE_URL, ProviderSettings};
-pub use wire::{
-    ChatRequest, Completion, Message, Role, Usage, estimate_tokens, max_input_tokens,
-};
+pub use wire::{ChatRequest, Completion, Message, Role, Usage, estimate_tokens, max_input_tokens};

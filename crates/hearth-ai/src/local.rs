@@ -66,9 +66,9 @@ impl LocalProvider {
                 1 => format!(
                     "Let's think about \"{topic}\" step by step. What would be the first step?"
                 ),
-                _ => format!(
-                    "\"{topic}\" is worth breaking down. Which part is least clear to you?"
-                ),
+                _ => {
+                    format!("\"{topic}\" is worth breaking down. Which part is least clear to you?")
+                }
             }
         } else {
             match variant {
@@ -208,7 +208,10 @@ mod tests {
         );
         let question = LocalProvider::reply(&ask("What is a closure in Rust?"));
         assert!(question.contains("What is a closure in Rust"), "{question}");
-        assert_eq!(question, LocalProvider::reply(&ask("What is a closure in Rust?")));
+        assert_eq!(
+            question,
+            LocalProvider::reply(&ask("What is a closure in Rust?"))
+        );
         assert!(LocalProvider::reply(&ask("")).contains("listening"));
     }
 
@@ -216,9 +219,15 @@ mod tests {
     async fn the_stream_yields_the_same_text_and_usage_as_the_whole_answer() {
         let provider = LocalProvider::default();
         let request = ask("Explain ownership and borrowing to me please");
-        let whole = provider.complete(&request, Duration::from_secs(1)).await.unwrap();
+        let whole = provider
+            .complete(&request, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert!(whole.usage.input_tokens > 0 && whole.usage.output_tokens > 0);
-        let mut stream = provider.stream(&request, Duration::from_secs(1)).await.unwrap();
+        let mut stream = provider
+            .stream(&request, Duration::from_secs(1))
+            .await
+            .unwrap();
         let mut text = String::new();
         let mut pieces = 0;
         while let Some(piece) = stream.next_delta().await.unwrap() {

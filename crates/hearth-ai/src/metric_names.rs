@@ -41,12 +41,21 @@ pub fn describe() {
         BREAKER_STATE,
         "AI provider circuit breaker state: 0 closed, 1 open, 2 half-open"
     );
-    describe_counter!(BREAKER_TRANSITIONS, "AI provider circuit breaker transitions");
+    describe_counter!(
+        BREAKER_TRANSITIONS,
+        "AI provider circuit breaker transitions"
+    );
     describe_counter!(REQUESTS, "AI calls by overall outcome");
-    describe_counter!(SPEND, "AI spending settled, in budget micro-units, by provider");
+    describe_counter!(
+        SPEND,
+        "AI spending settled, in budget micro-units, by provider"
+    );
     describe_counter!(
         BUDGET_REFUSALS,
         "AI calls refused by the ai rate rule or a spent budget, by scope"
     );
-    describe_counter!(FALLBACKS, "In-game fallback lines served instead of an AI answer");
+    describe_counter!(
+        FALLBACKS,
+        "In-game fallback lines served instead of an AI answer"
+    );
 }

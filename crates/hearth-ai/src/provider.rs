@@ -266,7 +266,11 @@ impl HttpProvider {
         })
     }
 
-    fn request(&self, request: &ChatRequest, stream: bool) -> Result<Request<Full<Bytes>>, ProviderError> {
+    fn request(
+        &self,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<Request<Full<Bytes>>, ProviderError> {
         let body = serde_json::to_vec(&WireRequest {
             model: &self.model,
             messages: &request.messages,
@@ -400,11 +404,14 @@ impl Provider for HttpProvider {
         let started = tokio::time::Instant::now();
         let response = self.send(self.request(request, false)?, timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
-        let body = tokio::time::timeout(left, Limited::new(response.into_body(), MAX_BODY_BYTES).collect())
-            .await
-            .map_err(|_| ProviderError::Timeout)?
-            .map_err(|e| ProviderError::Connect(format!("reading the answer: {e}")))?
-            .to_bytes();
+        let body = tokio::time::timeout(
+            left,
+            Limited::new(response.into_body(), MAX_BODY_BYTES).collect(),
+        )
+        .await
+        .map_err(|_| ProviderError::Timeout)?
+        .map_err(|e| ProviderError::Connect(format!("reading the answer: {e}")))?
+        .to_bytes();
         self.parse_completion(&body)
     }
 
@@ -575,10 +582,21 @@ mod tests {
     #[test]
     fn endpoints_append_the_path_and_refuse_what_is_not_a_base_url() {
         let e = Endpoint::parse("https://api.example.com/v1/").unwrap();
-        assert_eq!(e.chat.to_string(), "https://api.example.com/v1/chat/completions");
+        assert_eq!(
+            e.chat.to_string(),
+            "https://api.example.com/v1/chat/completions"
+        );
         assert!(e.is_https() && !e.is_loopback());
-        assert!(Endpoint::parse("http://127.0.0.1:9000").unwrap().is_loopback());
-        assert!(Endpoint::parse("http://[::1]:9000/v1").unwrap().is_loopback());
+        assert!(
+            Endpoint::parse("http://127.0.0.1:9000")
+                .unwrap()
+                .is_loopback()
+        );
+        assert!(
+            Endpoint::parse("http://[::1]:9000/v1")
+                .unwrap()
+                .is_loopback()
+        );
         assert!(Endpoint::parse("ftp://example.com").is_err());
         assert!(Endpoint::parse("example.com/v1").is_err());
         assert!(Endpoint::parse("https://example.com/v1?x=1").is_err());

@@ -10,8 +10,8 @@ use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::breaker::BreakerConfig;
 use crate::retry::RetryPolicy;
@@ -338,7 +338,10 @@ mod tests {
         let problems = settings.problems(true).join("\n");
         assert!(problems.contains("ai.providers.0.base_url"), "{problems}");
         assert!(problems.contains("used twice"), "{problems}");
-        assert!(problems.contains("ai.providers.1.base_url is plain http"), "{problems}");
+        assert!(
+            problems.contains("ai.providers.1.base_url is plain http"),
+            "{problems}"
+        );
         assert!(problems.contains("ai.providers.2.name"), "{problems}");
         assert!(problems.contains("ai.providers.2.model"), "{problems}");
         assert!(!problems.contains("ai.providers.3"), "{problems}");

@@ -21,8 +21,8 @@
 use std::sync::Arc;
 
 use hearth_ai::{
-    AiClient, AiError, AiSettings, ChatRequest, ChatStream, Completion, Message, Role,
-    StreamEvent, Usage, estimate_tokens, max_input_tokens, metric_names,
+    AiClient, AiError, AiSettings, ChatRequest, ChatStream, Completion, Message, Role, StreamEvent,
+    Usage, estimate_tokens, max_input_tokens, metric_names,
 };
 use hearth_domain::chat::ChatText;
 use hearth_limits::{
@@ -235,7 +235,12 @@ impl Ai {
     /// Steps 1 and 2: the rate rule, then the reservation.
     async fn admit(&self, user: Uuid, messages: &[Message]) -> Result<Reservation, AiCallError> {
         let key = format!("user:{user}");
-        let checks: Vec<Check> = self.0.rules.iter().map(|rule| rule.check(key.clone())).collect();
+        let checks: Vec<Check> = self
+            .0
+            .rules
+            .iter()
+            .map(|rule| rule.check(key.clone()))
+            .collect();
         let decision = self.0.limiter.check(&checks).await.inspect_err(|_| {
             refused("unavailable");
         })?;
@@ -344,7 +349,9 @@ impl Ai {
         let usage = self.0.budgets.usage(&user.to_string()).await?;
         let daily_budget = self.0.prices.user_daily;
         let now = OffsetDateTime::now_utc();
-        let resets_at = (now.date().next_day().unwrap_or(now.date())).midnight().assume_utc();
+        let resets_at = (now.date().next_day().unwrap_or(now.date()))
+            .midnight()
+            .assume_utc();
         Ok(UsageReport {
             spent_today: usage.user_today,
             daily_budget,
@@ -393,7 +400,10 @@ impl Ai {
             .await?;
         let mut messages = Vec::with_capacity(history.len() + 2);
         if !self.0.settings.system_prompt.trim().is_empty() {
-            messages.push(Message::new(Role::System, self.0.settings.system_prompt.clone()));
+            messages.push(Message::new(
+                Role::System,
+                self.0.settings.system_prompt.clone(),
+            ));
         }
         messages.extend(history.into_iter().map(|m| {
             let role = match m.role {
@@ -460,7 +470,8 @@ impl Ai {
     ) -> Result<Exchange, ChatError> {
         let messages = self.context(user, conversation, &text).await?;
         let Charged { completion, cost } = self.call(user, messages).await?;
-        self.store(user, conversation, &text, &completion, cost).await
+        self.store(user, conversation, &text, &completion, cost)
+            .await
     }
 
     /// As [`send`](Self::send), streaming the answer: refusals come back at once; then the

@@ -428,7 +428,9 @@ async fn ai_for(
 fn ai_in_process(settings: &Settings, db: Arc<dyn Database>, limiter: Limiter) -> ai::Ai {
     let client = hearth_ai::AiClient::from_settings(&settings.ai).unwrap_or_else(|error| {
         tracing::error!(%error, "AI providers unusable: every AI call will fail");
-        hearth_ai::AiClient::builder().local_when_empty(false).build()
+        hearth_ai::AiClient::builder()
+            .local_when_empty(false)
+            .build()
     });
     ai::Ai::new(
         client,

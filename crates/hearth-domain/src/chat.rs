@@ -85,7 +85,8 @@ pub fn strip_markup(input: &str) -> String {
         match chars[i] {
             '<' => match chars.get(i + 1) {
                 Some('!') if chars.get(i + 2) == Some(&'-') && chars.get(i + 3) == Some(&'-') => {
-                    i = find_seq(&chars, i + 4, &['-', '-', '>']).map_or(chars.len(), |end| end + 3);
+                    i = find_seq(&chars, i + 4, &['-', '-', '>'])
+                        .map_or(chars.len(), |end| end + 3);
                 }
                 Some('!' | '?') => i = skip_tag(&chars, i + 2),
                 Some('/') if chars.get(i + 2).is_some_and(char::is_ascii_alphabetic) => {
@@ -104,7 +105,8 @@ pub fn strip_markup(input: &str) -> String {
                         out.push('\n');
                     } else if matches!(name.as_str(), "script" | "style") {
                         // Raw text: everything up to the closing tag is not shown.
-                        i = find_closing(&chars, i, &name).map_or(chars.len(), |end| skip_tag(&chars, end));
+                        i = find_closing(&chars, i, &name)
+                            .map_or(chars.len(), |end| skip_tag(&chars, end));
                     }
                 }
                 _ => {
@@ -155,16 +157,17 @@ fn find_seq(chars: &[char], from: usize, seq: &[char]) -> Option<usize> {
 /// The index of the `/` after `<` in `</name`, case-insensitively; then the tag is skipped.
 fn find_closing(chars: &[char], from: usize, name: &str) -> Option<usize> {
     let name: Vec<char> = name.chars().collect();
-    (from..chars.len()).find(|&j| {
-        chars[j] == '<'
-            && chars.get(j + 1) == Some(&'/')
-            && chars.len() >= j + 2 + name.len()
-            && chars[j + 2..j + 2 + name.len()]
-                .iter()
-                .zip(&name)
-                .all(|(a, b)| a.to_ascii_lowercase() == *b)
-    })
-    .map(|j| j + 2)
+    (from..chars.len())
+        .find(|&j| {
+            chars[j] == '<'
+                && chars.get(j + 1) == Some(&'/')
+                && chars.len() >= j + 2 + name.len()
+                && chars[j + 2..j + 2 + name.len()]
+                    .iter()
+                    .zip(&name)
+                    .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+        .map(|j| j + 2)
 }
 
 /// Decodes the character reference at the start of `chars` (which begins with `&`): the
@@ -181,7 +184,11 @@ fn decode_entity(chars: &[char]) -> (Option<char>, usize) {
             None => number.parse::<u32>().ok(),
         };
         // NUL and invalid code points become U+FFFD, as browsers do.
-        value.map(|v| char::from_u32(v).filter(|c| *c != '\0').unwrap_or('\u{FFFD}'))
+        value.map(|v| {
+            char::from_u32(v)
+                .filter(|c| *c != '\0')
+                .unwrap_or('\u{FFFD}')
+        })
     } else {
         named_entity(&body)
     };
@@ -243,24 +250,46 @@ mod tests {
 
     #[test]
     fn tags_are_removed_and_their_text_kept() {
-        assert_eq!(strip_markup("<b>bold</b> and <i class=\"x>y\">it</i>"), "bold and it");
+        assert_eq!(
+            strip_markup("<b>bold</b> and <i class=\"x>y\">it</i>"),
+            "bold and it"
+        );
         assert_eq!(strip_markup("line<br/>break"), "line\nbreak");
-        assert_eq!(strip_markup("a<!-- hidden -->b<!DOCTYPE html>c<?xml x?>d"), "abcd");
-        assert_eq!(strip_markup("x<script>alert('<b>')</script>y<STYLE>p{}</style>z"), "xyz");
+        assert_eq!(
+            strip_markup("a<!-- hidden -->b<!DOCTYPE html>c<?xml x?>d"),
+            "abcd"
+        );
+        assert_eq!(
+            strip_markup("x<script>alert('<b>')</script>y<STYLE>p{}</style>z"),
+            "xyz"
+        );
         assert_eq!(strip_markup("unclosed <a href='x"), "unclosed ");
     }
 
     #[test]
     fn entities_are_decoded_once() {
-        assert_eq!(strip_markup("fish &amp; chips &lt;3 &#233;&#x263A;"), "fish & chips <3 é☺");
-        assert_eq!(strip_markup("&lt;script&gt;"), "<script>", "decoded text is not markup again");
+        assert_eq!(
+            strip_markup("fish &amp; chips &lt;3 &#233;&#x263A;"),
+            "fish & chips <3 é☺"
+        );
+        assert_eq!(
+            strip_markup("&lt;script&gt;"),
+            "<script>",
+            "decoded text is not markup again"
+        );
         assert_eq!(strip_markup("&amp;lt;"), "&lt;");
-        assert_eq!(strip_markup("AT&T &unknown; & &#0;"), "AT&T &unknown; & \u{FFFD}");
+        assert_eq!(
+            strip_markup("AT&T &unknown; & &#0;"),
+            "AT&T &unknown; & \u{FFFD}"
+        );
     }
 
     #[test]
     fn a_less_than_that_starts_no_tag_is_text() {
-        assert_eq!(strip_markup("2 < 3 and 5 <= 6, a <- b"), "2 < 3 and 5 <= 6, a <- b");
+        assert_eq!(
+            strip_markup("2 < 3 and 5 <= 6, a <- b"),
+            "2 < 3 and 5 <= 6, a <- b"
+        );
     }
 
     #[test]
@@ -270,11 +299,19 @@ mod tests {
         let long = "é".repeat(MAX_CHARS + 1);
         assert_eq!(
             ChatText::parse(&long),
-            Err(ChatTextError::TooLong { max: MAX_CHARS, actual: MAX_CHARS + 1 })
+            Err(ChatTextError::TooLong {
+                max: MAX_CHARS,
+                actual: MAX_CHARS + 1
+            })
         );
-        assert!(ChatText::parse(&"é".repeat(MAX_CHARS)).is_ok(), "the limit counts characters");
+        assert!(
+            ChatText::parse(&"é".repeat(MAX_CHARS)).is_ok(),
+            "the limit counts characters"
+        );
         assert_eq!(
-            ChatText::parse(" <em>Hi</em>\u{0}\u{7}\r\nthere ").unwrap().as_str(),
+            ChatText::parse(" <em>Hi</em>\u{0}\u{7}\r\nthere ")
+                .unwrap()
+                .as_str(),
             "Hi\n\nthere"
         );
     }

@@ -43,7 +43,9 @@ impl ChatRole {
         match text {
             "user" => Ok(Self::User),
             "assistant" => Ok(Self::Assistant),
-            other => Err(StorageError::Corrupt(format!("unknown chat role {other:?}"))),
+            other => Err(StorageError::Corrupt(format!(
+                "unknown chat role {other:?}"
+            ))),
         }
     }
 }

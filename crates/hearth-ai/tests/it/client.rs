@@ -75,7 +75,10 @@ async fn a_503_is_retried_and_the_second_attempt_answers() {
     assert_eq!(answer.text, "Functors with flatMap.");
     assert_eq!(answer.provider, "primary");
     assert_eq!(answer.model, "test-model-2026");
-    assert_eq!((answer.usage.input_tokens, answer.usage.output_tokens), (11, 7));
+    assert_eq!(
+        (answer.usage.input_tokens, answer.usage.output_tokens),
+        (11, 7)
+    );
     assert!(answer.usage_reported);
     assert_eq!(server.hits(), 2);
     // The wire format: the model, the messages, max_tokens, the key as a bearer token.
@@ -86,7 +89,10 @@ async fn a_503_is_retried_and_the_second_attempt_answers() {
     assert_eq!(sent.body["stream"], false);
     assert_eq!(sent.body["messages"][1]["role"], "user");
     assert_eq!(sent.body["messages"][1]["content"], "What is a monad?");
-    assert_eq!(sent.authorization.as_deref(), Some("Bearer sk-primary-canary"));
+    assert_eq!(
+        sent.authorization.as_deref(),
+        Some("Bearer sk-primary-canary")
+    );
 }
 
 #[tokio::test]
@@ -122,7 +128,11 @@ async fn retry_after_is_honoured_before_the_next_attempt() {
     let answer = client.complete(&request()).await.unwrap();
 
     assert_eq!(answer.text, "after the wait");
-    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(server.hits(), 2);
 }
 
@@ -170,7 +180,10 @@ async fn a_failing_provider_opens_its_breaker_and_the_next_provider_answers() {
 
     // Open: skipped at once, without a request.
     for _ in 0..5 {
-        assert_eq!(client.complete(&request()).await.unwrap().provider, "backup");
+        assert_eq!(
+            client.complete(&request()).await.unwrap().provider,
+            "backup"
+        );
     }
     assert_eq!(flaky.hits(), 3, "an open provider gets no request");
     assert_eq!(backup.hits(), 8);
@@ -195,7 +208,10 @@ async fn a_half_open_probe_that_succeeds_closes_the_breaker_and_one_that_fails_r
 
     // The probe fails: open again, for another cool-down.
     tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
-    assert_eq!(client.complete(&request()).await.unwrap().provider, "backup");
+    assert_eq!(
+        client.complete(&request()).await.unwrap().provider,
+        "backup"
+    );
     assert_eq!(flaky.hits(), 3, "one probe");
     assert_eq!(client.health()[0].breaker.state, BreakerState::Open);
     assert_eq!(client.health()[0].breaker.times_opened, 2);
@@ -204,7 +220,10 @@ async fn a_half_open_probe_that_succeeds_closes_the_breaker_and_one_that_fails_r
     flaky.always(Reply::ok("recovered"));
     tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
     let answer = client.complete(&request()).await.unwrap();
-    assert_eq!((answer.provider.as_str(), answer.text.as_str()), ("flaky", "recovered"));
+    assert_eq!(
+        (answer.provider.as_str(), answer.text.as_str()),
+        ("flaky", "recovered")
+    );
     assert_eq!(client.health()[0].breaker.state, BreakerState::Closed);
     assert_eq!(client.complete(&request()).await.unwrap().provider, "flaky");
 }
@@ -237,7 +256,11 @@ async fn when_every_provider_is_down_the_call_fails_with_each_attempt_listed() {
 
     let error = client.complete(&request()).await.unwrap_err();
 
-    let AiError::Unavailable { failures, retry_after } = &error else {
+    let AiError::Unavailable {
+        failures,
+        retry_after,
+    } = &error
+    else {
         panic!("{error:?}")
     };
     let described: Vec<(String, &'static str)> = failures
@@ -276,13 +299,19 @@ async fn a_hanging_provider_times_out_and_the_next_one_answers() {
     assert_eq!(answer.provider, "quick");
     assert_eq!(slow.hits(), 2, "a timeout is retried");
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_deadline_bounds_the_whole_call() {
     let server = ScriptedServer::start().await;
-    server.always(Reply::Slow(Duration::from_secs(30), Box::new(Reply::ok("too late"))));
+    server.always(Reply::Slow(
+        Duration::from_secs(30),
+        Box::new(Reply::ok("too late")),
+    ));
     let client = AiClient::builder()
         .provider(provider("slow", &server, Duration::from_secs(20)))
         .retry(fast_retries(5))
@@ -294,7 +323,10 @@ async fn the_deadline_bounds_the_whole_call() {
 
     assert_eq!(error, AiError::Deadline);
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(390) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(390) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +334,8 @@ async fn a_provider_reporting_no_usage_gets_an_estimate() {
     let server = ScriptedServer::start().await;
     server.always(Reply::Json {
         status: 200,
-        body: r#"{"choices":[{"message":{"role":"assistant","content":"twelve chars"}}]}"#.to_owned(),
+        body: r#"{"choices":[{"message":{"role":"assistant","content":"twelve chars"}}]}"#
+            .to_owned(),
         headers: Vec::new(),
     });
     let client = AiClient::builder()

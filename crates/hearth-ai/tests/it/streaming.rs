@@ -17,8 +17,15 @@ fn request() -> ChatRequest {
 }
 
 fn provider(name: &str, server: &ScriptedServer, timeout: Duration) -> HttpProvider {
-    HttpProvider::new(name, &server.base_url(), None, "test-model", timeout, https_client().unwrap())
-        .unwrap()
+    HttpProvider::new(
+        name,
+        &server.base_url(),
+        None,
+        "test-model",
+        timeout,
+        https_client().unwrap(),
+    )
+    .unwrap()
 }
 
 fn client_opening_after(failures: u32, providers: Vec<HttpProvider>) -> AiClient {
@@ -74,7 +81,13 @@ async fn deltas_arrive_in_order_and_the_end_carries_the_reported_usage() {
     assert_eq!(deltas, ["Hel", "lo, ", "world", "!"]);
     let completion = end.unwrap();
     assert_eq!(completion.text, "Hello, world!");
-    assert_eq!((completion.usage.input_tokens, completion.usage.output_tokens), (11, 7));
+    assert_eq!(
+        (
+            completion.usage.input_tokens,
+            completion.usage.output_tokens
+        ),
+        (11, 7)
+    );
     assert!(completion.usage_reported);
     assert_eq!(completion.model, "test-model-2026");
     let sent = &server.requests()[0];
@@ -89,10 +102,13 @@ async fn a_stream_that_fails_to_start_is_retried_then_falls_over_to_the_next_pro
     down.then([Reply::status(503), Reply::status(503)]);
     up.then([Reply::status(503)]);
     up.always(Reply::stream(&["from ", "up"]));
-    let client = client_opening_after(2, vec![
-        provider("down", &down, Duration::from_secs(5)),
-        provider("up", &up, Duration::from_secs(5)),
-    ]);
+    let client = client_opening_after(
+        2,
+        vec![
+            provider("down", &down, Duration::from_secs(5)),
+            provider("up", &up, Duration::from_secs(5)),
+        ],
+    );
 
     let mut stream = client.stream(&request()).await.unwrap();
     assert_eq!(stream.provider(), "up");

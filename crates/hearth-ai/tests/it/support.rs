@@ -27,7 +27,10 @@ pub enum Reply {
         headers: Vec<(&'static str, String)>,
     },
     /// An event stream, written piece by piece with a pause before each.
-    Sse { pieces: Vec<String>, pause: Duration },
+    Sse {
+        pieces: Vec<String>,
+        pause: Duration,
+    },
     /// The reply after a delay.
     Slow(Duration, Box<Reply>),
     /// No answer at all.
@@ -58,8 +61,9 @@ impl Reply {
     pub fn status(status: u16) -> Self {
         Self::Json {
             status,
-            body: json!({"error": {"message": format!("scripted {status}"), "type": "server_error"}})
-                .to_string(),
+            body:
+                json!({"error": {"message": format!("scripted {status}"), "type": "server_error"}})
+                    .to_string(),
             headers: Vec::new(),
         }
     }

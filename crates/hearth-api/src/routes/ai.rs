@@ -194,11 +194,9 @@ pub(crate) async fn messages(
     let conversation = conversation_id(&id)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_MESSAGE_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("must be between 1 and {MAX_MESSAGE_PAGE}"),
-        )
-        .into());
+        return Err(
+            ApiError::field("limit", format!("must be between 1 and {MAX_MESSAGE_PAGE}")).into(),
+        );
     }
     let after = query
         .cursor
@@ -264,7 +262,12 @@ impl From<ChatError> for AiRefusal {
     }
 }
 
-fn with_retry_after(status: StatusCode, slug_detail: &str, wait: Duration, extra: Map<String, Value>) -> Response {
+fn with_retry_after(
+    status: StatusCode,
+    slug_detail: &str,
+    wait: Duration,
+    extra: Map<String, Value>,
+) -> Response {
     let mut response = problem(status, slug_detail, extra);
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     response
@@ -288,9 +291,10 @@ impl IntoResponse for AiRefusal {
                     BudgetError::UserExhausted { .. } => {
                         ("your AI budget for today is spent", "user")
                     }
-                    BudgetError::GlobalExhausted { .. } => {
-                        ("the AI budget for this hour is spent; retry later", "global")
-                    }
+                    BudgetError::GlobalExhausted { .. } => (
+                        "the AI budget for this hour is spent; retry later",
+                        "global",
+                    ),
                     _ => ("AI budgets are unavailable; retry shortly", "unavailable"),
                 };
                 let mut extra = Map::new();

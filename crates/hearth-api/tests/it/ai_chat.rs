@@ -21,7 +21,9 @@ backend_suite!(
 );
 
 async fn start(app: &TestApp, token: &str) -> String {
-    let response = app.post("/v1/ai/conversations", Some(token), &json!({})).await;
+    let response = app
+        .post("/v1/ai/conversations", Some(token), &json!({}))
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
@@ -45,7 +47,13 @@ async fn a_conversation_answers_stores_and_pages_its_messages(t: &TestDb) {
     let token = app.player("Learner").await;
     let id = start(&app, &token).await;
 
-    let first = say(&app, &token, &id, &json!("<b>Hello</b> &amp; welcome, tutor")).await;
+    let first = say(
+        &app,
+        &token,
+        &id,
+        &json!("<b>Hello</b> &amp; welcome, tutor"),
+    )
+    .await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
     assert_eq!(first["question"]["content"], "Hello & welcome, tutor");
@@ -89,7 +97,12 @@ async fn a_conversation_answers_stores_and_pages_its_messages(t: &TestDb) {
     assert_eq!(rest["items"][0]["content"], second["message"]["content"]);
     assert!(rest["next_cursor"].is_null());
 
-    let spent: Value = app.get("/v1/ai/usage", Some(&token)).await.json().await.unwrap();
+    let spent: Value = app
+        .get("/v1/ai/usage", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
     let total = first_cost + second["usage"]["cost_micros"].as_u64().unwrap();
     assert_eq!(spent["spent_today"], total);
     assert_eq!(spent["daily_budget"], 5_000_000);
@@ -107,11 +120,16 @@ async fn another_users_conversation_is_not_found(t: &TestDb) {
     let path = format!("/v1/ai/conversations/{id}/messages");
 
     problem(app.get(&path, Some(&mallory)).await, StatusCode::NOT_FOUND).await;
-    problem(say(&app, &mallory, &id, &json!("hi")).await, StatusCode::NOT_FOUND).await;
+    problem(
+        say(&app, &mallory, &id, &json!("hi")).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     let unknown = format!("/v1/ai/conversations/{}/messages", uuid::Uuid::now_v7());
     problem(app.get(&unknown, Some(&alice)).await, StatusCode::NOT_FOUND).await;
     problem(
-        app.get("/v1/ai/conversations/not-a-uuid/messages", Some(&alice)).await,
+        app.get("/v1/ai/conversations/not-a-uuid/messages", Some(&alice))
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -119,7 +137,12 @@ async fn another_users_conversation_is_not_found(t: &TestDb) {
     // Mallory's attempts cost Alice's conversation nothing and Mallory no budget.
     let page: Value = app.get(&path, Some(&alice)).await.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    let spent: Value = app.get("/v1/ai/usage", Some(&mallory)).await.json().await.unwrap();
+    let spent: Value = app
+        .get("/v1/ai/usage", Some(&mallory))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(spent["spent_today"], 0);
 }
 
@@ -131,18 +154,33 @@ async fn bad_messages_are_refused_with_422_naming_the_field(t: &TestDb) {
 
     for (body, field, needle) in [
         (json!({ "content": "" }), "content", "must contain text"),
-        (json!({ "content": "  <p> </p> <!-- x --> " }), "content", "must contain text"),
-        (json!({ "content": "x".repeat(10_001) }), "content", "at most 10000"),
+        (
+            json!({ "content": "  <p> </p> <!-- x --> " }),
+            "content",
+            "must contain text",
+        ),
+        (
+            json!({ "content": "x".repeat(10_001) }),
+            "content",
+            "at most 10000",
+        ),
         (json!({ "content": 5 }), "content", "invalid type"),
         (json!({ "content": null }), "content", "invalid type"),
         (json!({}), "content", "is required"),
-        (json!({ "content": "hi", "model": "gpt-5" }), "model", "is not a known field"),
+        (
+            json!({ "content": "hi", "model": "gpt-5" }),
+            "model",
+            "is not a known field",
+        ),
     ] {
         let response = app.post(&path, Some(&token), &body).await;
         let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
         assert!(
-            problem["errors"][0]["message"].as_str().unwrap().contains(needle),
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
             "{body}: {problem}"
         );
     }
@@ -158,7 +196,13 @@ async fn bad_messages_are_refused_with_422_naming_the_field(t: &TestDb) {
         .await
         .unwrap();
     problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
-    for query in ["cursor=nope", "limit=0", "limit=101", "limit=x", "color=red"] {
+    for query in [
+        "cursor=nope",
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "color=red",
+    ] {
         problem(
             app.get(&format!("{path}?{query}"), Some(&token)).await,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -220,7 +264,12 @@ async fn an_answer_streams_as_server_sent_events_and_is_stored(t: &TestDb) {
 
     let page: Value = app.get(&path, Some(&token)).await.json().await.unwrap();
     assert_eq!(page["items"][1]["content"], text.as_str());
-    let spent: Value = app.get("/v1/ai/usage", Some(&token)).await.json().await.unwrap();
+    let spent: Value = app
+        .get("/v1/ai/usage", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(spent["spent_today"], last.1["usage"]["cost_micros"]);
 
     // Refusals come before the stream, as problems.
@@ -306,7 +355,12 @@ async fn no_provider_answering_is_503_and_stores_nothing(t: &TestDb) {
         .await
         .unwrap();
     assert!(page["items"].as_array().unwrap().is_empty());
-    let spent: Value = app.get("/v1/ai/usage", Some(&token)).await.json().await.unwrap();
+    let spent: Value = app
+        .get("/v1/ai/usage", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(spent["spent_today"], 0, "the reservation was released");
 }
 
@@ -315,7 +369,10 @@ async fn the_ai_rule_refuses_with_429_and_rate_limit_headers(t: &TestDb) {
     let token = app.player("Chatty").await;
     let id = start(&app, &token).await;
     for _ in 0..2 {
-        assert_eq!(say(&app, &token, &id, &json!("hi")).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            say(&app, &token, &id, &json!("hi")).await.status(),
+            StatusCode::CREATED
+        );
     }
     let response = say(&app, &token, &id, &json!("hi")).await;
     assert!(response.headers().contains_key("retry-after"));
@@ -325,7 +382,10 @@ async fn the_ai_rule_refuses_with_429_and_rate_limit_headers(t: &TestDb) {
 
 async fn health_details_show_each_providers_breaker(t: &TestDb) {
     // Metrics are process-wide and suites run in parallel: a name of this test's own.
-    let watched = format!("nowhere-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let watched = format!(
+        "nowhere-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let name = watched.clone();
     let app = spawn_app_with(t, move |s| {
         let mut local: ProviderSettings = serde_json::from_value(json!({
@@ -341,7 +401,11 @@ async fn health_details_show_each_providers_breaker(t: &TestDb) {
     let token = app.player("Watcher").await;
     let id = start(&app, &token).await;
     // The first provider fails, opens its breaker, and the second answers.
-    let answered: Value = say(&app, &token, &id, &json!("hello")).await.json().await.unwrap();
+    let answered: Value = say(&app, &token, &id, &json!("hello"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(answered["message"]["provider"], "embedded");
 
     app.register("Root").await;
@@ -362,7 +426,10 @@ async fn health_details_show_each_providers_breaker(t: &TestDb) {
     assert_eq!(providers[1]["name"], "embedded");
     assert_eq!(providers[1]["breaker"], "closed");
     assert_eq!(details["ai"]["budgets"]["backend"], "in-process");
-    assert!(!details.to_string().contains("canary"), "the key never shows");
+    assert!(
+        !details.to_string().contains("canary"),
+        "the key never shows"
+    );
 
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
     let gauge = format!("hearth_ai_breaker_state{{provider=\"{watched}\"}} 1");

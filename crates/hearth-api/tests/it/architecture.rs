@@ -308,5 +308,8 @@ fn the_ai_client_knows_no_storage_no_budgets_and_no_web_framework() {
         );
     }
     // TLS on ring, as sqlx has it: no second crypto provider to install or build.
-    assert!(!all["hearth-ai"].contains("reqwest"), "hearth-ai uses reqwest");
+    assert!(
+        !all["hearth-ai"].contains("reqwest"),
+        "hearth-ai uses reqwest"
+    );
 }

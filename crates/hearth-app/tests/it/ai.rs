@@ -115,7 +115,15 @@ async fn ai(
     rules: RuleTable,
 ) -> Ai {
     let (limiter, store) = backend.parts(&budgets).await;
-    Ai::new(client, limiter, &rules, store, budgets, settings(), t.db.clone())
+    Ai::new(
+        client,
+        limiter,
+        &rules,
+        store,
+        budgets,
+        settings(),
+        t.db.clone(),
+    )
 }
 
 fn question(text: &str) -> Vec<Message> {
@@ -169,9 +177,18 @@ async fn a_hundred_parallel_calls_never_overspend_the_users_daily_budget(
     backend: &Backend,
 ) {
     let alice = user(t, "alice").await;
-    let client = AiClient::builder().provider(Slow(LocalProvider::default())).build();
+    let client = AiClient::builder()
+        .provider(Slow(LocalProvider::default()))
+        .build();
     // Room for about ten worst cases.
-    let probe = ai(t, backend, client.clone(), BudgetSettings::default(), generous()).await;
+    let probe = ai(
+        t,
+        backend,
+        client.clone(),
+        BudgetSettings::default(),
+        generous(),
+    )
+    .await;
     let reservation = probe.worst_case_cost(&question("What is recursion, really?"));
     let budget = BudgetSettings {
         user_daily: reservation * 10 + reservation / 2,
@@ -208,9 +225,15 @@ async fn a_hundred_parallel_calls_never_overspend_the_users_daily_budget(
         budget.user_daily
     );
     let usage = ai.usage(alice).await.unwrap();
-    assert_eq!(usage.spent_today, spent, "every reservation settled or released");
+    assert_eq!(
+        usage.spent_today, spent,
+        "every reservation settled or released"
+    );
     assert_eq!(usage.daily_budget, budget.user_daily);
-    assert_eq!(usage.remaining_today, budget.user_daily.saturating_sub(spent));
+    assert_eq!(
+        usage.remaining_today,
+        budget.user_daily.saturating_sub(spent)
+    );
 }
 
 async fn a_hundred_parallel_calls_of_many_users_never_overspend_the_global_budget(
@@ -221,8 +244,17 @@ async fn a_hundred_parallel_calls_of_many_users_never_overspend_the_global_budge
     for i in 0..10 {
         users.push(user(t, &format!("user{i}")).await);
     }
-    let client = AiClient::builder().provider(Slow(LocalProvider::default())).build();
-    let probe = ai(t, backend, client.clone(), BudgetSettings::default(), generous()).await;
+    let client = AiClient::builder()
+        .provider(Slow(LocalProvider::default()))
+        .build();
+    let probe = ai(
+        t,
+        backend,
+        client.clone(),
+        BudgetSettings::default(),
+        generous(),
+    )
+    .await;
     let reservation = probe.worst_case_cost(&question("Explain closures"));
     let budget = BudgetSettings {
         global_hourly: reservation * 20,
@@ -250,7 +282,14 @@ async fn a_hundred_parallel_calls_of_many_users_never_overspend_the_global_budge
 async fn the_settled_cost_is_the_reported_usage_at_the_table_prices(t: &TestDb, backend: &Backend) {
     let alice = user(t, "alice").await;
     let prices = BudgetSettings::default();
-    let ai = ai(t, backend, AiClient::builder().build(), prices.clone(), generous()).await;
+    let ai = ai(
+        t,
+        backend,
+        AiClient::builder().build(),
+        prices.clone(),
+        generous(),
+    )
+    .await;
 
     let charged = ai.call(alice, question("Hello there")).await.unwrap();
 
@@ -285,7 +324,14 @@ async fn the_ai_rule_limits_calls_per_user(t: &TestDb, backend: &Backend) {
         },
         ..RuleTable::default()
     };
-    let ai = ai(t, backend, AiClient::builder().build(), BudgetSettings::default(), rules).await;
+    let ai = ai(
+        t,
+        backend,
+        AiClient::builder().build(),
+        BudgetSettings::default(),
+        rules,
+    )
+    .await;
     for _ in 0..3 {
         ai.call(alice, question("Hi")).await.unwrap();
     }
@@ -297,23 +343,40 @@ async fn the_ai_rule_limits_calls_per_user(t: &TestDb, backend: &Backend) {
     };
     assert_eq!(decision.rule, "ai.minute");
     assert!(decision.retry_after.is_some());
-    ai.call(bob, question("Hi")).await.expect("another user has their own quota");
+    ai.call(bob, question("Hi"))
+        .await
+        .expect("another user has their own quota");
     let spent = ai.usage(alice).await.unwrap().spent_today;
     assert!(spent > 0);
     assert!(ai.call(alice, question("Hi")).await.is_err());
-    assert_eq!(ai.usage(alice).await.unwrap().spent_today, spent, "a refused call costs nothing");
+    assert_eq!(
+        ai.usage(alice).await.unwrap().spent_today,
+        spent,
+        "a refused call costs nothing"
+    );
 }
 
 async fn reply_or_fallback_answers_or_says_the_fallback_line(t: &TestDb, backend: &Backend) {
     let villager = user(t, "villager").await;
-    let ai_up = ai(t, backend, AiClient::builder().build(), BudgetSettings::default(), generous()).await;
-    let reply = ai_up.reply_or_fallback(villager, question("Hello neighbour")).await;
+    let ai_up = ai(
+        t,
+        backend,
+        AiClient::builder().build(),
+        BudgetSettings::default(),
+        generous(),
+    )
+    .await;
+    let reply = ai_up
+        .reply_or_fallback(villager, question("Hello neighbour"))
+        .await;
     assert_eq!(reply.fallback, None);
     assert_ne!(reply.text, settings().fallback_line);
 
     let nobody = AiClient::builder().local_when_empty(false).build();
     let ai_down = ai(t, backend, nobody, BudgetSettings::default(), generous()).await;
-    let reply = ai_down.reply_or_fallback(villager, question("Hello neighbour")).await;
+    let reply = ai_down
+        .reply_or_fallback(villager, question("Hello neighbour"))
+        .await;
     assert_eq!(reply.fallback, Some("unavailable"));
     assert_eq!(reply.text, settings().fallback_line);
 
@@ -322,7 +385,9 @@ async fn reply_or_fallback_answers_or_says_the_fallback_line(t: &TestDb, backend
         ..BudgetSettings::default()
     };
     let ai_broke = ai(t, backend, AiClient::builder().build(), broke, generous()).await;
-    let reply = ai_broke.reply_or_fallback(villager, question("Hello neighbour")).await;
+    let reply = ai_broke
+        .reply_or_fallback(villager, question("Hello neighbour"))
+        .await;
     assert_eq!(reply.fallback, Some("user_budget"));
     assert_eq!(reply.text, settings().fallback_line);
 }

@@ -40,13 +40,12 @@ impl From<ConversationRow> for Conversation {
 
 impl PostgresDatabase {
     async fn owns(&self, user: Uuid, conversation: Uuid) -> Result<(), StorageError> {
-        let found: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM ai_conversations WHERE id = $1 AND user_id = $2",
-        )
-        .bind(conversation)
-        .bind(user)
-        .fetch_optional(&self.pool)
-        .await?;
+        let found: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM ai_conversations WHERE id = $1 AND user_id = $2")
+                .bind(conversation)
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?;
         found.map(|_| ()).ok_or(StorageError::NotFound)
     }
 }
@@ -129,11 +128,11 @@ impl ConversationRepository for PostgresDatabase {
         let limit = limit.clamp(1, MAX_MESSAGE_PAGE);
         self.owns(user, conversation).await?;
         let rows: Vec<ChatMessageRow> = sqlx::query_as(MESSAGES_AFTER)
-        .bind(conversation)
-        .bind(after.map_or(0, Cursor::id))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+            .bind(conversation)
+            .bind(after.map_or(0, Cursor::id))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
         message_page(rows, limit)
     }
 
@@ -146,10 +145,10 @@ impl ConversationRepository for PostgresDatabase {
     ) -> Result<Vec<ChatMessage>, StorageError> {
         self.owns(user, conversation).await?;
         let rows: Vec<ChatMessageRow> = sqlx::query_as(LAST_MESSAGES)
-        .bind(conversation)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+            .bind(conversation)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         oldest_first(rows)
     }
 }

@@ -39,15 +39,17 @@ async fn a_conversation_is_found_only_by_its_owner(t: &TestDb) {
         Some(conversation.clone())
     );
     assert_eq!(t.db.conversation(bob, conversation.id).await.unwrap(), None);
-    assert_eq!(t.db.conversation(alice, Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(
+        t.db.conversation(alice, Uuid::now_v7()).await.unwrap(),
+        None
+    );
 }
 
 async fn messages_are_stored_in_order_with_their_usage(t: &TestDb) {
     let alice = user(t, "alice").await;
     let c = t.db.create_conversation(alice).await.unwrap();
-    let stored = t
-        .db
-        .append_chat_messages(
+    let stored =
+        t.db.append_chat_messages(
             alice,
             c.id,
             &[NewChatMessage::user("What is 2 + 2?"), answer("4.", 1_234)],
@@ -58,7 +60,10 @@ async fn messages_are_stored_in_order_with_their_usage(t: &TestDb) {
     assert!(stored[0].id < stored[1].id);
     assert_eq!(stored[0].role, ChatRole::User);
     assert_eq!(stored[0].content, "What is 2 + 2?");
-    assert_eq!((stored[0].provider.as_deref(), stored[0].cost_micros), (None, 0));
+    assert_eq!(
+        (stored[0].provider.as_deref(), stored[0].cost_micros),
+        (None, 0)
+    );
     assert_eq!(stored[1].role, ChatRole::Assistant);
     assert_eq!(stored[1].provider.as_deref(), Some("local"));
     assert_eq!(stored[1].model.as_deref(), Some("hearth-local"));
@@ -112,13 +117,15 @@ async fn pages_run_oldest_first_and_the_cursor_continues_them(t: &TestDb) {
     assert_eq!(texts(&first.items), ["m0", "m1"]);
     let cursor = first.next_cursor.unwrap();
     let cursor = Cursor::decode(&cursor.encode()).unwrap();
-    let second = t.db.chat_messages(alice, c.id, Some(cursor), 2).await.unwrap();
+    let second =
+        t.db.chat_messages(alice, c.id, Some(cursor), 2)
+            .await
+            .unwrap();
     assert_eq!(texts(&second.items), ["m2", "m3"]);
-    let third = t
-        .db
-        .chat_messages(alice, c.id, second.next_cursor, 2)
-        .await
-        .unwrap();
+    let third =
+        t.db.chat_messages(alice, c.id, second.next_cursor, 2)
+            .await
+            .unwrap();
     assert_eq!(texts(&third.items), ["m4"]);
     assert_eq!(third.next_cursor, None);
     // The page size is clamped.
@@ -137,16 +144,24 @@ async fn recent_messages_are_the_last_ones_oldest_first(t: &TestDb) {
     let recent = t.db.recent_chat_messages(alice, c.id, 3).await.unwrap();
     let texts: Vec<_> = recent.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["m3", "m4", "m5"]);
-    assert!(t.db.recent_chat_messages(alice, c.id, 0).await.unwrap().is_empty());
+    assert!(
+        t.db.recent_chat_messages(alice, c.id, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn an_exchange_is_stored_whole_or_not_at_all(t: &TestDb) {
     let alice = user(t, "alice").await;
     let c = t.db.create_conversation(alice).await.unwrap();
     // The second message breaks a CHECK (empty content): the first must not stay behind.
-    let result = t
-        .db
-        .append_chat_messages(alice, c.id, &[NewChatMessage::user("question"), answer("", 1)])
+    let result =
+        t.db.append_chat_messages(
+            alice,
+            c.id,
+            &[NewChatMessage::user("question"), answer("", 1)],
+        )
         .await;
     assert!(result.is_err());
     let page = t.db.chat_messages(alice, c.id, None, 10).await.unwrap();
