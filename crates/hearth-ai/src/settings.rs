@@ -27,7 +27,7 @@ pub struct AiSettings {
     #[serde(deserialize_with = "numbered_providers")]
     pub providers: Vec<ProviderSettings>,
     /// `HEARTH__AI__DEADLINE_SECS`: the most one call may take, every provider, retry and
-    /// backoff included; shorter than `server.request_timeout_secs`. Default 25.
+    /// backoff included (the application caps it below its request timeout). Default 25.
     pub deadline_secs: u64,
     /// `HEARTH__AI__MAX_ATTEMPTS`: attempts per provider (1 = no retry). Default 3.
     pub max_attempts: u32,

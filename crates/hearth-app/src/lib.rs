@@ -391,8 +391,8 @@ async fn ai_for(
     limiter: Limiter,
     redis: Option<ConnectionManager>,
 ) -> anyhow::Result<ai::Ai> {
-    let client =
-        hearth_ai::AiClient::from_settings(&settings.ai).context("configuring the AI providers")?;
+    let client = hearth_ai::AiClient::from_settings(&ai_settings(settings))
+        .context("configuring the AI providers")?;
     let budgets = match redis {
         Some(conn) => hearth_limits::Budgets::redis_with(
             conn,
@@ -426,12 +426,13 @@ async fn ai_for(
 /// settings are unusable (which [`Settings::check`] refuses before this) leave a client with
 /// no provider, whose every call fails, rather than a silent switch to canned replies.
 fn ai_in_process(settings: &Settings, db: Arc<dyn Database>, limiter: Limiter) -> ai::Ai {
-    let client = hearth_ai::AiClient::from_settings(&settings.ai).unwrap_or_else(|error| {
-        tracing::error!(%error, "AI providers unusable: every AI call will fail");
-        hearth_ai::AiClient::builder()
-            .local_when_empty(false)
-            .build()
-    });
+    let client =
+        hearth_ai::AiClient::from_settings(&ai_settings(settings)).unwrap_or_else(|error| {
+            tracing::error!(%error, "AI providers unusable: every AI call will fail");
+            hearth_ai::AiClient::builder()
+                .local_when_empty(false)
+                .build()
+        });
     ai::Ai::new(
         client,
         limiter,
@@ -441,4 +442,25 @@ fn ai_in_process(settings: &Settings, db: Arc<dyn Database>, limiter: Limiter) -
         settings.ai.clone(),
         db,
     )
+}
+
+/// The `ai` section with its deadline capped a second below `server.request_timeout_secs`, so
+/// an HTTP request never times out (and drops its call half-way) before the call's own
+/// deadline answers.
+fn ai_settings(settings: &Settings) -> hearth_ai::AiSettings {
+    let mut ai = settings.ai.clone();
+    let cap = settings
+        .server
+        .request_timeout_secs
+        .saturating_sub(1)
+        .max(1);
+    if ai.deadline_secs > cap {
+        tracing::warn!(
+            deadline_secs = ai.deadline_secs,
+            cap,
+            "ai.deadline_secs is not below server.request_timeout_secs; capped"
+        );
+        ai.deadline_secs = cap;
+    }
+    ai
 }

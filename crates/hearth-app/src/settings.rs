@@ -480,13 +480,6 @@ impl Settings {
         problems.extend(self.server.problems());
         problems.extend(self.realtime.problems());
         problems.extend(self.ai.problems(self.is_production()));
-        if self.ai.deadline_secs >= self.server.request_timeout_secs {
-            problems.push(
-                "ai.deadline_secs must be shorter than server.request_timeout_secs, or the request \
-                 times out before the AI call can answer"
-                    .to_owned(),
-            );
-        }
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"
