@@ -11,7 +11,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
-use crate::routes::{admin, auth, fairness, games, health, leaderboards, wallet};
+use crate::routes::{admin, ai, auth, fairness, games, health, leaderboards, wallet};
 use crate::state::AppState;
 
 /// Builds the application: every route behind the full middleware stack.
@@ -57,6 +57,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fairness/rotate", post(fairness::rotate))
         .route("/v1/fairness/rounds/{round_id}", get(fairness::round))
         .route("/v1/ws", get(crate::ws::upgrade))
+        // AI chat (issue #20).
+        .route("/v1/ai/conversations", post(ai::start))
+        .route(
+            "/v1/ai/conversations/{id}/messages",
+            post(ai::send).get(ai::messages),
+        )
+        .route("/v1/ai/usage", get(ai::usage))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/details", get(health::details))

@@ -1,6 +1,7 @@
 //! Route handlers, one module per area.
 
 pub(crate) mod admin;
+pub(crate) mod ai;
 pub(crate) mod auth;
 pub(crate) mod fairness;
 pub(crate) mod games;

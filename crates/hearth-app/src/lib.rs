@@ -18,6 +18,9 @@
 //! - [`revocations`]: [`revocations::DurableRevocations`], revocations recorded in the
 //!   database and cached in Redis or memory, so they outlive restarts of either, and
 //!   announced on the hub's `control` topic so every gateway closes the revoked sockets.
+//! - [`ai`]: [`ai::Ai`], AI calls under the `ai` rate rule and the cost budgets (in Redis
+//!   when `redis.url` is set), the chat's conversations, and `reply_or_fallback` for in-game
+//!   characters.
 //! - [`jobs`]: the periodic jobs the worker runs (reconciliation, idempotency-key purge,
 //!   leaderboard rebuild) and their schedule.
 //! - [`shutdown_signal`]: SIGINT/SIGTERM, installed before serving.
@@ -37,6 +40,7 @@
 //! No SQL (that is `hearth-storage`), no game rules (`hearth-domain`), no HTTP or sockets
 //! (`hearth-api` and the binaries).
 
+pub mod ai;
 pub mod jobs;
 pub mod leaderboards;
 pub mod revocations;
@@ -144,6 +148,8 @@ pub struct Services {
     pub metrics: PrometheusHandle,
     /// The one Redis connection every Redis-backed part shares; `None` in embedded mode.
     pub redis: Option<ConnectionManager>,
+    /// AI calls under the `ai` rule and the budgets, and the chat.
+    pub ai: ai::Ai,
 }
 
 impl std::ops::Deref for Hearth {
@@ -277,7 +283,8 @@ impl Hearth {
             revocations,
             lockouts: sessions.lockouts,
         };
-        Ok(Self::from_parts(
+        let ai = ai_for(&settings, db.clone(), limiter.clone(), redis.clone()).await?;
+        Ok(Self::assemble(
             db,
             settings,
             metrics,
@@ -286,6 +293,7 @@ impl Hearth {
             sessions,
             hub,
             redis,
+            ai,
         ))
     }
 
@@ -308,6 +316,32 @@ impl Hearth {
         hub: Arc<dyn Hub>,
         redis: Option<ConnectionManager>,
     ) -> Self {
+        let ai = ai_in_process(&settings, db.clone(), limiter.clone());
+        Self::assemble(
+            db,
+            settings,
+            metrics,
+            limiter,
+            leaderboards,
+            sessions,
+            hub,
+            redis,
+            ai,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "from_parts plus the AI use-case")]
+    fn assemble(
+        db: Arc<dyn Database>,
+        settings: Settings,
+        metrics: PrometheusHandle,
+        limiter: Limiter,
+        leaderboards: Arc<dyn Leaderboards>,
+        sessions: SessionStores,
+        hub: Arc<dyn Hub>,
+        redis: Option<ConnectionManager>,
+        ai: ai::Ai,
+    ) -> Self {
         let tokens = TokenService::new(&settings.auth);
         Self(Arc::new(Services {
             auth: Authenticator::new(tokens.clone(), sessions.revocations),
@@ -326,6 +360,7 @@ impl Hearth {
             settings,
             metrics,
             redis,
+            ai,
         }))
     }
 
@@ -341,4 +376,91 @@ impl Hearth {
     pub async fn close(&self) {
         self.db.close().await;
     }
+}
+
+// ---- AI (issue #20) ------------------------------------------------------------------------
+
+/// The AI use-case [`Hearth::wire`] builds: budgets in Redis (under `<prefix>budget:`, with
+/// the `limits.redis_down` policy) when there is a connection, in this process otherwise.
+///
+/// # Errors
+/// When a provider's settings are unusable or the Redis budget scripts cannot be set up.
+async fn ai_for(
+    settings: &Settings,
+    db: Arc<dyn Database>,
+    limiter: Limiter,
+    redis: Option<ConnectionManager>,
+) -> anyhow::Result<ai::Ai> {
+    let client = hearth_ai::AiClient::from_settings(&ai_settings(settings))
+        .context("configuring the AI providers")?;
+    let budgets = match redis {
+        Some(conn) => hearth_limits::Budgets::redis_with(
+            conn,
+            &settings.limits.budgets,
+            settings.limits.redis_down,
+            &format!("{}budget:", settings.redis.key_prefix),
+            Arc::new(hearth_limits::SystemClock::new()),
+        )
+        .await
+        .context("configuring the Redis budgets")?,
+        None => hearth_limits::Budgets::in_process(&settings.limits.budgets),
+    };
+    if settings.is_production() && settings.ai.providers.is_empty() {
+        tracing::warn!(
+            "ai.providers is empty: AI answers come from the built-in local provider (canned \
+             replies); set HEARTH__AI__PROVIDERS__0__* for a real model"
+        );
+    }
+    Ok(ai::Ai::new(
+        client,
+        limiter,
+        &settings.limits.rules,
+        budgets,
+        settings.limits.budgets.clone(),
+        settings.ai.clone(),
+        db,
+    ))
+}
+
+/// The AI use-case [`Hearth::from_parts`] builds: budgets in this process. Providers whose
+/// settings are unusable (which [`Settings::check`] refuses before this) leave a client with
+/// no provider, whose every call fails, rather than a silent switch to canned replies.
+fn ai_in_process(settings: &Settings, db: Arc<dyn Database>, limiter: Limiter) -> ai::Ai {
+    let client =
+        hearth_ai::AiClient::from_settings(&ai_settings(settings)).unwrap_or_else(|error| {
+            tracing::error!(%error, "AI providers unusable: every AI call will fail");
+            hearth_ai::AiClient::builder()
+                .local_when_empty(false)
+                .build()
+        });
+    ai::Ai::new(
+        client,
+        limiter,
+        &settings.limits.rules,
+        hearth_limits::Budgets::in_process(&settings.limits.budgets),
+        settings.limits.budgets.clone(),
+        settings.ai.clone(),
+        db,
+    )
+}
+
+/// The `ai` section with its deadline capped a second below `server.request_timeout_secs`, so
+/// an HTTP request never times out (and drops its call half-way) before the call's own
+/// deadline answers.
+fn ai_settings(settings: &Settings) -> hearth_ai::AiSettings {
+    let mut ai = settings.ai.clone();
+    let cap = settings
+        .server
+        .request_timeout_secs
+        .saturating_sub(1)
+        .max(1);
+    if ai.deadline_secs > cap {
+        tracing::warn!(
+            deadline_secs = ai.deadline_secs,
+            cap,
+            "ai.deadline_secs is not below server.request_timeout_secs; capped"
+        );
+        ai.deadline_secs = cap;
+    }
+    ai
 }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     /// The life simulation.
     pub life: LifeSettings,
+    /// AI providers, retries, breakers, and the chat's shape (`HEARTH__AI__*`).
+    pub ai: hearth_ai::AiSettings,
 }
 
 /// The `admin` section.
@@ -552,6 +554,7 @@ impl Settings {
         problems.extend(self.server.problems());
         problems.extend(self.realtime.problems());
         problems.extend(self.life.problems());
+        problems.extend(self.ai.problems(self.is_production()));
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"
@@ -767,6 +770,70 @@ mod tests {
                 "{pairs:?}"
             );
         }
+    }
+
+    #[test]
+    fn ai_providers_load_numbered_in_order_with_their_keys_secret() {
+        let settings = load(&[
+            ("HEARTH__AI__PROVIDERS__1__NAME", "backup"),
+            ("HEARTH__AI__PROVIDERS__1__BASE_URL", "local"),
+            ("HEARTH__AI__PROVIDERS__0__NAME", "openai"),
+            (
+                "HEARTH__AI__PROVIDERS__0__BASE_URL",
+                "https://api.openai.com/v1",
+            ),
+            ("HEARTH__AI__PROVIDERS__0__API_KEY", "sk-canary-canary"),
+            ("HEARTH__AI__PROVIDERS__0__MODEL", "gpt-4o-mini"),
+            ("HEARTH__AI__PROVIDERS__0__TIMEOUT_SECS", "7"),
+            ("HEARTH__AI__BREAKER__FAILURES", "3"),
+            ("HEARTH__AI__MAX_ATTEMPTS", "2"),
+        ])
+        .unwrap();
+        let ai = &settings.ai;
+        let names: Vec<&str> = ai.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["openai", "backup"]);
+        assert_eq!(ai.providers[0].timeout_secs, 7);
+        assert_eq!(ai.providers[0].model, "gpt-4o-mini");
+        assert_eq!(
+            ai.providers[0]
+                .api_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            Some("sk-canary-canary".to_owned())
+        );
+        assert!(ai.providers[1].is_local());
+        assert_eq!((ai.breaker.failures, ai.max_attempts), (3, 2));
+        assert!(!format!("{settings:?}").contains("canary"));
+
+        for bad in [
+            &[
+                ("HEARTH__AI__PROVIDERS__0__NAME", "x"),
+                ("HEARTH__AI__PROVIDERS__0__BASE_URL", "ftp://x"),
+            ][..],
+            &[
+                ("HEARTH__AI__PROVIDERS__0__NAME", "x"),
+                ("HEARTH__AI__PROVIDERS__0__BASE_URL", "https://x"),
+                ("HEARTH__AI__PROVIDERS__0__MODLE", "m"),
+            ],
+            &[("HEARTH__AI__PROVIDERS__FIRST__NAME", "x")],
+            &[("HEARTH__AI__MAX_ATTEMPTS", "0")],
+        ] {
+            assert!(load(bad).is_err(), "{bad:?}");
+        }
+        let production = load(&[
+            ("HEARTH__ENVIRONMENT", "production"),
+            ("HEARTH__AI__PROVIDERS__0__NAME", "plain"),
+            (
+                "HEARTH__AI__PROVIDERS__0__BASE_URL",
+                "http://api.example.com/v1",
+            ),
+            ("HEARTH__AI__PROVIDERS__0__MODEL", "m"),
+        ])
+        .unwrap_err();
+        assert!(
+            production.to_string().contains("plain http"),
+            "{production}"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`Database`] and the repository traits it combines: [`UserRepository`],
 //!   [`AccountRepository`], [`RevocationRepository`], [`WalletRepository`],
-//!   [`GameRepository`] and [`Maintenance`].
+//!   [`GameRepository`] and [`Maintenance`]; [`ConversationRepository`] (module
+//!   [`conversations`]): AI chat conversations and their messages, owned by a user.
 //! - [`model`]: the rows the traits take and return, and [`model::Cursor`] for keyset pages.
 //! - [`postgres`] and [`sqlite`]: the two implementations, with their migrations embedded
 //!   from `migrations/postgres` and `migrations/sqlite`.
@@ -34,6 +35,7 @@
 //! It knows no HTTP and no passwords: it stores the hash it is given. Game rules come from
 //! `hearth-domain` as a closure; this crate only runs them inside the transaction.
 
+pub mod conversations;
 pub mod leaderboard;
 pub mod model;
 pub mod postgres;
@@ -49,6 +51,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use conversations::{
+    ChatMessage, ChatRole, Conversation, ConversationRepository, MAX_MESSAGE_PAGE, NewChatMessage,
+};
 pub use error::StorageError;
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
@@ -383,6 +388,7 @@ pub trait Database:
     + FairnessRepository
     + leaderboard::LeaderboardSource
     + Maintenance
+    + ConversationRepository
 {
     /// This database as the source of leaderboard rebuilds.
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource;
@@ -397,7 +403,8 @@ where
         + GameRepository
         + FairnessRepository
         + leaderboard::LeaderboardSource
-        + Maintenance,
+        + Maintenance
+        + ConversationRepository,
 {
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource {
         self

@@ -5,6 +5,7 @@
 //! together) are the round engine in module `rounds`; account security is in `accounts`.
 
 mod accounts;
+mod conversations;
 mod revocations;
 mod rounds;
 

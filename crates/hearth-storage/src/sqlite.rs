@@ -5,6 +5,7 @@
 //! timeout makes concurrent writers queue instead of failing.
 
 mod accounts;
+mod conversations;
 mod revocations;
 
 use std::str::FromStr;

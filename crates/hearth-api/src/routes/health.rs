@@ -185,12 +185,42 @@ pub(crate) async fn details(State(state): State<AppState>, _admin: AdminUser) ->
         "redis": redis,
         "limits": { "backend": state.limiter.backend(), "degraded": state.limiter.is_degraded() },
         "leaderboards": { "backend": state.leaderboards.backend() },
+        "ai": ai_details(&state),
         "tracing": {
             "exporting": state.settings.telemetry.otlp_endpoint.is_some(),
             "sample_ratio": state.settings.telemetry.sample_ratio,
         },
     }))
     .into_response()
+}
+
+/// Each AI provider's circuit breaker, in the order they are tried, and where the budgets live.
+fn ai_details(state: &AppState) -> Value {
+    let providers: Vec<Value> = state
+        .ai
+        .client()
+        .health()
+        .into_iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "kind": p.kind,
+                "model": p.model,
+                "breaker": p.breaker.state.as_str(),
+                "recent_failures": p.breaker.recent_failures,
+                "total_failures": p.breaker.total_failures,
+                "times_opened": p.breaker.times_opened,
+                "probe_in_secs": p.breaker.probe_in.map(|d| d.as_secs_f64()),
+            })
+        })
+        .collect();
+    json!({
+        "providers": providers,
+        "budgets": {
+            "backend": state.ai.budgets().backend(),
+            "degraded": state.ai.budgets().is_degraded(),
+        },
+    })
 }
 
 fn millis(elapsed: Duration) -> f64 {

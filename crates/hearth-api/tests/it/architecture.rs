@@ -289,10 +289,47 @@ fn every_key_in_env_example_is_a_real_setting() {
                     .cloned(),
             );
         }
+        // A provider's fields describe one provider.
+        if let Some(provider) = key
+            .strip_prefix("HEARTH__AI__PROVIDERS__")
+            .and_then(|rest| rest.split_once("__"))
+            .map(|(n, _)| format!("HEARTH__AI__PROVIDERS__{n}__"))
+        {
+            env.extend(
+                vars.iter()
+                    .filter(|(k, _)| k.starts_with(&provider))
+                    .cloned(),
+            );
+        }
         let settings = hearth_api::settings::Settings::load_from_map(env);
         if key == "HEARTH__ENVIRONMENT" && value == "production" {
             continue;
         }
         assert!(settings.is_ok(), "{key}={value}: {:?}", settings.err());
     }
+}
+
+#[test]
+fn the_ai_client_knows_no_storage_no_budgets_and_no_web_framework() {
+    let all = dependencies();
+    for other in [
+        "axum",
+        "tower-http",
+        "sqlx",
+        "redis",
+        "hearth-storage",
+        "hearth-limits",
+        "hearth-app",
+        "hearth-api",
+    ] {
+        assert!(
+            !all["hearth-ai"].contains(other),
+            "hearth-ai depends on {other}"
+        );
+    }
+    // TLS on ring, as sqlx has it: no second crypto provider to install or build.
+    assert!(
+        !all["hearth-ai"].contains("reqwest"),
+        "hearth-ai uses reqwest"
+    );
 }

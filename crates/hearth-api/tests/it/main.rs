@@ -7,6 +7,7 @@
     reason = "tests fail loudly on what should not happen"
 )]
 
+mod ai_chat;
 mod architecture;
 mod blackjack;
 mod durable_revocation;

@@ -1,6 +1,7 @@
 //! hearth-app's suites: the leaderboard stores (in process and Redis) and their rebuild from
 //! both databases, the worker's jobs on both databases, rounds and revocations with their
-//! realtime pushes, and the hub as `Hearth::wire` installs it (two gateways on one Redis).
+//! realtime pushes, the hub as `Hearth::wire` installs it (two gateways on one Redis), and AI
+//! calls under the `ai` rule and the budgets (in process and Redis).
 
 #![allow(unreachable_pub)]
 #![allow(
@@ -9,6 +10,7 @@
     reason = "tests fail loudly on what should not happen"
 )]
 
+mod ai;
 mod hub;
 mod jobs;
 mod leaderboard_push;

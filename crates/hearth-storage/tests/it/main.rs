@@ -9,6 +9,7 @@
 
 mod accounts;
 mod conformance;
+mod conversations;
 mod leaderboard_source;
 mod open_rounds;
 mod revocations;
