@@ -7,7 +7,9 @@
 //! # Layout
 //! - [`Database`] and the repository traits it combines: [`UserRepository`],
 //!   [`AccountRepository`], [`RevocationRepository`], [`WalletRepository`],
-//!   [`GameRepository`] and [`Maintenance`].
+//!   [`GameRepository`], [`CampaignRepository`] and [`Maintenance`].
+//! - [`campaign`]: the tabletop campaign manager's records (campaigns, members, sessions,
+//!   NPCs, maps, timeline entries), one implementation for both backends.
 //! - [`model`]: the rows the traits take and return, and [`model::Cursor`] for keyset pages.
 //! - [`postgres`] and [`sqlite`]: the two implementations, with their migrations embedded
 //!   from `migrations/postgres` and `migrations/sqlite`.
@@ -34,6 +36,7 @@
 //! It knows no HTTP and no passwords: it stores the hash it is given. Game rules come from
 //! `hearth-domain` as a closure; this crate only runs them inside the transaction.
 
+pub mod campaign;
 pub mod leaderboard;
 pub mod model;
 pub mod postgres;
@@ -49,6 +52,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use campaign::CampaignRepository;
 pub use error::StorageError;
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
@@ -382,6 +386,7 @@ pub trait Database:
     + GameRepository
     + FairnessRepository
     + leaderboard::LeaderboardSource
+    + CampaignRepository
     + Maintenance
 {
     /// This database as the source of leaderboard rebuilds.
@@ -397,6 +402,7 @@ where
         + GameRepository
         + FairnessRepository
         + leaderboard::LeaderboardSource
+        + CampaignRepository
         + Maintenance,
 {
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource {

@@ -8,6 +8,8 @@
 )]
 
 mod accounts;
+mod campaign_indexes;
+mod campaigns;
 mod conformance;
 mod leaderboard_source;
 mod open_rounds;
