@@ -9,6 +9,7 @@
 
 mod architecture;
 mod blackjack;
+mod campaigns;
 mod durable_revocation;
 mod economy;
 mod errors;

@@ -15,7 +15,9 @@ const CAMPAIGN_ID: &str = "('00000000-0000-7000-8000-' || lpad(to_hex(1 + g % 50
 async fn no_list_query_scans_a_table_of_children_at_100k_rows() {
     let Some(t) = postgres_db().await else { return };
     let owner = t.db.create_user(new_user("Seeder", 0)).await.unwrap().id;
-    let mut conn = PgConnection::connect(t.settings.url.expose_secret()).await.unwrap();
+    let mut conn = PgConnection::connect(t.settings.url.expose_secret())
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO campaigns (id, owner_id, name, created_at, updated_at) \
          SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, $1, 'C' || g, \
@@ -33,21 +35,32 @@ async fn no_list_query_scans_a_table_of_children_at_100k_rows() {
     .await
     .unwrap();
     for seed in [
-        format!("INSERT INTO campaign_npcs (id, campaign_id, name, gm_only, created_at, updated_at) \
+        format!(
+            "INSERT INTO campaign_npcs (id, campaign_id, name, gm_only, created_at, updated_at) \
          SELECT gen_random_uuid(), {CAMPAIGN_ID}, 'N' || g, g % 2 = 0, now(), now() \
-         FROM generate_series(1, 100000) g"),
-        format!("INSERT INTO campaign_maps (id, campaign_id, name, image_url, grid_size, gm_only, \
+         FROM generate_series(1, 100000) g"
+        ),
+        format!(
+            "INSERT INTO campaign_maps (id, campaign_id, name, image_url, grid_size, gm_only, \
          created_at, updated_at) SELECT gen_random_uuid(), {CAMPAIGN_ID}, 'M' || g, \
-         'https://x.example/m.png', 50, g % 2 = 0, now(), now() FROM generate_series(1, 100000) g"),
-        format!("INSERT INTO campaign_sessions (id, campaign_id, number, title, status, created_at, \
+         'https://x.example/m.png', 50, g % 2 = 0, now(), now() FROM generate_series(1, 100000) g"
+        ),
+        format!(
+            "INSERT INTO campaign_sessions (id, campaign_id, number, title, status, created_at, \
          updated_at) SELECT gen_random_uuid(), {CAMPAIGN_ID}, g / 50 + 1, 'S' || g, 'planned', \
-         now(), now() FROM generate_series(1, 100000) g"),
-        format!("INSERT INTO campaign_timeline (id, campaign_id, in_game_date, title, position, \
+         now(), now() FROM generate_series(1, 100000) g"
+        ),
+        format!(
+            "INSERT INTO campaign_timeline (id, campaign_id, in_game_date, title, position, \
          created_at, updated_at) SELECT gen_random_uuid(), {CAMPAIGN_ID}, 'd', 'T' || g, g, \
-         now(), now() FROM generate_series(1, 100000) g"),
+         now(), now() FROM generate_series(1, 100000) g"
+        ),
         "ANALYZE".to_owned(),
     ] {
-        sqlx::query(AssertSqlSafe(seed)).execute(&mut conn).await.unwrap();
+        sqlx::query(AssertSqlSafe(seed))
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
     let campaign: Uuid = "00000000-0000-7000-8000-000000000002".parse().unwrap();
     for (name, statement) in LIST_STATEMENTS {
@@ -76,7 +89,10 @@ async fn no_list_query_scans_a_table_of_children_at_100k_rows() {
         if name != "campaigns" {
             assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
             assert!(plan.contains("Index"), "{name} reads no index:\n{plan}");
-            assert!(!plan.contains("Sort"), "{name} sorts instead of reading in index order:\n{plan}");
+            assert!(
+                !plan.contains("Sort"),
+                "{name} sorts instead of reading in index order:\n{plan}"
+            );
         }
     }
     conn.close().await.unwrap();

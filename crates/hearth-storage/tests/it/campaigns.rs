@@ -119,7 +119,10 @@ async fn a_new_campaign_has_its_owner_as_game_master_and_is_listed_for_them(t: &
     assert_eq!(created.version, 1);
     assert_eq!(created.owner_id, owner);
     assert_eq!(created.description.as_deref(), Some("<p>Intro</p>"));
-    assert_eq!(t.db.campaign(created.id).await.unwrap(), Some(created.clone()));
+    assert_eq!(
+        t.db.campaign(created.id).await.unwrap(),
+        Some(created.clone())
+    );
     assert_eq!(
         t.db.membership(created.id, owner).await.unwrap(),
         Some(Role::Gm)
@@ -127,7 +130,11 @@ async fn a_new_campaign_has_its_owner_as_game_master_and_is_listed_for_them(t: &
     let members = t.db.members(created.id).await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(
-        (members[0].user_id, members[0].role, members[0].username.as_str()),
+        (
+            members[0].user_id,
+            members[0].role,
+            members[0].username.as_str()
+        ),
         (owner, Role::Gm, "Gamemaster")
     );
     let page = t.db.campaigns_of(owner, None, 10).await.unwrap();
@@ -137,7 +144,13 @@ async fn a_new_campaign_has_its_owner_as_game_master_and_is_listed_for_them(t: &
     assert!(page.next_cursor.is_none());
     let stranger = user(t, "Stranger").await;
     assert_eq!(t.db.membership(created.id, stranger).await.unwrap(), None);
-    assert!(t.db.campaigns_of(stranger, None, 10).await.unwrap().items.is_empty());
+    assert!(
+        t.db.campaigns_of(stranger, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 async fn the_campaign_limit_counts_owned_campaigns_only(t: &TestDb) {
@@ -151,13 +164,22 @@ async fn the_campaign_limit_counts_owned_campaigns_only(t: &TestDb) {
     };
     t.db.create_campaign(new(owner), 2).await.unwrap();
     let joined = t.db.create_campaign(new(other), 2).await.unwrap();
-    t.db.add_member(joined.id, "owner", Role::Player).await.unwrap();
+    t.db.add_member(joined.id, "owner", Role::Player)
+        .await
+        .unwrap();
     t.db.create_campaign(new(owner), 2).await.unwrap();
     match t.db.create_campaign(new(owner), 2).await {
         Err(StorageError::Conflict { constraint }) => assert_eq!(constraint, CAMPAIGN_LIMIT),
         other => panic!("expected the limit, got {other:?}"),
     }
-    assert_eq!(t.db.campaigns_of(owner, None, 10).await.unwrap().items.len(), 3);
+    assert_eq!(
+        t.db.campaigns_of(owner, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
     assert!(matches!(
         t.db.create_campaign(new(Uuid::now_v7()), 2).await,
         Err(StorageError::NotFound)
@@ -168,9 +190,15 @@ async fn members_are_added_by_username_changed_and_removed(t: &TestDb) {
     let owner = user(t, "Keeper").await;
     let player = user(t, "Player_One").await;
     let c = campaign(t, owner, "Members").await;
-    let added = t.db.add_member(c.id, " PLAYER_one ", Role::Player).await.unwrap();
+    let added =
+        t.db.add_member(c.id, " PLAYER_one ", Role::Player)
+            .await
+            .unwrap();
     assert_eq!((added.user_id, added.role), (player, Role::Player));
-    assert_eq!(t.db.membership(c.id, player).await.unwrap(), Some(Role::Player));
+    assert_eq!(
+        t.db.membership(c.id, player).await.unwrap(),
+        Some(Role::Player)
+    );
     let promoted = t.db.add_member(c.id, "player_one", Role::Gm).await.unwrap();
     assert_eq!(promoted.role, Role::Gm);
     assert_eq!(t.db.members(c.id).await.unwrap().len(), 2);
@@ -179,7 +207,8 @@ async fn members_are_added_by_username_changed_and_removed(t: &TestDb) {
         Err(StorageError::NotFound)
     ));
     assert!(matches!(
-        t.db.add_member(Uuid::now_v7(), "player_one", Role::Player).await,
+        t.db.add_member(Uuid::now_v7(), "player_one", Role::Player)
+            .await,
         Err(StorageError::NotFound)
     ));
     assert!(t.db.remove_member(c.id, player).await.unwrap());
@@ -190,7 +219,10 @@ async fn members_are_added_by_username_changed_and_removed(t: &TestDb) {
 async fn updates_need_the_current_version(t: &TestDb) {
     let owner = user(t, "Versioner").await;
     let c = campaign(t, owner, "Versions").await;
-    let updated = t.db.update_campaign(c.id, 1, "Renamed", None).await.unwrap();
+    let updated =
+        t.db.update_campaign(c.id, 1, "Renamed", None)
+            .await
+            .unwrap();
     assert_eq!((updated.version, updated.name.as_str()), (2, "Renamed"));
     assert_eq!(updated.description, None);
     match t.db.update_campaign(c.id, 1, "Again", None).await {
@@ -203,14 +235,22 @@ async fn updates_need_the_current_version(t: &TestDb) {
     ));
 
     let child = add(t, c.id, npc("Bram", false)).await;
-    let changed = t.db.update_child(c.id, child.id, 1, &npc("Bram the Bold", true)).await.unwrap();
+    let changed =
+        t.db.update_child(c.id, child.id, 1, &npc("Bram the Bold", true))
+            .await
+            .unwrap();
     assert_eq!(changed.version, 2);
-    match t.db.update_child(c.id, child.id, 1, &npc("Late", false)).await {
+    match t
+        .db
+        .update_child(c.id, child.id, 1, &npc("Late", false))
+        .await
+    {
         Err(StorageError::Conflict { constraint }) => assert_eq!(constraint, STALE_VERSION),
         other => panic!("expected a stale version, got {other:?}"),
     }
     assert!(matches!(
-        t.db.update_child(c.id, Uuid::now_v7(), 1, &npc("X", false)).await,
+        t.db.update_child(c.id, Uuid::now_v7(), 1, &npc("X", false))
+            .await,
         Err(StorageError::NotFound)
     ));
 }
@@ -218,7 +258,12 @@ async fn updates_need_the_current_version(t: &TestDb) {
 async fn children_of_every_kind_are_created_read_updated_and_deleted(t: &TestDb) {
     let owner = user(t, "Crafter").await;
     let c = campaign(t, owner, "Kinds").await;
-    for data in [session(None, "Zero"), npc("Nim", true), map(false), entry("Dawn", None)] {
+    for data in [
+        session(None, "Zero"),
+        npc("Nim", true),
+        map(false),
+        entry("Dawn", None),
+    ] {
         let kind = data.kind();
         let created = add(t, c.id, data.clone()).await;
         assert_eq!((created.campaign_id, created.version), (c.id, 1));
@@ -229,12 +274,18 @@ async fn children_of_every_kind_are_created_read_updated_and_deleted(t: &TestDb)
             (ChildData::Map(want), ChildData::Map(got)) => assert_eq!(want, got),
             (ChildData::Session(want), ChildData::Session(got)) => {
                 assert_eq!(got.number, Some(1));
-                assert_eq!((&want.title, want.status, want.scheduled_at), (&got.title, got.status, got.scheduled_at));
+                assert_eq!(
+                    (&want.title, want.status, want.scheduled_at),
+                    (&got.title, got.status, got.scheduled_at)
+                );
                 assert_eq!(want.notes, got.notes);
             }
             (ChildData::Timeline(want), ChildData::Timeline(got)) => {
                 assert_eq!(got.position, Some(1));
-                assert_eq!((&want.title, &want.in_game_date), (&got.title, &got.in_game_date));
+                assert_eq!(
+                    (&want.title, &want.in_game_date),
+                    (&got.title, &got.in_game_date)
+                );
             }
             other => panic!("kind changed: {other:?}"),
         }
@@ -273,11 +324,19 @@ async fn sessions_are_numbered_uniquely_and_listed_by_number(t: &TestDb) {
         ChildData::Session(s) => assert_eq!(s.number, Some(11)),
         other => panic!("{other:?}"),
     }
-    match t.db.create_child(c.id, Uuid::now_v7(), &session(Some(10), "Dup"), 100).await {
+    match t
+        .db
+        .create_child(c.id, Uuid::now_v7(), &session(Some(10), "Dup"), 100)
+        .await
+    {
         Err(StorageError::Conflict { constraint }) => assert_eq!(constraint, SESSION_NUMBER),
         other => panic!("expected a number conflict, got {other:?}"),
     }
-    match t.db.update_child(c.id, two.id, 1, &session(Some(10), "Dup")).await {
+    match t
+        .db
+        .update_child(c.id, two.id, 1, &session(Some(10), "Dup"))
+        .await
+    {
         Err(StorageError::Conflict { constraint }) => assert_eq!(constraint, SESSION_NUMBER),
         other => panic!("expected a number conflict, got {other:?}"),
     }
@@ -302,9 +361,13 @@ async fn timeline_entries_are_listed_by_position_and_can_move(t: &TestDb) {
         vec![first.id, a.id, b.id, d.id]
     );
     // Move A after D.
-    t.db.update_child(c.id, a.id, 1, &entry("A", Some(10))).await.unwrap();
+    t.db.update_child(c.id, a.id, 1, &entry("A", Some(10)))
+        .await
+        .unwrap();
     // Same position as B: the id breaks the tie.
-    t.db.update_child(c.id, first.id, 1, &entry("Before all", Some(2))).await.unwrap();
+    t.db.update_child(c.id, first.id, 1, &entry("Before all", Some(2)))
+        .await
+        .unwrap();
     let mut tied = vec![b.id, first.id];
     tied.sort();
     let mut expected = tied;
@@ -322,9 +385,8 @@ async fn pages_with_inserts_in_between_neither_repeat_nor_skip(t: &TestDb) {
     let mut seen = Vec::new();
     let mut after: Option<KeyCursor> = None;
     loop {
-        let page = t
-            .db
-            .children(
+        let page =
+            t.db.children(
                 c.id,
                 ChildQuery {
                     kind: ChildKind::Npc,
@@ -347,7 +409,11 @@ async fn pages_with_inserts_in_between_neither_repeat_nor_skip(t: &TestDb) {
     }
     let unique: HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no record twice");
-    assert_eq!(seen, expected[..seen.len()].to_vec(), "in order, without gaps");
+    assert_eq!(
+        seen,
+        expected[..seen.len()].to_vec(),
+        "in order, without gaps"
+    );
 
     // The same holds for the campaigns list.
     let mut ids = Vec::new();
@@ -373,29 +439,57 @@ async fn a_child_is_found_only_under_its_own_campaign(t: &TestDb) {
     let mine = campaign(t, owner, "Mine").await;
     let theirs = campaign(t, owner, "Theirs").await;
     let child = add(t, mine.id, npc("Only mine", false)).await;
-    assert_eq!(t.db.child(theirs.id, ChildKind::Npc, child.id).await.unwrap(), None);
-    assert_eq!(t.db.child(mine.id, ChildKind::Map, child.id).await.unwrap(), None);
+    assert_eq!(
+        t.db.child(theirs.id, ChildKind::Npc, child.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        t.db.child(mine.id, ChildKind::Map, child.id).await.unwrap(),
+        None
+    );
     assert!(matches!(
-        t.db.update_child(theirs.id, child.id, 1, &npc("X", false)).await,
+        t.db.update_child(theirs.id, child.id, 1, &npc("X", false))
+            .await,
         Err(StorageError::NotFound)
     ));
-    assert!(!t.db.delete_child(theirs.id, ChildKind::Npc, child.id).await.unwrap());
-    assert!(t.db.child(mine.id, ChildKind::Npc, child.id).await.unwrap().is_some());
+    assert!(
+        !t.db
+            .delete_child(theirs.id, ChildKind::Npc, child.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        t.db.child(mine.id, ChildKind::Npc, child.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn the_child_limit_is_per_campaign_and_kind(t: &TestDb) {
     let owner = user(t, "Limiter").await;
     let c = campaign(t, owner, "Small").await;
     for _ in 0..2 {
-        t.db.create_child(c.id, Uuid::now_v7(), &npc("N", false), 2).await.unwrap();
+        t.db.create_child(c.id, Uuid::now_v7(), &npc("N", false), 2)
+            .await
+            .unwrap();
     }
-    match t.db.create_child(c.id, Uuid::now_v7(), &npc("N", false), 2).await {
+    match t
+        .db
+        .create_child(c.id, Uuid::now_v7(), &npc("N", false), 2)
+        .await
+    {
         Err(StorageError::Conflict { constraint }) => assert_eq!(constraint, CHILD_LIMIT),
         other => panic!("expected the limit, got {other:?}"),
     }
-    t.db.create_child(c.id, Uuid::now_v7(), &map(false), 2).await.unwrap();
+    t.db.create_child(c.id, Uuid::now_v7(), &map(false), 2)
+        .await
+        .unwrap();
     assert!(matches!(
-        t.db.create_child(Uuid::now_v7(), Uuid::now_v7(), &map(false), 2).await,
+        t.db.create_child(Uuid::now_v7(), Uuid::now_v7(), &map(false), 2)
+            .await,
         Err(StorageError::NotFound)
     ));
 }
@@ -404,7 +498,9 @@ async fn deleting_a_campaign_deletes_its_members_and_children(t: &TestDb) {
     let owner = user(t, "Destroyer").await;
     let player = user(t, "Bystander").await;
     let c = campaign(t, owner, "Doomed").await;
-    t.db.add_member(c.id, "bystander", Role::Player).await.unwrap();
+    t.db.add_member(c.id, "bystander", Role::Player)
+        .await
+        .unwrap();
     let children = [
         add(t, c.id, session(None, "S")).await,
         add(t, c.id, npc("N", false)).await,
@@ -420,5 +516,11 @@ async fn deleting_a_campaign_deletes_its_members_and_children(t: &TestDb) {
         let kind = child.data.kind();
         assert_eq!(t.db.child(c.id, kind, child.id).await.unwrap(), None);
     }
-    assert!(t.db.campaigns_of(player, None, 10).await.unwrap().items.is_empty());
+    assert!(
+        t.db.campaigns_of(player, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
