@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 
 use hearth_api::Settings;
 use hearth_limits::{RuleSettings, RuleTable};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 
 struct Args {
     concurrency: usize,
@@ -235,20 +234,7 @@ async fn main() {
     }
 
     // 100 000 NPCs in the campaign (half gm_only), seeded in SQL, then pages read uncached.
-    let mut conn = sqlx::PgConnection::connect(t.settings.url.expose_secret())
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO campaign_npcs (id, campaign_id, name, tags, stats, gm_only, created_at, \
-         updated_at) SELECT gen_random_uuid(), $1, 'N' || g, '[\"crowd\"]', '{\"hp\": 1}', \
-         g % 2 = 0, now(), now() FROM generate_series(1, 100000) g",
-    )
-    .bind(uuid::Uuid::parse_str(&id).unwrap())
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+    hearth_test_support::seed_npcs(&t, uuid::Uuid::parse_str(&id).unwrap(), 100_000).await;
     let server = start(&t, settings(&t, false, None)).await;
     println!("list latency at 100 020 NPCs, uncached, sequential requests:");
     for (who, token, limit) in [("gm", &gm, 20), ("gm", &gm, 100), ("player", &player, 20)] {
