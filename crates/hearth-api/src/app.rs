@@ -6,12 +6,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post, put};
+use hearth_app::campaigns::input::{MapInput, NpcInput, SessionInput, TimelineInput};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
-use crate::routes::{admin, ai, auth, fairness, games, health, leaderboards, wallet};
+use crate::routes::{admin, ai, auth, campaigns, fairness, games, health, leaderboards, wallet};
 use crate::state::AppState;
 
 /// Builds the application: every route behind the full middleware stack.
@@ -56,6 +57,30 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fairness/client-seed", put(fairness::set_client_seed))
         .route("/v1/fairness/rotate", post(fairness::rotate))
         .route("/v1/fairness/rounds/{round_id}", get(fairness::round))
+        // --- campaigns (issue #22) ---
+        .route(
+            "/v1/campaigns",
+            get(campaigns::list).post(campaigns::create),
+        )
+        .route(
+            "/v1/campaigns/{id}",
+            get(campaigns::get)
+                .patch(campaigns::update)
+                .delete(campaigns::delete),
+        )
+        .route(
+            "/v1/campaigns/{id}/members",
+            get(campaigns::members).post(campaigns::add_member),
+        )
+        .route(
+            "/v1/campaigns/{id}/members/{user_id}",
+            axum::routing::delete(campaigns::remove_member),
+        )
+        .merge(campaign_children::<SessionInput>("sessions"))
+        .merge(campaign_children::<NpcInput>("npcs"))
+        .merge(campaign_children::<MapInput>("maps"))
+        .merge(campaign_children::<TimelineInput>("timeline"))
+        // --- end campaigns ---
         .route("/v1/ws", get(crate::ws::upgrade))
         // AI chat (issue #20).
         .route("/v1/ai/conversations", post(ai::start))
@@ -71,6 +96,23 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state.clone());
     with_stack(routes, state)
+}
+
+/// The list, create, read, update and delete routes of one kind of campaign child.
+fn campaign_children<I: hearth_app::campaigns::input::ChildInput>(
+    segment: &str,
+) -> Router<AppState> {
+    Router::new()
+        .route(
+            &format!("/v1/campaigns/{{id}}/{segment}"),
+            get(campaigns::list_children::<I>).post(campaigns::create_child::<I>),
+        )
+        .route(
+            &format!("/v1/campaigns/{{id}}/{segment}/{{child_id}}"),
+            get(campaigns::get_child::<I>)
+                .patch(campaigns::update_child::<I>)
+                .delete(campaigns::delete_child::<I>),
+        )
 }
 
 /// Wraps routes in Hearth's middleware stack: request id, CORS, compression, problem+json

@@ -81,6 +81,10 @@ pub enum ApiError {
         /// How long the lock lasts.
         retry_after: std::time::Duration,
     },
+    /// 412: the `If-Match` version is not the resource's current one.
+    PreconditionFailed(&'static str),
+    /// 428: an update without `If-Match`.
+    PreconditionRequired(&'static str),
     /// 500: a bug or an unexpected failure.
     Internal(anyhow::Error),
 }
@@ -112,6 +116,8 @@ impl ApiError {
             Self::RateLimited(_) | Self::Blocked { .. } | Self::Locked { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -175,6 +181,8 @@ fn slug(status: StatusCode) -> &'static str {
         405 => "method-not-allowed",
         408 => "request-timeout",
         409 => "conflict",
+        412 => "precondition-failed",
+        428 => "precondition-required",
         413 => "payload-too-large",
         415 => "unsupported-media-type",
         422 => "validation",
@@ -251,7 +259,10 @@ impl IntoResponse for ApiError {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 response
             }
-            Self::NotFound(detail) | Self::Forbidden(detail) => problem(status, detail, Map::new()),
+            Self::NotFound(detail)
+            | Self::Forbidden(detail)
+            | Self::PreconditionFailed(detail)
+            | Self::PreconditionRequired(detail) => problem(status, detail, Map::new()),
             Self::Conflict(detail, field) => {
                 let mut extra = Map::new();
                 if let Some(field) = field {

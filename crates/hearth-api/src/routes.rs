@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod ai;
 pub(crate) mod auth;
+pub(crate) mod campaigns;
 pub(crate) mod fairness;
 pub(crate) mod games;
 pub(crate) mod health;

@@ -14,6 +14,8 @@
 //!   in-process stores otherwise.
 //! - [`rounds`]: playing a round and acting on an open one, with what follows a settled round
 //!   (its metrics, its leaderboard entry, and its `wallet` and `big_win` pushes).
+//! - [`campaigns`]: the tabletop campaign manager's use-cases (role checks, the read cache
+//!   of campaign pages, `campaign.changed` pushes).
 //! - [`leaderboards`]: the leaderboard stores (in process, Redis) and their rebuild.
 //! - [`revocations`]: [`revocations::DurableRevocations`], revocations recorded in the
 //!   database and cached in Redis or memory, so they outlive restarts of either, and
@@ -41,6 +43,7 @@
 //! (`hearth-api` and the binaries).
 
 pub mod ai;
+pub mod campaigns;
 pub mod jobs;
 pub mod leaderboards;
 pub mod revocations;
@@ -144,6 +147,8 @@ pub struct Services {
     pub hub: Arc<dyn Hub>,
     /// Playing rounds, and what follows a settled one.
     pub rounds: Rounds,
+    /// The tabletop campaign manager: role checks, the read cache, `campaign.changed` pushes.
+    pub campaigns: campaigns::Campaigns,
     /// The Prometheus registry's handle, for a `/metrics` endpoint.
     pub metrics: PrometheusHandle,
     /// The one Redis connection every Redis-backed part shares; `None` in embedded mode.
@@ -352,6 +357,14 @@ impl Hearth {
             ),
             rounds: Rounds::new(db.clone(), leaderboards.clone())
                 .announcing(hub.clone(), settings.realtime.big_win_multiplier),
+            campaigns: campaigns::wired(
+                db.clone(),
+                &settings.campaigns,
+                redis
+                    .clone()
+                    .map(|conn| (conn, settings.redis.key_prefix.as_str())),
+                hub.clone(),
+            ),
             hub,
             tokens,
             limiter,

@@ -60,6 +60,8 @@ pub struct Settings {
     pub life: LifeSettings,
     /// AI providers, retries, breakers, and the chat's shape (`HEARTH__AI__*`).
     pub ai: hearth_ai::AiSettings,
+    /// The tabletop campaign manager.
+    pub campaigns: CampaignSettings,
 }
 
 /// The `admin` section.
@@ -456,6 +458,62 @@ impl LifeSettings {
     }
 }
 
+// --- campaigns (issue #22) ---
+
+/// The `campaigns` section: the tabletop campaign manager's limits and read cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaignSettings {
+    /// `HEARTH__CAMPAIGNS__MAX_CAMPAIGNS_PER_USER`: campaigns one user may own.
+    pub max_campaigns_per_user: u32,
+    /// `HEARTH__CAMPAIGNS__MAX_CHILDREN_PER_CAMPAIGN`: sessions, NPCs, maps and timeline
+    /// entries one campaign may hold, each kind counted on its own.
+    pub max_children_per_campaign: u32,
+    /// `HEARTH__CAMPAIGNS__CACHE`: whether rendered campaign pages are cached (in Redis when
+    /// `redis.url` is set, in process otherwise).
+    pub cache: bool,
+    /// `HEARTH__CAMPAIGNS__CACHE_TTL_SECS`: how long Redis keeps a cached page; writes
+    /// invalidate pages long before.
+    pub cache_ttl_secs: u64,
+    /// `HEARTH__CAMPAIGNS__CACHE_MAX_CAMPAIGNS`: campaigns whose pages the in-process cache
+    /// holds at most.
+    pub cache_max_campaigns: usize,
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        Self {
+            max_campaigns_per_user: 50,
+            max_children_per_campaign: 5_000,
+            cache: true,
+            cache_ttl_secs: 300,
+            cache_max_campaigns: 10_000,
+        }
+    }
+}
+
+impl CampaignSettings {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.max_campaigns_per_user == 0 || self.max_children_per_campaign == 0 {
+            problems.push(
+                "campaigns.max_campaigns_per_user and campaigns.max_children_per_campaign must \
+                 be at least 1"
+                    .to_owned(),
+            );
+        }
+        if self.cache && (self.cache_ttl_secs == 0 || self.cache_max_campaigns == 0) {
+            problems.push(
+                "campaigns.cache_ttl_secs and campaigns.cache_max_campaigns must be at least 1"
+                    .to_owned(),
+            );
+        }
+        problems
+    }
+}
+
+// --- end campaigns ---
+
 /// Why settings could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -555,6 +613,7 @@ impl Settings {
         problems.extend(self.realtime.problems());
         problems.extend(self.life.problems());
         problems.extend(self.ai.problems(self.is_production()));
+        problems.extend(self.campaigns.problems());
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"

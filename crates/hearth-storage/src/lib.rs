@@ -7,8 +7,10 @@
 //! # Layout
 //! - [`Database`] and the repository traits it combines: [`UserRepository`],
 //!   [`AccountRepository`], [`RevocationRepository`], [`WalletRepository`],
-//!   [`GameRepository`] and [`Maintenance`]; [`ConversationRepository`] (module
-//!   [`conversations`]): AI chat conversations and their messages, owned by a user.
+//!   [`GameRepository`], [`CampaignRepository`] and [`Maintenance`]; [`ConversationRepository`]
+//!   (module [`conversations`]): AI chat conversations and their messages, owned by a user.
+//! - [`campaign`]: the tabletop campaign manager's records (campaigns, members, sessions,
+//!   NPCs, maps, timeline entries), one implementation for both backends.
 //! - [`model`]: the rows the traits take and return, and [`model::Cursor`] for keyset pages.
 //! - [`postgres`] and [`sqlite`]: the two implementations, with their migrations embedded
 //!   from `migrations/postgres` and `migrations/sqlite`.
@@ -35,6 +37,7 @@
 //! It knows no HTTP and no passwords: it stores the hash it is given. Game rules come from
 //! `hearth-domain` as a closure; this crate only runs them inside the transaction.
 
+pub mod campaign;
 pub mod conversations;
 pub mod leaderboard;
 pub mod model;
@@ -51,6 +54,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use campaign::CampaignRepository;
 pub use conversations::{
     ChatMessage, ChatRole, Conversation, ConversationRepository, MAX_MESSAGE_PAGE, NewChatMessage,
 };
@@ -387,6 +391,7 @@ pub trait Database:
     + GameRepository
     + FairnessRepository
     + leaderboard::LeaderboardSource
+    + CampaignRepository
     + Maintenance
     + ConversationRepository
 {
@@ -403,6 +408,7 @@ where
         + GameRepository
         + FairnessRepository
         + leaderboard::LeaderboardSource
+        + CampaignRepository
         + Maintenance
         + ConversationRepository,
 {

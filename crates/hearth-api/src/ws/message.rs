@@ -90,7 +90,9 @@ pub(crate) fn topic_allowed(topic: &str) -> bool {
     }
 }
 
-/// What the server answers (pushes from the hub are built by their publishers).
+/// What the server answers. Pushes from the hub are built by their publishers: `wallet` and
+/// `big_win` in `hearth_app::rounds`, `leaderboard` in `hearth_app::leaderboards`, and
+/// `campaign.changed` in `hearth_app::campaigns`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ServerMessage<'a> {

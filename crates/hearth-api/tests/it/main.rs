@@ -10,6 +10,7 @@
 mod ai_chat;
 mod architecture;
 mod blackjack;
+mod campaigns;
 mod durable_revocation;
 mod economy;
 mod errors;

@@ -8,6 +8,8 @@
 )]
 
 mod accounts;
+mod campaign_indexes;
+mod campaigns;
 mod conformance;
 mod conversations;
 mod leaderboard_source;
