@@ -145,7 +145,8 @@ async fn token(base: &str) -> String {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("wsbench{}", &run[..8]);
     let password = "Tr0ub4dor&3x";
-    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": password});
+    let body =
+        json!({"username": name, "email": format!("{name}@example.com"), "password": password});
     let response = client
         .post(format!("{base}/v1/auth/register"))
         .json(&body)
@@ -395,8 +396,12 @@ async fn broadcast(target: Arc<Target>, args: &Args, n: usize) {
     let subscribe = Message::text(r#"{"type":"subscribe","topics":["big_wins"]}"#);
     let ping = Message::text(r#"{"type":"ping"}"#);
     for i in 0..n {
-        let (target, tally, gate, arrivals) =
-            (target.clone(), tally.clone(), gate.clone(), arrivals.clone());
+        let (target, tally, gate, arrivals) = (
+            target.clone(),
+            tally.clone(),
+            gate.clone(),
+            arrivals.clone(),
+        );
         let (subscribe, ping) = (subscribe.clone(), ping.clone());
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await.unwrap();
