@@ -65,8 +65,10 @@ log "ulimit -n $(ulimit -n); ports $PORT_LO-$PORT_HI ($PER_SOURCE per source) x 
 # ---- build ----------------------------------------------------------------------------------
 if [ -z "${SKIP_BUILD:-}" ]; then
   log "cargo build --release (gateway, ws_load) into $TARGET"
+  # One invocation: built apart, the example's dev-dependencies would change features of
+  # shared crates and rebuild half of the gateway's dependencies a second time.
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p hearth-gateway \
-    && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p hearth-api --example ws_load)
+    -p hearth-api --bin hearth-gateway --example ws_load)
 fi
 GATEWAY="$TARGET/release/hearth-gateway"
 LOAD="$TARGET/release/examples/ws_load"

@@ -54,9 +54,11 @@ use message::{ClientMessage, ServerMessage, Unreadable};
 /// The log target of this module's lines.
 const LOG_TARGET: &str = "hearth_api::ws";
 
-/// The read buffer each socket allocates up front (tungstenite's default is 128 KiB): small,
-/// because most sockets sit idle; a larger frame grows it as needed.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// The read buffer each socket allocates up front, zero-filled and resident (tungstenite's
+/// default is 128 KiB): small, because most sockets sit idle and client messages are a few
+/// hundred bytes at most (`auth` with its token); a larger frame grows it as needed. 2 KiB
+/// rather than 4 is a quarter of an idle socket's memory (docs/benchmarks.md, "WebSocket").
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// How long a closing socket waits for the client's close frame (and its writer to finish)
 /// before the connection is dropped.
