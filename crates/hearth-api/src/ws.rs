@@ -26,9 +26,10 @@
 
 mod message;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -42,7 +43,7 @@ use hearth_limits::{ConnectionLimiter, RouteClass};
 use hearth_observability::metrics::names;
 use hearth_realtime::control::Revoked;
 use hearth_realtime::{Delivery, Subscriber, topics};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::error::ApiError;
@@ -53,9 +54,11 @@ use message::{ClientMessage, ServerMessage, Unreadable};
 /// The log target of this module's lines.
 const LOG_TARGET: &str = "hearth_api::ws";
 
-/// The read buffer each socket allocates up front (tungstenite's default is 128 KiB): small,
-/// because most sockets sit idle; a larger frame grows it as needed.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// The read buffer each socket allocates up front, zero-filled and resident (tungstenite's
+/// default is 128 KiB): small, because most sockets sit idle and client messages are a few
+/// hundred bytes at most (`auth` with its token); a larger frame grows it as needed. 2 KiB
+/// rather than 4 is a quarter of an idle socket's memory (docs/benchmarks.md, "WebSocket").
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// How long a closing socket waits for the client's close frame (and its writer to finish)
 /// before the connection is dropped.
@@ -140,6 +143,76 @@ pub(crate) enum Outbound {
     Push { json: String, published_at: u64 },
     /// A close frame, after which the writer stops.
     Close(u16, &'static str),
+}
+
+/// The writer's queue: what the reader asks it to send, bounded, and never waited on by the
+/// reader. A tokio `mpsc` channel would allocate a block of 32 slots (1.3 KiB) up front for
+/// every socket, most of which never queue more than one frame at a time; this one holds no
+/// memory until something is queued (docs/benchmarks.md, "WebSocket").
+struct Queue {
+    items: Mutex<VecDeque<Outbound>>,
+    /// Wakes the writer; `notify_one` keeps a permit when the writer is not waiting yet.
+    ready: Notify,
+    /// The most `items` may hold.
+    capacity: usize,
+    /// Set when the writer has ended (its socket failed): later items are dropped.
+    closed: AtomicBool,
+}
+
+/// Why [`Queue::push`] did not take an item.
+struct Full;
+
+impl Queue {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            items: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Queues `item` without waiting; `Err(Full)` when `capacity` items are waiting. Once the
+    /// writer has ended, `item` is dropped and `Ok` returned: the reader sees the socket fail.
+    fn push(&self, item: Outbound) -> Result<(), Full> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        {
+            let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+            if items.len() >= self.capacity {
+                return Err(Full);
+            }
+            items.push_back(item);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next item, waiting for one.
+    async fn pop(&self) -> Outbound {
+        loop {
+            if let Some(item) = self
+                .items
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front()
+            {
+                return item;
+            }
+            // A push between the check above and this wait left a permit: no wake-up is lost.
+            self.ready.notified().await;
+        }
+    }
+}
+
+/// Marks the queue closed when the writer ends, however it ends.
+struct WriterGone(Arc<Queue>);
+
+impl Drop for WriterGone {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+    }
 }
 
 /// Every socket's shared part, held by [`AppState`].
@@ -248,7 +321,7 @@ struct Connection {
     state: AppState,
     id: u64,
     /// The writer's queue; the hub's `Subscriber` is forwarded here.
-    outbound: mpsc::Sender<Outbound>,
+    outbound: Arc<Queue>,
     /// The writer's way round a full queue: a close sent ahead of everything queued.
     urgent: Option<oneshot::Sender<Close>>,
     /// The `websocket` rule class, one limiter per window; owned here, so no lock.
@@ -274,10 +347,10 @@ impl Connection {
         let _gauge = OpenGauge::open();
         let settings = state.sockets.settings().clone();
         let (sink, stream) = socket.split();
-        let (outbound, queue) = mpsc::channel(settings.send_queue.max(1));
+        let outbound = Queue::new(settings.send_queue);
         let (urgent, urgent_rx) = oneshot::channel();
         let ping_every = Duration::from_secs(settings.ping_secs.max(1));
-        let writer = tokio::spawn(write(sink, queue, urgent_rx, ping_every));
+        let writer = tokio::spawn(write(sink, outbound.clone(), urgent_rx, ping_every));
         let limits = state
             .settings
             .limits
@@ -571,14 +644,11 @@ impl Connection {
 
     /// Queues `outbound` for the writer without waiting: a full queue closes the socket.
     fn queue(&mut self, outbound: Outbound) -> Result<(), Close> {
-        match self.outbound.try_send(outbound) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Err(Close(code::POLICY_VIOLATION, "too slow"))
-            }
-            // The writer ended: its socket failed, and the reader will see it.
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
-        }
+        // Once the writer has ended (its socket failed), `push` drops the item: the reader
+        // will see the socket fail.
+        self.outbound
+            .push(outbound)
+            .map_err(|Full| Close(code::POLICY_VIOLATION, "too slow"))
     }
 }
 
@@ -645,10 +715,11 @@ fn record_push_latency(published_at: u64, now: u64) {
 /// close is asked for (queued or urgent) or the reader is gone.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outbound>,
+    queue: Arc<Queue>,
     mut urgent: oneshot::Receiver<Close>,
     ping_every: Duration,
 ) {
+    let _gone = WriterGone(queue.clone());
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -659,10 +730,7 @@ async fn write(
                 // The reader ended without asking for a close.
                 Err(_) => return,
             },
-            next = queue.recv() => match next {
-                Some(next) => next,
-                None => return,
-            },
+            next = queue.pop() => next,
             _ = ping.tick() => {
                 if sink.send(Message::Ping(axum::body::Bytes::new())).await.is_err() {
                     return;

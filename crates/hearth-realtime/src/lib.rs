@@ -50,11 +50,9 @@ pub mod topics;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use tokio::sync::mpsc;
-
 pub use redis_hub::RedisHub;
 
-use crate::registry::{Registry, SubscriberState};
+use crate::registry::{Inbox, Registry, SubscriberState};
 
 /// Delivers messages published on a topic to every subscriber of it, on every gateway.
 #[async_trait::async_trait]
@@ -125,7 +123,8 @@ pub enum Delivery {
 /// unsubscribes it from everything.
 pub struct Subscriber {
     id: u64,
-    rx: mpsc::Receiver<Delivery>,
+    /// Its bounded queue, filled by the registry.
+    inbox: Arc<Inbox>,
     state: SubscriberState,
     /// Weak, so that a subscriber does not keep a dropped hub alive: once the hub is gone,
     /// `recv` answers `None`.
@@ -179,7 +178,7 @@ impl Subscriber {
             self.finished = true;
             return Some(Delivery::Lagged);
         }
-        let delivery = self.rx.recv().await;
+        let delivery = self.inbox.pop().await;
         if delivery.is_none() {
             self.finished = true;
         }
@@ -189,6 +188,8 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        // Nothing more is queued for it, even by a publish already fanning out.
+        self.inbox.close();
         let topics =
             std::mem::take(&mut *self.topics.lock().unwrap_or_else(PoisonError::into_inner));
         registry::remove(&self.registry, self.id, topics.into_iter().collect());

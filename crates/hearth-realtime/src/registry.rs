@@ -1,10 +1,10 @@
 //! The local registry both hubs share: topic → subscribers, one bounded queue per subscriber.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::{Delivery, metric_names};
 
@@ -16,13 +16,93 @@ struct State {
     lagged: AtomicBool,
 }
 
+/// One subscriber's bounded queue, shared by its [`Slot`] and its [`crate::Subscriber`].
+///
+/// Not a tokio `mpsc` channel: that allocates a block of 32 slots (1.3 KiB) when it is
+/// created, for every subscriber (every socket), though most never hold more than one message
+/// at a time. This one allocates only once something is queued.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    items: Mutex<VecDeque<Delivery>>,
+    /// Wakes the subscriber; `notify_one` keeps a permit when it is not waiting yet.
+    ready: Notify,
+    capacity: usize,
+    /// Set when either end is gone: the slot (the hub was dropped), after which `recv` drains
+    /// what is queued and then answers `None`; or the subscriber, after which nothing is
+    /// queued for it.
+    closed: AtomicBool,
+}
+
+/// Why [`Inbox::push`] did not take a message.
+enum Refused {
+    Full,
+    Closed,
+}
+
+impl Inbox {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            items: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn push(&self, delivery: Delivery) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::Closed);
+        }
+        {
+            let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+            if items.len() >= self.capacity {
+                return Err(Refused::Full);
+            }
+            items.push_back(delivery);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next message; `None` once closed and drained.
+    pub(crate) async fn pop(&self) -> Option<Delivery> {
+        loop {
+            if let Some(delivery) = self
+                .items
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front()
+            {
+                return Some(delivery);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            // A push (or close) between the checks above and this wait left a permit.
+            self.ready.notified().await;
+        }
+    }
+
+    /// Closes the inbox from either end, waking the subscriber.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
 /// The registry's end of one subscriber.
 #[derive(Debug)]
 struct Slot {
-    /// The only sender of the subscriber's queue: when the registry (the hub) is dropped, so
-    /// is every sender, and `recv` answers `None`.
-    tx: mpsc::Sender<Delivery>,
+    /// The subscriber's queue. The registry holds the only `Slot`s: when the registry (the
+    /// hub) is dropped, so is every slot, which closes its inbox, and `recv` answers `None`.
+    inbox: Arc<Inbox>,
     state: Arc<State>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
 }
 
 /// The subscribers of one topic.
@@ -51,11 +131,11 @@ impl Registry {
 
     /// A new subscriber with a queue of `capacity` (at least 1) messages.
     pub(crate) fn subscriber(self: &Arc<Self>, capacity: usize) -> crate::Subscriber {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let inbox = Inbox::new(capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(State::default());
         let slot = Arc::new(Slot {
-            tx,
+            inbox: inbox.clone(),
             state: state.clone(),
         });
         self.slots
@@ -64,7 +144,7 @@ impl Registry {
             .insert(id, slot);
         crate::Subscriber {
             id,
-            rx,
+            inbox,
             state: SubscriberState(state),
             registry: Arc::downgrade(self),
             topics: Mutex::new(HashSet::new()),
@@ -133,9 +213,9 @@ impl Registry {
                     payload: payload.clone(),
                     published_at,
                 };
-                match slot.tx.try_send(message) {
+                match slot.inbox.push(message) {
                     Ok(()) => delivered += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(Refused::Full) => {
                         // `swap` so that two publishes racing here count the subscriber once.
                         if !slot.state.lagged.swap(true, Ordering::AcqRel) {
                             metrics::counter!(metric_names::DROPPED).increment(1);
@@ -144,7 +224,7 @@ impl Registry {
                         lagging = true;
                     }
                     // The subscriber was dropped and is about to leave.
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    Err(Refused::Closed) => {}
                 }
             }
         }
