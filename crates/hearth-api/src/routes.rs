@@ -2,8 +2,10 @@
 
 pub(crate) mod admin;
 pub(crate) mod auth;
+pub(crate) mod email;
 pub(crate) mod fairness;
 pub(crate) mod games;
 pub(crate) mod health;
+pub(crate) mod jobs;
 pub(crate) mod leaderboards;
 pub(crate) mod wallet;

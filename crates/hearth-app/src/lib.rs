@@ -18,8 +18,9 @@
 //! - [`revocations`]: [`revocations::DurableRevocations`], revocations recorded in the
 //!   database and cached in Redis or memory, so they outlive restarts of either, and
 //!   announced on the hub's `control` topic so every gateway closes the revoked sockets.
-//! - [`jobs`]: the periodic jobs the worker runs (reconciliation, idempotency-key purge,
-//!   leaderboard rebuild) and their schedule.
+//! - [`jobs`]: the jobs the worker runs on the durable queue (e-mail delivery,
+//!   reconciliation, clean-up, leaderboard rebuilds), their handlers and their schedules.
+//! - [`mail`]: e-mail templates and delivery (SMTP, or files in development).
 //! - [`shutdown_signal`]: SIGINT/SIGTERM, installed before serving.
 //!
 //! # Example
@@ -39,6 +40,7 @@
 
 pub mod jobs;
 pub mod leaderboards;
+pub mod mail;
 pub mod revocations;
 pub mod rounds;
 pub mod settings;

@@ -5,6 +5,8 @@
 //! timeout makes concurrent writers queue instead of failing.
 
 mod accounts;
+mod backup;
+pub(crate) mod jobs;
 mod revocations;
 
 use std::str::FromStr;
@@ -276,6 +278,9 @@ impl UserRepository for SqliteDatabase {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if let Some(welcome) = new.welcome {
+            accounts::insert_welcome(&mut tx, new.id, &new.email, welcome).await?;
+        }
         tx.commit().await?;
         Ok(user.into_user())
     }

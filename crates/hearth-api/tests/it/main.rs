@@ -11,6 +11,7 @@ mod architecture;
 mod blackjack;
 mod durable_revocation;
 mod economy;
+mod email;
 mod errors;
 mod health;
 mod http_stack;

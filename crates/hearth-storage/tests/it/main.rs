@@ -9,6 +9,8 @@
 
 mod accounts;
 mod conformance;
+mod email;
+mod jobs;
 mod leaderboard_source;
 mod open_rounds;
 mod revocations;
