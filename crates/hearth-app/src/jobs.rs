@@ -135,6 +135,30 @@ pub mod kinds {
     pub const CLEANUP: &str = "cleanup";
     /// Rebuilds the shared leaderboards from the database.
     pub const LEADERBOARDS: &str = "leaderboards.rebuild";
+    /// Takes a verified backup and prunes old ones.
+    pub const BACKUP: &str = "backup";
+}
+
+/// Counter: backups by `outcome` (`ok`, `error`).
+pub const BACKUP_RUNS: &str = "hearth_backup_runs_total";
+/// Gauge: Unix time of the last verified backup (alert when it grows old).
+pub const BACKUP_LAST_SUCCESS: &str = "hearth_backup_last_success_timestamp_seconds";
+/// Gauge: the size of the last verified backup.
+pub const BACKUP_BYTES: &str = "hearth_backup_bytes";
+
+/// Registers the backup metrics' help text.
+pub fn describe_metrics() {
+    metrics::describe_counter!(BACKUP_RUNS, "Backups taken, by outcome (ok, error)");
+    metrics::describe_gauge!(
+        BACKUP_LAST_SUCCESS,
+        metrics::Unit::Seconds,
+        "Unix time of the last backup that was restored and reconciled"
+    );
+    metrics::describe_gauge!(
+        BACKUP_BYTES,
+        metrics::Unit::Bytes,
+        "Size of the last verified backup"
+    );
 }
 
 /// How long a schedule slot is remembered: longer than any schedule's period, so a slot is
@@ -191,6 +215,22 @@ pub fn runner(hearth: &Hearth, mailer: Arc<dyn Mailer>) -> Result<Runner, Schedu
             kinds::LEADERBOARDS,
         )?);
     }
+    let backup = &hearth.settings.backup;
+    registry = registry.with(
+        kinds::BACKUP,
+        Arc::new(Backup {
+            db: db.clone(),
+            dir: backup.dir.clone(),
+            keep: backup.keep.max(1),
+        }),
+    );
+    if !backup.schedule.trim().is_empty() {
+        let mut scheduled = Scheduled::new(kinds::BACKUP, &backup.schedule, kinds::BACKUP)?;
+        // A backup that keeps failing is worth a look soon: two retries, then a dead letter.
+        scheduled.max_attempts = 3;
+        schedules.push(scheduled);
+    }
+    describe_metrics();
     let queue: Arc<dyn hearth_storage::JobRepository> = db;
     Ok(Runner::new(queue, registry, settings.runner()).with_schedules(schedules))
 }
@@ -318,5 +358,110 @@ impl Handler for RebuildLeaderboards {
             .await
             .map(|_| ())
             .map_err(|e| JobError::retry(&e))
+    }
+}
+
+/// Takes a verified backup ([`hearth_storage::BackupRepository::backup`]: written, restored
+/// into a scratch database, every wallet reconciled there), then deletes all but the newest
+/// `keep`.
+pub struct Backup {
+    /// The database.
+    pub db: Arc<dyn Database>,
+    /// Where backups go.
+    pub dir: std::path::PathBuf,
+    /// How many are kept.
+    pub keep: usize,
+}
+
+#[async_trait]
+impl Handler for Backup {
+    async fn run(&self, _job: &Job) -> Result<(), JobError> {
+        backup_once(self.db.as_ref(), &self.dir, self.keep)
+            .await
+            .map(|_| ())
+            .map_err(|e| JobError::retry(&e))
+    }
+}
+
+/// One verified backup into `dir`, keeping the newest `keep`; records the backup metrics.
+///
+/// # Errors
+/// When the backup or its verification fails (counted as `outcome="error"`); old backups are
+/// then left alone.
+#[tracing::instrument(skip_all, err)]
+pub async fn backup_once(
+    db: &dyn Database,
+    dir: &std::path::Path,
+    keep: usize,
+) -> Result<hearth_storage::BackupReport, hearth_storage::BackupError> {
+    let now = OffsetDateTime::now_utc();
+    let result = db.backup(dir, now).await;
+    match &result {
+        Ok(report) => {
+            metrics::counter!(BACKUP_RUNS, "outcome" => "ok").increment(1);
+            metrics::gauge!(BACKUP_LAST_SUCCESS).set(now.unix_timestamp() as f64);
+            metrics::gauge!(BACKUP_BYTES).set(report.bytes as f64);
+            tracing::info!(
+                path = %report.path.display(),
+                bytes = report.bytes,
+                wallets = report.restored.wallets,
+                "backup written, restored and reconciled"
+            );
+            match prune_backups(dir, keep).await {
+                Ok(removed) if removed > 0 => tracing::info!(removed, keep, "old backups deleted"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "old backups not deleted"),
+            }
+        }
+        Err(_) => {
+            metrics::counter!(BACKUP_RUNS, "outcome" => "error").increment(1);
+        }
+    }
+    result
+}
+
+/// Whether `name` is a backup this worker writes.
+fn is_backup(name: &str) -> bool {
+    name.starts_with("hearth-") && (name.ends_with(".dump") || name.ends_with(".sqlite3"))
+}
+
+/// Deletes all but the newest `keep` backups in `dir` (names sort by time); returns how many.
+///
+/// # Errors
+/// When the directory cannot be read or a file cannot be deleted.
+pub async fn prune_backups(dir: &std::path::Path, keep: usize) -> std::io::Result<usize> {
+    let mut names = Vec::new();
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_backup(&name) {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    let excess = names.len().saturating_sub(keep);
+    for name in &names[..excess] {
+        tokio::fs::remove_file(dir.join(name)).await?;
+    }
+    Ok(excess)
+}
+
+/// Sets `hearth_backup_last_success_timestamp_seconds` from the newest backup already in
+/// `dir` (its modification time), so a restarted worker does not report "never".
+pub async fn record_existing_backups(dir: &std::path::Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    let mut newest: Option<std::time::SystemTime> = None;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if !is_backup(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        if let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) {
+            newest = newest.max(Some(modified));
+        }
+    }
+    if let Some(at) = newest.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+        metrics::gauge!(BACKUP_LAST_SUCCESS).set(at.as_secs_f64());
     }
 }

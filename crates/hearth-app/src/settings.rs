@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 mod jobs;
-pub use jobs::{EmailSettings, JobsSettings};
+pub use jobs::{BackupSettings, EmailSettings, JobsSettings};
 
 /// Where the process runs, which decides how strict start-up checks are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -63,6 +63,8 @@ pub struct Settings {
     pub jobs: JobsSettings,
     /// How e-mail leaves (SMTP, or files in development).
     pub email: EmailSettings,
+    /// Where verified backups go, and when.
+    pub backup: BackupSettings,
 }
 
 /// The `admin` section.
@@ -476,6 +478,7 @@ impl Settings {
         problems.extend(self.realtime.problems());
         problems.extend(self.jobs.problems());
         problems.extend(self.email.problems(self.is_production()));
+        problems.extend(self.backup.problems());
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"

@@ -92,8 +92,10 @@ impl Scheduled {
     }
 }
 
+/// Whole seconds only: croner keeps the fraction of the moment it starts from, and a slot must
+/// be the same moment whenever (and by whichever worker) it is computed.
 fn to_chrono(at: OffsetDateTime) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp(at.unix_timestamp(), at.nanosecond())
+    DateTime::<Utc>::from_timestamp(at.unix_timestamp(), 0)
 }
 
 fn from_chrono(at: DateTime<Utc>) -> Option<OffsetDateTime> {
@@ -128,6 +130,21 @@ mod tests {
         assert_eq!(
             nightly.latest_slot(at("2026-12-05T02:00:00Z")),
             Some(at("2026-12-04T03:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_moment_within_a_second_has_the_same_slot() {
+        let every_minute = Scheduled::new("tick", "* * * * *", "tick").unwrap();
+        let a = at("2026-12-05T07:13:20.123456789Z");
+        let b = at("2026-12-05T07:13:59.999Z");
+        assert_eq!(
+            every_minute.latest_slot(a),
+            Some(at("2026-12-05T07:13:00Z"))
+        );
+        assert_eq!(
+            every_minute.latest_slot(b),
+            Some(at("2026-12-05T07:13:00Z"))
         );
     }
 

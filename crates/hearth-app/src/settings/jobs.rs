@@ -1,5 +1,5 @@
-//! The `jobs` and `email` sections: the worker's job runtime and its schedules, and how
-//! e-mail leaves.
+//! The `jobs`, `email` and `backup` sections: the worker's job runtime and its schedules, how
+//! e-mail leaves, and where backups go.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -158,6 +158,44 @@ impl EmailSettings {
                         .to_owned(),
                 );
             }
+        }
+        problems
+    }
+}
+
+/// The `backup` section (`HEARTH__BACKUP__…`), read by `hearth-worker`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSettings {
+    /// `DIR`: where backups are written (`hearth-<UTC time>.dump` on PostgreSQL, `.sqlite3` on
+    /// SQLite). Shared storage when workers run on several hosts.
+    pub dir: PathBuf,
+    /// `SCHEDULE`: cron (UTC) for backups; empty turns scheduled backups off.
+    pub schedule: String,
+    /// `KEEP`: how many backups are kept; older ones are deleted after each verified backup.
+    pub keep: usize,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./data/backups"),
+            schedule: "30 3 * * *".to_owned(),
+            keep: 7,
+        }
+    }
+}
+
+impl BackupSettings {
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.keep == 0 {
+            problems.push("backup.keep must be at least 1".to_owned());
+        }
+        if !self.schedule.trim().is_empty()
+            && let Err(error) = hearth_jobs::Scheduled::new("backup", &self.schedule, "backup")
+        {
+            problems.push(format!("backup.schedule: {}", error.reason));
         }
         problems
     }

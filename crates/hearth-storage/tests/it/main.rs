@@ -8,6 +8,7 @@
 )]
 
 mod accounts;
+mod backup;
 mod conformance;
 mod email;
 mod jobs;
