@@ -47,7 +47,8 @@ async fn the_runner_runs_the_scheduled_jobs_and_a_reset_mail(t: &TestDb) {
     t.db.create_user(new_user("Dan", 10)).await.unwrap();
     let mut settings = Settings::default();
     let dir = tempfile::tempdir().unwrap();
-    settings.email.dir = dir.path().to_path_buf();
+    settings.email.dir = dir.path().join("mail");
+    settings.backup.dir = dir.path().join("backups");
     let hearth = Hearth::wire(t.db.clone(), settings, "test").await.unwrap();
     let user =
         t.db.find_user_by_email("dan@example.com")
@@ -72,9 +73,17 @@ async fn the_runner_runs_the_scheduled_jobs_and_a_reset_mail(t: &TestDb) {
     let mailer = hearth_app::mail::from_settings(&hearth.settings.email).unwrap();
     let runner = hearth_app::jobs::runner(&hearth, mailer).unwrap();
     let report = runner.run_once().await.unwrap();
-    // Reconciliation and clean-up (embedded: no leaderboard schedule), and the e-mail.
-    assert_eq!(report.slots, 2, "{report:?}");
-    assert_eq!(report.count(Outcome::Completed), 3, "{report:?}");
+    // Reconciliation, clean-up and a backup (embedded: no leaderboard schedule), and the
+    // e-mail.
+    assert_eq!(report.slots, 3, "{report:?}");
+    assert_eq!(report.count(Outcome::Completed), 4, "{report:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("backups"))
+            .unwrap()
+            .count(),
+        1,
+        "one verified backup"
+    );
     let again = runner.run_once().await.unwrap();
     assert_eq!(
         (again.slots, again.attempts()),
@@ -82,7 +91,9 @@ async fn the_runner_runs_the_scheduled_jobs_and_a_reset_mail(t: &TestDb) {
         "each slot runs once"
     );
 
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("mail"))
+        .unwrap()
+        .collect();
     assert_eq!(files.len(), 1, "one message written");
     let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
     assert!(text.contains("To: dan@example.com"), "{text}");
@@ -106,9 +117,11 @@ async fn the_runner_runs_the_scheduled_jobs_and_a_reset_mail(t: &TestDb) {
 }
 
 async fn the_worker_stops_on_shutdown(t: &TestDb) {
-    let hearth = Hearth::wire(t.db.clone(), Settings::default(), "test")
-        .await
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.email.dir = dir.path().join("mail");
+    settings.backup.dir = dir.path().join("backups");
+    let hearth = Hearth::wire(t.db.clone(), settings, "test").await.unwrap();
     let mailer = hearth_app::mail::from_settings(&hearth.settings.email).unwrap();
     let runner = hearth_app::jobs::runner(&hearth, mailer).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -121,7 +134,7 @@ async fn the_worker_stops_on_shutdown(t: &TestDb) {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), worker)
+    tokio::time::timeout(Duration::from_secs(15), worker)
         .await
         .expect("the worker stops")
         .unwrap();
@@ -133,3 +146,36 @@ backend_suite!(
     the_runner_runs_the_scheduled_jobs_and_a_reset_mail,
     the_worker_stops_on_shutdown,
 );
+
+#[tokio::test]
+async fn only_the_newest_backups_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "hearth-20261201T033000Z.dump",
+        "hearth-20261203T033000Z.dump",
+        "hearth-20261202T033000Z.sqlite3",
+        "hearth-20261204T033000Z.dump",
+        "notes.txt",
+    ] {
+        std::fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    assert_eq!(
+        hearth_app::jobs::prune_backups(dir.path(), 2)
+            .await
+            .unwrap(),
+        2
+    );
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "hearth-20261203T033000Z.dump",
+            "hearth-20261204T033000Z.dump",
+            "notes.txt"
+        ]
+    );
+}
