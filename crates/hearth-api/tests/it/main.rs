@@ -7,6 +7,7 @@
     reason = "tests fail loudly on what should not happen"
 )]
 
+mod admin_jobs;
 mod architecture;
 mod blackjack;
 mod durable_revocation;
