@@ -54,16 +54,9 @@ async fn main() -> anyhow::Result<()> {
         hearth.close().await;
         let failed =
             report.count(hearth_jobs::Outcome::Retrying) + report.count(hearth_jobs::Outcome::Dead);
-        println!(
-            "slots enqueued: {}, attempts: {}, completed: {}, retrying: {}, dead: {}",
-            report.slots,
-            report.attempts(),
-            report.count(hearth_jobs::Outcome::Completed),
-            report.count(hearth_jobs::Outcome::Retrying),
-            report.count(hearth_jobs::Outcome::Dead),
-        );
+        print_report(&report);
         if failed > 0 {
-            std::process::exit(1);
+            anyhow::bail!("{failed} job attempt(s) failed; see the log, and GET /v1/admin/jobs");
         }
         return Ok(());
     }
@@ -99,4 +92,17 @@ async fn main() -> anyhow::Result<()> {
     runner.run(signal).await;
     hearth.close().await;
     Ok(())
+}
+
+/// `run-once`'s summary, on standard output for scripts and cron mail.
+#[allow(clippy::print_stdout, reason = "the command's answer is this line")]
+fn print_report(report: &hearth_jobs::RunReport) {
+    println!(
+        "slots enqueued: {}, attempts: {}, completed: {}, retrying: {}, dead: {}",
+        report.slots,
+        report.attempts(),
+        report.count(hearth_jobs::Outcome::Completed),
+        report.count(hearth_jobs::Outcome::Retrying),
+        report.count(hearth_jobs::Outcome::Dead),
+    );
 }

@@ -200,3 +200,89 @@ impl BackupSettings {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::Settings;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, crate::settings::SettingsError> {
+        Settings::load_from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<HashMap<_, _>>(),
+        )
+    }
+
+    #[test]
+    fn the_jobs_email_and_backup_sections_read_every_key() {
+        let s = load(&[
+            ("HEARTH__JOBS__LEASE_SECS", "30"),
+            ("HEARTH__JOBS__BATCH", "8"),
+            ("HEARTH__JOBS__RECONCILE_SCHEDULE", "0 * * * *"),
+            ("HEARTH__EMAIL__SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("HEARTH__EMAIL__FROM", "Ops <ops@example.com>"),
+            ("HEARTH__EMAIL__LOGIN_ALERTS", "false"),
+            ("HEARTH__BACKUP__KEEP", "3"),
+            ("HEARTH__BACKUP__SCHEDULE", ""),
+        ])
+        .unwrap();
+        assert_eq!((s.jobs.lease_secs, s.jobs.batch), (30, 8));
+        assert_eq!(s.jobs.reconcile_schedule, "0 * * * *");
+        assert!(s.email.smtp_url.is_some());
+        assert!(!s.email.login_alerts);
+        assert_eq!((s.backup.keep, s.backup.schedule.as_str()), (3, ""));
+        assert_eq!(s.jobs.runner().batch, 8);
+    }
+
+    #[test]
+    fn bad_schedules_senders_and_counts_are_refused_with_their_keys() {
+        let error = load(&[
+            ("HEARTH__JOBS__CLEANUP_SCHEDULE", "every hour"),
+            ("HEARTH__BACKUP__SCHEDULE", "99 * * * *"),
+            ("HEARTH__BACKUP__KEEP", "0"),
+            ("HEARTH__EMAIL__FROM", "not a mailbox"),
+            ("HEARTH__EMAIL__SMTP_URL", "http://mail.example"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "jobs.cleanup_schedule",
+            "backup.schedule",
+            "backup.keep",
+            "email.from",
+            "email.smtp_url",
+        ] {
+            assert!(error.contains(key), "{key} in {error}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_smtp_without_tls_and_never_prints_the_url() {
+        let base = [
+            ("HEARTH__ENVIRONMENT", "production"),
+            (
+                "HEARTH__AUTH__JWT_SECRET",
+                "a-production-secret-that-is-long-enough-0123",
+            ),
+            ("HEARTH__DATABASE__URL", "postgres://db/hearth"),
+        ];
+        let mut plain = base.to_vec();
+        plain.push(("HEARTH__EMAIL__SMTP_URL", "smtp://user:hunter2@mail:25"));
+        let error = load(&plain).unwrap_err().to_string();
+        assert!(error.contains("without TLS"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        for tls in [
+            "smtps://user:hunter2@mail:465",
+            "smtp://user:hunter2@mail:587?tls=required",
+        ] {
+            let mut good = base.to_vec();
+            good.push(("HEARTH__EMAIL__SMTP_URL", tls));
+            if let Err(error) = load(&good) {
+                assert!(!error.to_string().contains("email.smtp_url"), "{error}");
+            }
+        }
+    }
+}
