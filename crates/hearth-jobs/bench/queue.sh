@@ -5,7 +5,8 @@
 # runner's two transactions: UPDATE … RETURNING under SKIP LOCKED, then DELETE), at 1 and 2
 # clients. Uses the server at $PGHOST:$PGPORT (trust auth), in a database of its own that it
 # creates and drops. Prints one line per case; REPS runs each (median taken by the reader).
-# usage: crates/hearth-jobs/bench/queue.sh   env: JOBS (20000), REPS (3), PGHOST, PGPORT, PGUSER
+# usage: crates/hearth-jobs/bench/queue.sh   env: JOBS (20000), REPS (3), PROFILE (release, or
+#        dev to reuse a debug build), PGHOST, PGPORT, PGUSER
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 JOBS="${JOBS:-20000}"
@@ -17,8 +18,10 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 -d "$DB")
 scratch="$(mktemp -d)"
 trap 'dropdb --if-exists "$DB" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
-cargo build --release -p hearth-jobs --example queue_throughput >&2
-bin="${CARGO_TARGET_DIR:-target}/release/examples/queue_throughput"
+PROFILE="${PROFILE:-release}"
+cargo build --profile "$PROFILE" -p hearth-jobs --example queue_throughput >&2
+dir="$PROFILE"; [[ "$PROFILE" == dev ]] && dir=debug
+bin="${CARGO_TARGET_DIR:-target}/$dir/examples/queue_throughput"
 
 fresh() {
   dropdb --if-exists "$DB"
