@@ -1,10 +1,11 @@
-//! `hearth-worker`: runs Hearth's background jobs until SIGTERM/SIGINT.
+//! `hearth-worker`: runs Hearth's background jobs from the durable queue until SIGTERM/SIGINT
+//! (`hearth-worker` or `hearth-worker run`), or drains what is due and exits
+//! (`hearth-worker run-once`).
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Parser;
-use hearth_app::jobs::{self, Schedule};
+use clap::{Parser, Subcommand};
 use hearth_app::{Hearth, Settings};
 
 /// glibc's allocator contends when tokio's worker threads free each other's memory; mimalloc
@@ -21,6 +22,17 @@ struct Cli {
     /// A TOML settings file, read before HEARTH__… environment variables.
     #[arg(long, env = "HEARTH_CONFIG")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    /// Run jobs until SIGTERM/SIGINT (the default).
+    Run,
+    /// Enqueue due schedule slots, run every due job, print a summary and exit: for tests,
+    /// cron and operators. Exits 1 when an attempt failed.
+    RunOnce,
 }
 
 #[tokio::main]
@@ -33,6 +45,21 @@ async fn main() -> anyhow::Result<()> {
     // Installed now, so a signal during start-up is not lost.
     let requested = hearth_app::shutdown_signal();
     let hearth = Hearth::open(settings, "hearth-worker").await?;
+    let mailer = hearth_app::mail::from_settings(&hearth.settings.email)
+        .context("configuring e-mail delivery")?;
+    let runner = hearth_app::jobs::runner(&hearth, mailer).context("reading the job schedules")?;
+
+    if cli.command == Some(Command::RunOnce) {
+        let report = runner.run_once().await.context("running due jobs")?;
+        hearth.close().await;
+        let failed =
+            report.count(hearth_jobs::Outcome::Retrying) + report.count(hearth_jobs::Outcome::Dead);
+        print_report(&report);
+        if failed > 0 {
+            anyhow::bail!("{failed} job attempt(s) failed; see the log, and GET /v1/admin/jobs");
+        }
+        return Ok(());
+    }
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if let Some(addr) = hearth.settings.worker.admin_addr {
@@ -52,9 +79,8 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let schedule = Schedule::from_settings(&hearth);
     tracing::info!(
-        ?schedule,
+        ?runner,
         backend = hearth.db.backend(),
         "hearth-worker started"
     );
@@ -63,7 +89,20 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutdown requested");
         let _ = stop.send(true);
     };
-    jobs::run(hearth.db.clone(), schedule, signal).await;
+    runner.run(signal).await;
     hearth.close().await;
     Ok(())
+}
+
+/// `run-once`'s summary, on standard output for scripts and cron mail.
+#[allow(clippy::print_stdout, reason = "the command's answer is this line")]
+fn print_report(report: &hearth_jobs::RunReport) {
+    println!(
+        "slots enqueued: {}, attempts: {}, completed: {}, retrying: {}, dead: {}",
+        report.slots,
+        report.attempts(),
+        report.count(hearth_jobs::Outcome::Completed),
+        report.count(hearth_jobs::Outcome::Retrying),
+        report.count(hearth_jobs::Outcome::Dead),
+    );
 }

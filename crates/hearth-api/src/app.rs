@@ -12,7 +12,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
-use crate::routes::{admin, ai, auth, campaigns, fairness, games, health, leaderboards, wallet};
+use crate::routes::{
+    admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, wallet,
+};
 use crate::state::AppState;
 
 /// Builds the application: every route behind the full middleware stack.
@@ -38,6 +40,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/auth/totp/backup-codes",
             post(auth::regenerate_backup_codes),
         )
+        // E-mail verification and the job queue's admin routes (issue #21).
+        .route("/v1/auth/verify-email", post(email::verify_email))
+        .route("/v1/admin/jobs", get(jobs::list))
+        .route("/v1/admin/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/admin/users/{user_id}", get(admin::user))
         .route("/v1/me", get(auth::me))
         .route("/v1/wallet", get(wallet::wallet))

@@ -23,8 +23,9 @@
 //! - [`ai`]: [`ai::Ai`], AI calls under the `ai` rate rule and the cost budgets (in Redis
 //!   when `redis.url` is set), the chat's conversations, and `reply_or_fallback` for in-game
 //!   characters.
-//! - [`jobs`]: the periodic jobs the worker runs (reconciliation, idempotency-key purge,
-//!   leaderboard rebuild) and their schedule.
+//! - [`jobs`]: the jobs the worker runs on the durable queue (e-mail delivery,
+//!   reconciliation, clean-up, leaderboard rebuilds), their handlers and their schedules.
+//! - [`mail`]: e-mail templates and delivery (SMTP, or files in development).
 //! - [`shutdown_signal`]: SIGINT/SIGTERM, installed before serving.
 //!
 //! # Example
@@ -46,6 +47,7 @@ pub mod ai;
 pub mod campaigns;
 pub mod jobs;
 pub mod leaderboards;
+pub mod mail;
 pub mod revocations;
 pub mod rounds;
 pub mod settings;

@@ -15,6 +15,9 @@ use hearth_storage::DatabaseSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
+mod jobs;
+pub use jobs::{BackupSettings, EmailSettings, JobsSettings};
+
 /// Where the process runs, which decides how strict start-up checks are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +65,12 @@ pub struct Settings {
     pub ai: hearth_ai::AiSettings,
     /// The tabletop campaign manager.
     pub campaigns: CampaignSettings,
+    /// The worker's job runtime and schedules.
+    pub jobs: JobsSettings,
+    /// How e-mail leaves (SMTP, or files in development).
+    pub email: EmailSettings,
+    /// Where verified backups go, and when.
+    pub backup: BackupSettings,
 }
 
 /// The `admin` section.
@@ -277,17 +286,10 @@ impl Default for SlotsSettings {
     }
 }
 
-/// The `worker` section, read by `hearth-worker`.
+/// The `worker` section, read by `hearth-worker` (its jobs' schedules are in `jobs`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerSettings {
-    /// Seconds between ledger reconciliation runs.
-    pub reconcile_interval_secs: u64,
-    /// Seconds between purges of expired idempotency keys.
-    pub purge_interval_secs: u64,
-    /// Seconds between leaderboard rebuilds from the database (Redis deployments only:
-    /// embedded boards live in the gateway process).
-    pub leaderboard_rebuild_secs: u64,
     /// Where the worker serves `/metrics` and `/health/live`; empty disables it.
     #[serde(deserialize_with = "optional_addr")]
     pub admin_addr: Option<SocketAddr>,
@@ -296,9 +298,6 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            reconcile_interval_secs: 300,
-            purge_interval_secs: 3600,
-            leaderboard_rebuild_secs: 300,
             admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
         }
     }
@@ -614,6 +613,9 @@ impl Settings {
         problems.extend(self.life.problems());
         problems.extend(self.ai.problems(self.is_production()));
         problems.extend(self.campaigns.problems());
+        problems.extend(self.jobs.problems());
+        problems.extend(self.email.problems(self.is_production()));
+        problems.extend(self.backup.problems());
         if self.auth.previous_jwt_secret.is_some() != self.auth.previous_jwt_key_id.is_some() {
             problems.push(
                 "auth.previous_jwt_secret and auth.previous_jwt_key_id must be set together"

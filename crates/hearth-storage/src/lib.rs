@@ -8,9 +8,14 @@
 //! - [`Database`] and the repository traits it combines: [`UserRepository`],
 //!   [`AccountRepository`], [`RevocationRepository`], [`WalletRepository`],
 //!   [`GameRepository`], [`CampaignRepository`] and [`Maintenance`]; [`ConversationRepository`]
-//!   (module [`conversations`]): AI chat conversations and their messages, owned by a user.
+//!   (module [`conversations`]): AI chat conversations and their messages, owned by a user;
+//!   [`JobRepository`] and [`BackupRepository`].
 //! - [`campaign`]: the tabletop campaign manager's records (campaigns, members, sessions,
 //!   NPCs, maps, timeline entries), one implementation for both backends.
+//! - [`backup`]: [`BackupRepository`], a verified backup (PostgreSQL: `pg_dump`/`pg_restore`;
+//!   SQLite: `VACUUM INTO`), reconciled after restoring.
+//! - [`jobs`]: the durable job queue (claims under a lease, retries, dead letters, schedule
+//!   slots), with the outbox: jobs written in the transaction of the change causing them.
 //! - [`model`]: the rows the traits take and return, and [`model::Cursor`] for keyset pages.
 //! - [`postgres`] and [`sqlite`]: the two implementations, with their migrations embedded
 //!   from `migrations/postgres` and `migrations/sqlite`.
@@ -37,8 +42,10 @@
 //! It knows no HTTP and no passwords: it stores the hash it is given. Game rules come from
 //! `hearth-domain` as a closure; this crate only runs them inside the transaction.
 
+pub mod backup;
 pub mod campaign;
 pub mod conversations;
+pub mod jobs;
 pub mod leaderboard;
 pub mod model;
 pub mod postgres;
@@ -54,17 +61,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use backup::{BackupError, BackupReport, BackupRepository};
 pub use campaign::CampaignRepository;
 pub use conversations::{
     ChatMessage, ChatRole, Conversation, ConversationRepository, MAX_MESSAGE_PAGE, NewChatMessage,
 };
 pub use error::StorageError;
+pub use jobs::{
+    Claim, ClaimedJob, FailOutcome, Job, JobKindStats, JobRepository, JobState, NewJob,
+};
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
-    NewEmail, NewPasswordReset, NewUser, OutboxEmail, Page, Played, PlayerStats, PoolStats,
-    Reconciliation, Revocation, RoundPlay, RoundRecord, RoundRequest, RoundStatements,
-    SeedRotation, SettledRound, Step, StepFn, TotpState, User, UserCredentials, Wallet,
-    WalletMismatch,
+    LoginAlert, NewEmail, NewPasswordReset, NewUser, NewVerification, OutboxEmail, Page, Played,
+    PlayerStats, PoolStats, Reconciliation, Revocation, RoundPlay, RoundRecord, RoundRequest,
+    RoundStatements, SeedRotation, SettledRound, Step, StepFn, TotpState, User, UserCredentials,
+    Wallet, WalletMismatch,
 };
 pub use settings::DatabaseSettings;
 
@@ -194,6 +205,62 @@ pub trait AccountRepository: Send + Sync {
     /// # Errors
     /// When the query fails.
     async fn pending_emails(&self, limit: u32) -> Result<Vec<OutboxEmail>, StorageError>;
+
+    /// One outbox message, when it has not been sent yet (`None` once sent, or unknown).
+    ///
+    /// # Errors
+    /// When the query fails.
+    async fn unsent_email(&self, id: Uuid) -> Result<Option<OutboxEmail>, StorageError>;
+
+    /// Uses an e-mail verification token: when it exists, is unused, has not expired at `now`
+    /// and names the account's current address, marks it used and the address verified, in
+    /// one transaction, and returns the user. `None` for any other token.
+    ///
+    /// # Errors
+    /// When the write fails (nothing is written then).
+    async fn verify_email(
+        &self,
+        token_hash: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<Uuid>, StorageError>;
+
+    /// Whether the user's current address is verified.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when there is no such user.
+    async fn email_verified(&self, user: Uuid) -> Result<bool, StorageError>;
+
+    /// Records a login from `address`; when the account has logged in before but never from
+    /// it, queues `alert` (outbox and delivery job) in the same transaction and returns `true`.
+    ///
+    /// # Errors
+    /// When the write fails (nothing is written then).
+    async fn record_login_address(
+        &self,
+        user: Uuid,
+        address: &str,
+        alert: LoginAlert,
+    ) -> Result<bool, StorageError>;
+
+    /// Deletes password-reset and e-mail verification tokens that expired before `before`;
+    /// returns how many.
+    ///
+    /// # Errors
+    /// When the statement fails.
+    async fn purge_expired_tokens(&self, before: time::OffsetDateTime)
+    -> Result<u64, StorageError>;
+
+    /// Counts a delivery attempt and, when `sent`, marks the message sent at `now`; `false`
+    /// when it was marked sent already.
+    ///
+    /// # Errors
+    /// When the statement fails.
+    async fn record_email_attempt(
+        &self,
+        id: Uuid,
+        sent: bool,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StorageError>;
 }
 
 /// The record of revocations: revoked tokens, sessions and users, and refresh tokens already
@@ -390,6 +457,8 @@ pub trait Database:
     + WalletRepository
     + GameRepository
     + FairnessRepository
+    + JobRepository
+    + BackupRepository
     + leaderboard::LeaderboardSource
     + CampaignRepository
     + Maintenance
@@ -407,6 +476,8 @@ where
         + WalletRepository
         + GameRepository
         + FairnessRepository
+        + JobRepository
+        + BackupRepository
         + leaderboard::LeaderboardSource
         + CampaignRepository
         + Maintenance

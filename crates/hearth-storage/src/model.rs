@@ -53,6 +53,31 @@ pub struct NewUser {
     pub server_seed: ServerSeed,
     /// The first client seed.
     pub client_seed: ClientSeed,
+    /// The welcome mail with its e-mail verification token, written in the same transaction
+    /// (with its delivery job); `None` sends none.
+    pub welcome: Option<NewVerification>,
+}
+
+/// An e-mail verification token and the message carrying it.
+#[derive(Debug, Clone)]
+pub struct NewVerification {
+    /// SHA-256 hex of the token.
+    pub token_hash: String,
+    /// When the token stops working.
+    pub expires_at: OffsetDateTime,
+    /// The message for the outbox.
+    pub email: NewEmail,
+    /// The trace context of the request, carried into the delivery job's span.
+    pub trace_context: std::collections::HashMap<String, String>,
+}
+
+/// A login alert to queue if the login comes from an address the account has not used.
+#[derive(Debug, Clone)]
+pub struct LoginAlert {
+    /// The message for the outbox.
+    pub email: NewEmail,
+    /// The trace context of the request, carried into the delivery job's span.
+    pub trace_context: std::collections::HashMap<String, String>,
 }
 
 /// A wallet.
@@ -515,6 +540,8 @@ pub struct NewPasswordReset {
     pub expires_at: OffsetDateTime,
     /// The message for the outbox.
     pub email: NewEmail,
+    /// The trace context of the request, carried into the delivery job's span.
+    pub trace_context: std::collections::HashMap<String, String>,
 }
 
 /// A message for the outbox.
@@ -526,6 +553,8 @@ pub struct NewEmail {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// The HTML alternative, if any.
+    pub html: Option<String>,
 }
 
 /// A message waiting in the outbox.
@@ -539,6 +568,8 @@ pub struct OutboxEmail {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// The HTML alternative, if any.
+    pub html_body: Option<String>,
     /// When it was written.
     pub created_at: OffsetDateTime,
     /// Delivery attempts so far.

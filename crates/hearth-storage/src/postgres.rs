@@ -5,7 +5,9 @@
 //! together) are the round engine in module `rounds`; account security is in `accounts`.
 
 mod accounts;
+mod backup;
 mod conversations;
+pub(crate) mod jobs;
 mod revocations;
 mod rounds;
 
@@ -61,6 +63,8 @@ const LEDGER_PAGE_BY_KIND_AND_GAME: &str = "SELECT id, user_id, kind, amount, ba
 pub struct PostgresDatabase {
     pool: PgPool,
     draws: Arc<DrawCache>,
+    /// The password from the URL, handed to `pg_dump` and `pg_restore` in their environment.
+    password: Option<secrecy::SecretString>,
 }
 
 impl PostgresDatabase {
@@ -90,6 +94,10 @@ impl PostgresDatabase {
             })?;
         Ok(Self {
             pool,
+            password: backup::password_from_url(secrecy::ExposeSecret::expose_secret(
+                &settings.url,
+            ))
+            .map(secrecy::SecretString::from),
             // Each statement in flight holds a connection: never more of them than the pool has.
             draws: Arc::new(DrawCache::new(
                 settings.round_batches.min(settings.max_connections.max(1)),
@@ -138,6 +146,9 @@ impl UserRepository for PostgresDatabase {
         .bind(EntryStatus::Settled.as_str())
         .execute(&mut *tx)
         .await?;
+        if let Some(welcome) = new.welcome {
+            accounts::insert_welcome(&mut tx, new.id, &new.email, welcome).await?;
+        }
         tx.commit().await?;
         Ok(user.into_user())
     }

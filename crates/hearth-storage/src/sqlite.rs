@@ -5,7 +5,9 @@
 //! timeout makes concurrent writers queue instead of failing.
 
 mod accounts;
+mod backup;
 mod conversations;
+pub(crate) mod jobs;
 mod revocations;
 
 use std::str::FromStr;
@@ -277,6 +279,9 @@ impl UserRepository for SqliteDatabase {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if let Some(welcome) = new.welcome {
+            accounts::insert_welcome(&mut tx, new.id, &new.email, welcome).await?;
+        }
         tx.commit().await?;
         Ok(user.into_user())
     }

@@ -184,6 +184,7 @@ pub fn new_user(name: &str, starting_balance: i64) -> hearth_storage::NewUser {
         starting_balance,
         server_seed: ServerSeed::from_bytes(*FIXED_SERVER_SEED),
         client_seed: ClientSeed::parse("test-client-seed").expect("a valid client seed"),
+        welcome: None,
     }
 }
 

@@ -253,6 +253,8 @@ pub(crate) async fn register(
             server_seed: ServerSeed::from_bytes(rand::random()),
             client_seed: ClientSeed::parse(&hex_encode(&rand::random::<[u8; 8]>()))
                 .map_err(|error| ApiError::internal(anyhow::anyhow!("client seed: {error}")))?,
+            // The welcome mail and its verification token, with the account.
+            welcome: Some(crate::routes::email::welcome(&state, &username, &email)),
         })
         .await?;
     metrics::counter!(names::REGISTRATIONS).increment(1);
@@ -326,6 +328,9 @@ pub(crate) async fn login(
     }
 
     settle(&state, reservation, true).await?;
+    if let Some(client) = client {
+        crate::routes::email::note_login_address(&state, &user, client).await?;
+    }
     let role = user.role.parse::<Role>().map_err(ApiError::internal)?;
     let pair = state
         .tokens
@@ -675,6 +680,7 @@ async fn queue_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
     let ttl = state.settings.auth.password_reset_ttl_secs;
     let (token, token_hash) = reset_token();
     let minutes = ttl.div_ceil(60);
+    let mail = hearth_app::mail::templates::password_reset(&user.username, &token, minutes);
     state
         .db
         .create_password_reset(NewPasswordReset {
@@ -683,16 +689,12 @@ async fn queue_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
             expires_at: OffsetDateTime::now_utc() + Duration::from_secs(ttl),
             email: NewEmail {
                 to: user.email.clone(),
-                subject: "Reset your Hearth password".to_owned(),
-                body: format!(
-                    "Hello {},\n\nSomeone asked to reset the password of your account. To choose a \
-                     new one, send this code with your new password to \
-                     POST /v1/auth/password-reset/confirm:\n\n    {token}\n\nIt works once, for \
-                     {minutes} minutes. If you did not ask, ignore this message: your password \
-                     has not changed.\n",
-                    user.username
-                ),
+                subject: mail.subject,
+                body: mail.text,
+                html: Some(mail.html),
             },
+            // The delivery job's span continues this request's trace.
+            trace_context: hearth_observability::propagation::inject(&tracing::Span::current()),
         })
         .await?;
     tracing::info!(user_id = %user.id, "password reset queued");
@@ -1008,15 +1010,20 @@ pub(crate) async fn regenerate_backup_codes(
     Ok(Json(json!({ "backup_codes": codes })).into_response())
 }
 
-/// `GET /v1/me`: the caller's account.
+/// `GET /v1/me`: the caller's account, and whether its e-mail address is verified.
 pub(crate) async fn me(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let user = state
         .db
         .find_user(claims.sub)
         .await?
         .ok_or(ApiError::NotFound("the account no longer exists"))?;
-    Ok(Json(user))
+    let verified = state.db.email_verified(user.id).await?;
+    let mut body = serde_json::to_value(&user).map_err(ApiError::internal)?;
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("email_verified".to_owned(), verified.into());
+    }
+    Ok(Json(body))
 }

@@ -7,12 +7,14 @@
     reason = "tests fail loudly on what should not happen"
 )]
 
+mod admin_jobs;
 mod ai_chat;
 mod architecture;
 mod blackjack;
 mod campaigns;
 mod durable_revocation;
 mod economy;
+mod email;
 mod errors;
 mod health;
 mod http_stack;

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use hearth_app::{Hearth, Settings};
+use hearth_jobs::Outcome;
+use hearth_storage::{NewEmail, NewPasswordReset};
 use hearth_test_support::{TestDb, backend_suite, new_user};
 
 async fn a_clean_ledger_reconciles_with_no_mismatch(t: &TestDb) {
@@ -38,46 +41,141 @@ async fn a_tampered_balance_is_reported_with_its_figures(t: &TestDb) {
     );
 }
 
-async fn the_schedule_runs_until_shutdown(t: &TestDb) {
+async fn the_runner_runs_the_scheduled_jobs_and_a_reset_mail(t: &TestDb) {
     // Metrics emitted before a recorder exists are dropped; install it first.
     let metrics = hearth_observability::metrics::install();
     t.db.create_user(new_user("Dan", 10)).await.unwrap();
+    let mut settings = Settings::default();
+    let dir = tempfile::tempdir().unwrap();
+    settings.email.dir = dir.path().join("mail");
+    settings.backup.dir = dir.path().join("backups");
+    let hearth = Hearth::wire(t.db.clone(), settings, "test").await.unwrap();
+    let user =
+        t.db.find_user_by_email("dan@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+    t.db.create_password_reset(NewPasswordReset {
+        user_id: user.id,
+        token_hash: "h".to_owned(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
+        email: NewEmail {
+            to: user.email.clone(),
+            subject: "Reset".to_owned(),
+            body: "the code is 123".to_owned(),
+            html: Some("<p>the code is 123</p>".to_owned()),
+        },
+        trace_context: Default::default(),
+    })
+    .await
+    .unwrap();
+
+    let mailer = hearth_app::mail::from_settings(&hearth.settings.email).unwrap();
+    let runner = hearth_app::jobs::runner(&hearth, mailer).unwrap();
+    let report = runner.run_once().await.unwrap();
+    // Reconciliation, clean-up and a backup (embedded: no leaderboard schedule), and the
+    // e-mail.
+    assert_eq!(report.slots, 3, "{report:?}");
+    assert_eq!(report.count(Outcome::Completed), 4, "{report:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("backups"))
+            .unwrap()
+            .count(),
+        1,
+        "one verified backup"
+    );
+    let again = runner.run_once().await.unwrap();
+    assert_eq!(
+        (again.slots, again.attempts()),
+        (0, 0),
+        "each slot runs once"
+    );
+
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("mail"))
+        .unwrap()
+        .collect();
+    assert_eq!(files.len(), 1, "one message written");
+    let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(text.contains("To: dan@example.com"), "{text}");
+    assert!(text.contains("Subject: Reset"), "{text}");
+    assert!(text.contains("the code is 123"), "{text}");
+    assert!(text.contains("text/html"), "{text}");
+    assert!(
+        t.db.pending_emails(10).await.unwrap().is_empty(),
+        "marked sent"
+    );
+
+    let metrics = metrics.render();
+    for expected in [
+        "hearth_reconciliation_wallets_checked",
+        "hearth_idempotency_keys_purged_total",
+        "hearth_jobs_runs_total{kind=\"email.send\",outcome=\"ok\"}",
+        "hearth_jobs_queued{kind=\"reconcile\"}",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in {metrics}");
+    }
+}
+
+async fn the_worker_stops_on_shutdown(t: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.email.dir = dir.path().join("mail");
+    settings.backup.dir = dir.path().join("backups");
+    let hearth = Hearth::wire(t.db.clone(), settings, "test").await.unwrap();
+    let mailer = hearth_app::mail::from_settings(&hearth.settings.email).unwrap();
+    let runner = hearth_app::jobs::runner(&hearth, mailer).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let schedule = hearth_app::jobs::Schedule {
-        reconcile_every: Duration::from_millis(20),
-        purge_every: Duration::from_millis(20),
-        idempotency_retention: Duration::from_secs(3600),
-        leaderboards: Some((
-            std::sync::Arc::new(hearth_app::leaderboards::InProcessLeaderboards::new()),
-            Duration::from_millis(20),
-        )),
-    };
-    let worker = tokio::spawn(hearth_app::jobs::run(t.db.clone(), schedule, async {
-        let _ = stopped.await;
-    }));
+    let worker = tokio::spawn(async move {
+        runner
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), worker)
+    tokio::time::timeout(Duration::from_secs(15), worker)
         .await
         .expect("the worker stops")
         .unwrap();
-    let metrics = metrics.render();
-    assert!(
-        metrics.contains("hearth_reconciliation_wallets_checked"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("hearth_idempotency_keys_purged_total"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("hearth_leaderboard_rebuilds_total{outcome=\"ok\"}"),
-        "{metrics}"
-    );
 }
 
 backend_suite!(
     a_clean_ledger_reconciles_with_no_mismatch,
     a_tampered_balance_is_reported_with_its_figures,
-    the_schedule_runs_until_shutdown,
+    the_runner_runs_the_scheduled_jobs_and_a_reset_mail,
+    the_worker_stops_on_shutdown,
 );
+
+#[tokio::test]
+async fn only_the_newest_backups_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "hearth-20261201T033000Z.dump",
+        "hearth-20261203T033000Z.dump",
+        "hearth-20261202T033000Z.sqlite3",
+        "hearth-20261204T033000Z.dump",
+        "notes.txt",
+    ] {
+        std::fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    assert_eq!(
+        hearth_app::jobs::prune_backups(dir.path(), 2)
+            .await
+            .unwrap(),
+        2
+    );
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "hearth-20261203T033000Z.dump",
+            "hearth-20261204T033000Z.dump",
+            "notes.txt"
+        ]
+    );
+}

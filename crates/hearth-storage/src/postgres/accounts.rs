@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use super::PostgresDatabase;
 use crate::rows::UserRow;
-use crate::{AccountRepository, NewPasswordReset, OutboxEmail, StorageError, TotpState, User};
+use crate::{
+    AccountRepository, LoginAlert, NewEmail, NewPasswordReset, OutboxEmail, StorageError,
+    TotpState, User,
+};
 
 #[async_trait]
 impl AccountRepository for PostgresDatabase {
@@ -54,6 +57,7 @@ impl AccountRepository for PostgresDatabase {
 
     async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<(), StorageError> {
         let now = OffsetDateTime::now_utc();
+        let email_id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) \
@@ -65,16 +69,13 @@ impl AccountRepository for PostgresDatabase {
         .bind(reset.expires_at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO email_outbox (id, to_address, subject, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+        insert_outbox(&mut tx, email_id, &reset.email, now).await?;
+        // The delivery job, in the same transaction: the message is sent if and only if the
+        // reset was stored.
+        super::jobs::insert_job(
+            &mut tx,
+            &crate::jobs::email_job(email_id, reset.trace_context),
         )
-        .bind(Uuid::now_v7())
-        .bind(&reset.email.to)
-        .bind(&reset.email.subject)
-        .bind(&reset.email.body)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -247,12 +248,146 @@ impl AccountRepository for PostgresDatabase {
 
     async fn pending_emails(&self, limit: u32) -> Result<Vec<OutboxEmail>, StorageError> {
         Ok(sqlx::query_as(
-            "SELECT id, to_address, subject, body, created_at, attempts FROM email_outbox \
+            "SELECT id, to_address, subject, body, html_body, created_at, attempts FROM email_outbox \
              WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
+    }
+    async fn unsent_email(&self, id: Uuid) -> Result<Option<OutboxEmail>, StorageError> {
+        Ok(sqlx::query_as(
+            "SELECT id, to_address, subject, body, html_body, created_at, attempts FROM email_outbox \
+             WHERE id = $1 AND sent_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn record_email_attempt(
+        &self,
+        id: Uuid,
+        sent: bool,
+        now: OffsetDateTime,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "UPDATE email_outbox SET attempts = attempts + 1, \
+             sent_at = CASE WHEN $2 THEN $3 ELSE NULL END \
+             WHERE id = $1 AND sent_at IS NULL",
+        )
+        .bind(id)
+        .bind(sent)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn verify_email(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let found: Option<(Uuid, String)> = sqlx::query_as(
+            "UPDATE email_verifications SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+             RETURNING user_id, email",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((user, email)) = found else {
+            return Ok(None);
+        };
+        // The token vouches for the address it was mailed to, not for a later one.
+        let done =
+            sqlx::query("UPDATE users SET email_verified_at = $3 WHERE id = $1 AND email = $2")
+                .bind(user)
+                .bind(&email)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+
+    async fn email_verified(&self, user: Uuid) -> Result<bool, StorageError> {
+        let verified: Option<bool> =
+            sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1")
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?;
+        verified.ok_or(StorageError::NotFound)
+    }
+
+    async fn record_login_address(
+        &self,
+        user: Uuid,
+        address: &str,
+        alert: LoginAlert,
+    ) -> Result<bool, StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let known: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM login_addresses WHERE user_id = $1")
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
+        let new_address = sqlx::query(
+            "INSERT INTO login_addresses (user_id, address, first_seen_at, last_seen_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, address) DO NOTHING",
+        )
+        .bind(user)
+        .bind(address)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !new_address {
+            sqlx::query(
+                "UPDATE login_addresses SET last_seen_at = $3 \
+                 WHERE user_id = $1 AND address = $2",
+            )
+            .bind(user)
+            .bind(address)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The first login of an account sets its baseline; it alerts no one.
+        let alerted = known > 0 && new_address;
+        if alerted {
+            let email_id = Uuid::now_v7();
+            insert_outbox(&mut tx, email_id, &alert.email, now).await?;
+            super::jobs::insert_job(
+                &mut tx,
+                &crate::jobs::email_job(email_id, alert.trace_context),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(alerted)
+    }
+
+    async fn purge_expired_tokens(&self, before: OffsetDateTime) -> Result<u64, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let resets = sqlx::query("DELETE FROM password_resets WHERE expires_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        let verifications = sqlx::query("DELETE FROM email_verifications WHERE expires_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(resets.rows_affected() + verifications.rows_affected())
     }
 }
 
@@ -268,4 +403,55 @@ async fn void_resets(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Writes one outbox message on `conn` (the caller's transaction).
+pub(crate) async fn insert_outbox(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    email: &NewEmail,
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO email_outbox (id, to_address, subject, body, html_body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(&email.to)
+    .bind(&email.subject)
+    .bind(&email.body)
+    .bind(&email.html)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes the welcome mail's verification token, its outbox message and delivery job on
+/// `conn` (the transaction creating the user).
+pub(crate) async fn insert_welcome(
+    conn: &mut sqlx::PgConnection,
+    user: Uuid,
+    email: &str,
+    welcome: crate::NewVerification,
+) -> Result<(), StorageError> {
+    let now = OffsetDateTime::now_utc();
+    sqlx::query(
+        "INSERT INTO email_verifications (token_hash, user_id, email, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&welcome.token_hash)
+    .bind(user)
+    .bind(email)
+    .bind(now)
+    .bind(welcome.expires_at)
+    .execute(&mut *conn)
+    .await?;
+    let email_id = Uuid::now_v7();
+    insert_outbox(&mut *conn, email_id, &welcome.email, now).await?;
+    super::jobs::insert_job(
+        conn,
+        &crate::jobs::email_job(email_id, welcome.trace_context),
+    )
+    .await
 }

@@ -59,7 +59,9 @@ async fn reset_token(
             to: user.email.clone(),
             subject: "Reset".to_owned(),
             body: format!("token for {hash}"),
+            html: None,
         },
+        trace_context: std::collections::HashMap::new(),
     })
     .await
     .unwrap();

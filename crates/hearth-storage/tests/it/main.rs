@@ -8,10 +8,13 @@
 )]
 
 mod accounts;
+mod backup;
 mod campaign_indexes;
 mod campaigns;
 mod conformance;
 mod conversations;
+mod email;
+mod jobs;
 mod leaderboard_source;
 mod open_rounds;
 mod revocations;
