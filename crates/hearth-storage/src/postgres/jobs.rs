@@ -88,11 +88,19 @@ impl JobRepository for PostgresDatabase {
         .await?;
         // `picked.id` would make a bare `id` ambiguous in RETURNING, hence `jobs.id`.
         let rows: Vec<JobRow> = sqlx::query_as(
-            "WITH picked AS ( \
-               SELECT id FROM jobs \
-               WHERE (state = 'queued' AND run_at_ms <= $1) \
-                  OR (state = 'running' AND lease_until_ms <= $1) \
-               ORDER BY run_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED) \
+            // Each half walks its own partial index in order and stops at `$2` rows; one
+            // `WHERE … OR …` over both states scanned and sorted every due job on each claim.
+            "WITH due AS MATERIALIZED ( \
+               SELECT id, run_at_ms FROM jobs WHERE state = 'queued' AND run_at_ms <= $1 \
+               ORDER BY run_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             expired AS MATERIALIZED ( \
+               SELECT id, run_at_ms FROM jobs \
+               WHERE state = 'running' AND lease_until_ms <= $1 \
+               ORDER BY lease_until_ms LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             picked AS ( \
+               SELECT id FROM (SELECT id, run_at_ms FROM due \
+                               UNION ALL SELECT id, run_at_ms FROM expired) AS candidates \
+               ORDER BY run_at_ms LIMIT $2) \
              UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, \
                lease_token = $3, lease_until_ms = $4 \
              FROM picked WHERE jobs.id = picked.id \
