@@ -728,6 +728,16 @@ fn optional_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Pa
     Ok((!text.is_empty()).then(|| PathBuf::from(text)))
 }
 
+/// A secret, or nothing for an empty value (`HEARTH__EMAIL__SMTP_URL=`, as compose files write
+/// an optional variable left unset). The value itself never reaches an error message.
+pub(crate) fn optional_secret<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| SecretString::from(text.to_owned())))
+}
+
 fn cidr_list<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<hearth_limits::client_ip::Cidr>, D::Error> {

@@ -41,8 +41,8 @@ cat >"$scratch/delete.sql" <<'SQL'
 DELETE FROM jobs WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at_ms <= 9000000000000 ORDER BY run_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED);
 SQL
 cat >"$scratch/claim_complete.sql" <<'SQL'
-UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(), lease_until_ms = 9000000000000 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at_ms <= 9000000000000 ORDER BY run_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id \gset
-DELETE FROM jobs WHERE id = :'id' AND state = 'running';
+WITH claimed AS (UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(), lease_until_ms = 9000000000000 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at_ms <= 9000000000000 ORDER BY run_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id) SELECT coalesce((SELECT id FROM claimed), '00000000-0000-0000-0000-000000000000') AS id \gset
+DELETE FROM jobs WHERE id = :id AND state = 'running';
 SQL
 
 for rep in $(seq 1 "$REPS"); do
@@ -56,8 +56,12 @@ for rep in $(seq 1 "$REPS"); do
       # The runner's migration makes the table; run one empty drain to apply it.
       HEARTH_BENCH_DATABASE_URL="$URL" "$bin" 0 1 1 >/dev/null
       fill
-      tps=$(pgbench -n -M prepared -c "$workers" -j "$workers" -t $((JOBS / workers)) \
-        -f "$scratch/$script.sql" "$DB" 2>/dev/null | awk '/^tps/ {print int($3)}')
+      if ! out=$(pgbench -n -M prepared -c "$workers" -j "$workers" -t $((JOBS / workers)) \
+        -f "$scratch/$script.sql" "$DB" 2>"$scratch/pgbench.err"); then
+        cat "$scratch/pgbench.err" >&2
+        exit 1
+      fi
+      tps=$(awk '/^tps/ {print int($3)}' <<<"$out")
       echo "pgbench $script clients=$workers jobs=$JOBS jobs_per_s=$tps"
     done
   done

@@ -1157,7 +1157,9 @@ async fn next_change(
             .expect("a frame");
         if let Message::Text(text) = next {
             let value: Value = serde_json::from_str(&text).unwrap();
-            if value["type"] == "campaign.changed" {
+            // The table's set-up adds members, and their pushes leave on a task after the
+            // answer, so one may still arrive after the socket has authenticated.
+            if value["type"] == "campaign.changed" && value["kind"] != "member" {
                 return value;
             }
         }

@@ -102,7 +102,8 @@ pub struct EmailSettings {
     /// `SMTP_URL`: where mail is sent, with credentials: `smtps://user:pass@host:465` (TLS
     /// from the first byte), `smtp://user:pass@host:587?tls=required` (STARTTLS, refused
     /// without it) or `smtp://host:25` (plain, for a local relay). Unset: mail is written to
-    /// files under `dir` instead.
+    /// files under `dir` instead; an empty value counts as unset.
+    #[serde(deserialize_with = "super::optional_secret")]
     pub smtp_url: Option<SecretString>,
     /// `FROM`: the sender, `Name <address>` or an address.
     pub from: String,
@@ -284,5 +285,23 @@ mod tests {
                 assert!(!error.to_string().contains("email.smtp_url"), "{error}");
             }
         }
+    }
+
+    #[test]
+    fn an_empty_smtp_url_means_mail_goes_to_files() {
+        // What `HEARTH__EMAIL__SMTP_URL: ${HEARTH_SMTP_URL:-}` gives in deploy/docker-compose.yml.
+        for empty in ["", "  "] {
+            let settings = load(&[("HEARTH__EMAIL__SMTP_URL", empty)]).unwrap();
+            assert!(settings.email.smtp_url.is_none(), "{empty:?}");
+        }
+        let settings = load(&[("HEARTH__EMAIL__SMTP_URL", "smtp://relay:25")]).unwrap();
+        assert_eq!(
+            settings
+                .email
+                .smtp_url
+                .as_ref()
+                .map(|url| secrecy::ExposeSecret::expose_secret(url).to_owned()),
+            Some("smtp://relay:25".to_owned())
+        );
     }
 }

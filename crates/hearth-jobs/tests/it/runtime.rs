@@ -21,6 +21,7 @@ backend_suite!(
     shutdown_releases_a_job_that_outlives_the_grace,
     a_schedule_slot_runs_once_across_two_runners,
     a_kind_without_a_handler_dies_at_once,
+    a_job_runs_in_the_trace_of_the_request_that_enqueued_it,
 );
 
 fn settings() -> RunnerSettings {
@@ -337,4 +338,82 @@ async fn a_kind_without_a_handler_dies_at_once(t: &TestDb) {
     assert_eq!(runner.run_once().await.unwrap().count(Outcome::Dead), 1);
     let dead = t.db.job(job.id).await.unwrap().unwrap();
     assert!(dead.last_error.unwrap().contains("no handler"));
+}
+
+/// Records the trace and span ids its job runs under.
+#[derive(Default)]
+struct TraceProbe {
+    seen: std::sync::Mutex<Option<(String, String)>>,
+}
+
+#[async_trait]
+impl Handler for TraceProbe {
+    async fn run(&self, _job: &Job) -> Result<(), JobError> {
+        let ids = hearth_observability::propagation::ids(&tracing::Span::current());
+        *self.seen.lock().unwrap() = ids;
+        Ok(())
+    }
+}
+
+async fn a_job_runs_in_the_trace_of_the_request_that_enqueued_it(t: &TestDb) {
+    use hearth_observability::{LogBuffer, LogFormat, LogSettings, Service, TelemetrySettings};
+    use tracing::instrument::WithSubscriber;
+
+    let log = LogSettings {
+        format: Some(LogFormat::Json),
+        level: "info".into(),
+    };
+    let service = Service {
+        name: "jobs-test",
+        version: "0.0.0",
+        production: true,
+    };
+    let (dispatch, _guard) = hearth_observability::dispatch(
+        &log,
+        &TelemetrySettings::default(),
+        service,
+        LogBuffer::default(),
+    )
+    .unwrap();
+    // What a route does: the request's span hands its context to the job it enqueues.
+    let (carrier, request_ids) = tracing::dispatcher::with_default(&dispatch, || {
+        let request = tracing::info_span!("http_request");
+        (
+            hearth_observability::propagation::inject(&request),
+            hearth_observability::propagation::ids(&request).unwrap(),
+        )
+    });
+    assert!(carrier.contains_key("traceparent"), "{carrier:?}");
+    let traced = NewJob::new("probe", serde_json::json!({}), 3).traced(carrier);
+    t.db.enqueue_job(traced).await.unwrap();
+    let untraced = Arc::new(TraceProbe::default());
+    let probe = Arc::new(TraceProbe::default());
+    let runner = Runner::new(
+        queue(t),
+        Registry::new().with("probe", probe.clone()),
+        settings(),
+    );
+    let report = runner
+        .run_once()
+        .with_subscriber(dispatch.clone())
+        .await
+        .unwrap();
+    assert_eq!(report.count(Outcome::Completed), 1);
+    let (trace, span) = probe.seen.lock().unwrap().clone().unwrap();
+    // The job's span is a child in the request's trace: same trace id, its own span id.
+    assert_eq!(trace, request_ids.0);
+    assert_ne!(span, request_ids.1);
+
+    // A job enqueued with no context starts a trace of its own.
+    t.db.enqueue_job(NewJob::new("probe", serde_json::json!({}), 3))
+        .await
+        .unwrap();
+    let runner = Runner::new(
+        queue(t),
+        Registry::new().with("probe", untraced.clone()),
+        settings(),
+    );
+    runner.run_once().with_subscriber(dispatch).await.unwrap();
+    let (own_trace, _) = untraced.seen.lock().unwrap().clone().unwrap();
+    assert_ne!(own_trace, request_ids.0);
 }
