@@ -12,6 +12,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
+use crate::pages;
 use crate::routes::{
     admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, wallet,
 };
@@ -95,6 +96,11 @@ pub fn router(state: AppState) -> Router {
             post(ai::send).get(ai::messages),
         )
         .route("/v1/ai/usage", get(ai::usage))
+        // The browser pages (issue #25): static files built into the binary.
+        .route("/play", get(pages::play))
+        .route("/play/{file}", get(pages::play_file))
+        .route("/admin", get(pages::admin))
+        .route("/admin/{file}", get(pages::admin_file))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/details", get(health::details))
