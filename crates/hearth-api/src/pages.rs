@@ -10,7 +10,8 @@
 //! client: the page for players uses public routes only, the console the admin routes. This
 //! module only serves files; it knows nothing about what the scripts do.
 //!
-//! Caching: every answer carries a strong `ETag` (the first 128 bits of the file's SHA-256)
+//! Caching: every answer carries a weak `ETag` (the first 128 bits of the file's SHA-256;
+//! weak because the compression layer may gzip the body)
 //! and `Cache-Control: no-cache`, so a browser revalidates each time and gets `304 Not
 //! Modified` until a new build changes the file. A deployment therefore never leaves a
 //! browser on a stale script, and names need no version.
@@ -93,8 +94,10 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
         .map(|asset| {
             let digest = Sha256::digest(asset.body);
             let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-            // Hex digits and quotes are always a valid header value.
-            HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+            // Weak: the compression layer may gzip the body, and a strong tag names one
+            // byte sequence. Hex digits and quotes are always a valid header value.
+            HeaderValue::from_str(&format!("W/\"{hex}\""))
+                .unwrap_or(HeaderValue::from_static("W/\"\""))
         })
         .collect()
 });
@@ -192,9 +195,11 @@ fn if_none_match(given: &[u8], etag: &[u8]) -> bool {
     let Ok(etag) = std::str::from_utf8(etag) else {
         return false;
     };
-    given.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
-    })
+    let etag = etag.strip_prefix("W/").unwrap_or(etag);
+    given
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 #[cfg(test)]
@@ -203,7 +208,7 @@ mod tests {
 
     #[test]
     fn if_none_match_accepts_the_tag_in_a_list_weak_or_strong_and_the_star() {
-        let tag = b"\"abc\"";
+        let tag = b"W/\"abc\"";
         assert!(if_none_match(b"\"abc\"", tag));
         assert!(if_none_match(b"\"x\", W/\"abc\"", tag));
         assert!(if_none_match(b"*", tag));
