@@ -77,10 +77,27 @@ export async function screenshot(page, name) {
 
 /** Fails when the page is wider than the viewport (content that does not fit a phone). */
 export async function expectNoHorizontalScroll(page, where) {
-  const { scroll, width } = await page.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth, width: window.innerWidth,
-  }));
-  expect(scroll <= width, `${where}: the page is ${scroll} px wide in a ${width} px viewport`);
+  const { scroll, width, culprit } = await page.evaluate(() => {
+    // The deepest visible element that reaches past the right edge, to name in the failure.
+    // Elements inside a scrolling wrapper (a wide table) do not count.
+    let culprit = '';
+    let right = window.innerWidth + 1;
+    const scrolls = (node) => {
+      for (let n = node.parentElement; n; n = n.parentElement) {
+        if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(n).overflowX)) return true;
+      }
+      return false;
+    };
+    for (const node of document.body.querySelectorAll('*')) {
+      const box = node.getBoundingClientRect();
+      if (box.width > 0 && box.right > right && !scrolls(node)) {
+        right = box.right;
+        culprit = `<${node.tagName.toLowerCase()}${node.id ? `#${node.id}` : ''}> "${node.textContent.slice(0, 40)}" reaches ${Math.round(box.right)} px`;
+      }
+    }
+    return { scroll: document.documentElement.scrollWidth, width: window.innerWidth, culprit };
+  });
+  expect(scroll <= width, `${where}: the page is ${scroll} px wide in a ${width} px viewport (${culprit})`);
 }
 
 /** Waits (10 s at most) until the text of `selector` satisfies `test`, and returns it. */
