@@ -35,11 +35,17 @@ async function start() {
   show(false);
 }
 
+/** Shows the console with the search field focused, then lists the newest accounts. */
 async function enter(me) {
   $('#who-name').textContent = me.username;
   show(true);
   selectTab('users');
-  await search('');
+  $('#search-query').focus();
+  try {
+    await search('');
+  } catch (error) {
+    sayError($('#search-status'), error);
+  }
 }
 
 onSubmit($('#signin-form'), $('#signin-status'), async (form) => {
@@ -66,7 +72,6 @@ onSubmit($('#signin-form'), $('#signin-status'), async (form) => {
   $('#signin-form').reset();
   say($('#signin-status'), '');
   await enter(me);
-  $('#search-query').focus();
 });
 
 $('#logout').addEventListener('click', async () => {

@@ -168,7 +168,10 @@ fn serve(page: Page, name: &str, headers: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
             asset.body,
         )
             .into_response()
@@ -239,10 +242,18 @@ mod tests {
             let text = String::from_utf8_lossy(asset.body);
             for (index, _) in text.match_indices("<script") {
                 let tag = &text[index..text[index..].find('>').map_or(text.len(), |e| index + e)];
-                assert!(tag.contains("src="), "inline script in {:?}: {tag}", asset.page);
+                assert!(
+                    tag.contains("src="),
+                    "inline script in {:?}: {tag}",
+                    asset.page
+                );
             }
             assert!(!text.contains("<style"), "inline style in {:?}", asset.page);
-            assert!(!text.contains("style="), "style attribute in {:?}", asset.page);
+            assert!(
+                !text.contains("style="),
+                "style attribute in {:?}",
+                asset.page
+            );
             let handler = text.split(" on").skip(1).find(|rest| {
                 let name_len = rest.bytes().take_while(u8::is_ascii_lowercase).count();
                 name_len > 0 && rest.as_bytes().get(name_len) == Some(&b'=')

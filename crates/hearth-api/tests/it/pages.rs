@@ -66,7 +66,10 @@ async fn the_pages_come_with_their_policy_and_their_files_with_their_types() {
                 referenced += 1;
             }
         }
-        assert!(referenced >= 3, "{page} names its script, stylesheet and icon");
+        assert!(
+            referenced >= 3,
+            "{page} names its script, stylesheet and icon"
+        );
     }
 
     // The modules a page's script imports.
@@ -78,7 +81,10 @@ async fn the_pages_come_with_their_policy_and_their_files_with_their_types() {
     ] {
         let file = app.get(path, None).await;
         assert_eq!(file.status(), StatusCode::OK, "{path}");
-        assert_eq!(header(&file, CONTENT_TYPE), "text/javascript; charset=utf-8");
+        assert_eq!(
+            header(&file, CONTENT_TYPE),
+            "text/javascript; charset=utf-8"
+        );
     }
 
     // The API keeps its own policy: no page is served from there.
@@ -100,7 +106,10 @@ async fn a_file_revalidates_with_its_etag_and_unknown_files_are_404() {
 
     let first = app.get("/play/play.js", None).await;
     let etag = header(&first, ETAG);
-    assert!(etag.starts_with("W/\"") && etag.ends_with('"') && etag.len() == 36, "{etag}");
+    assert!(
+        etag.starts_with("W/\"") && etag.ends_with('"') && etag.len() == 36,
+        "{etag}"
+    );
     let body = first.bytes().await.unwrap();
     assert!(!body.is_empty());
 
