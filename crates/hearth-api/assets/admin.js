@@ -146,7 +146,7 @@ async function view(userId) {
     el('dt', {}, 'Created'), el('dd', {}, when(u.created_at)),
     el('dt', {}, 'State'), el('dd', { id: 'user-state' }, userState(u)),
     u.disabled_reason ? [el('dt', {}, 'Ban reason'), el('dd', {}, u.disabled_reason)] : null,
-    el('dt', {}, 'Balance'), el('dd', { id: 'user-balance' }, `${account.wallet.balance} ${account.wallet.currency}`),
+    el('dt', {}, 'Balance'), el('dd', { id: 'user-balance' }, `${account.wallet.balance} coins`),
     el('dt', {}, 'Second factor'), el('dd', {}, account.totp_enabled ? 'on' : 'off'));
   $('#user-title').textContent = `Account: ${u.username}`;
   $('#ban-label').textContent = u.disabled_at ? 'Reason for lifting the ban' : 'Reason for the ban';

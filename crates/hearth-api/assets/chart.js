@@ -34,10 +34,10 @@ function frame(title, labels, top, format) {
   }
   svg.append(el('line', { class: 'axis', x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: PAD.top + plotH }));
   svg.append(el('line', { class: 'axis', x1: PAD.left, x2: WIDTH - PAD.right, y1: PAD.top + plotH, y2: PAD.top + plotH }));
-  // Every other day label on narrow charts, so they do not collide.
+  // Every other day label on long charts, so they do not collide; the last (today) always.
   const every = labels.length > 8 ? 2 : 1;
   labels.forEach((label, i) => {
-    if (i % every === 0) {
+    if ((labels.length - 1 - i) % every === 0) {
       svg.append(el('text', { x: x(i), y: HEIGHT - 14, 'text-anchor': 'middle' }, label.slice(5)));
     }
   });
