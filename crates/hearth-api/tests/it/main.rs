@@ -20,6 +20,7 @@ mod health;
 mod http_stack;
 mod limits;
 mod lockout;
+mod operators;
 mod server;
 mod sessions;
 mod shutdown;
