@@ -92,7 +92,7 @@ pub(crate) async fn search(
     AdminUser(_, audit): AdminUser,
     query: Result<ApiQuery<SearchQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = async {
+    let result: Result<Json<Value>, ApiError> = async {
         let ApiQuery(query) = query?;
         let limit = parse_limit(query.limit, 20)?;
         if let Some(text) = &query.query
@@ -129,7 +129,7 @@ pub(crate) async fn user(
     AdminUser(_, audit): AdminUser,
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = async {
+    let result: Result<Json<Value>, ApiError> = async {
         let user_id = parse_user_id(&user_id)?;
         let account = state
             .db
@@ -167,7 +167,7 @@ pub(crate) async fn ban(
     body: Result<ApiJson<ReasonBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let mut reason_seen = None;
-    let result = async {
+    let result: Result<Json<Value>, ApiError> = async {
         let user_id = parse_user_id(&user_id)?;
         let ApiJson(body) = body?;
         let reason = parse_reason(&body.reason)?;
@@ -203,7 +203,7 @@ pub(crate) async fn unban(
     body: Result<ApiJson<ReasonBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let mut reason_seen = None;
-    let result = async {
+    let result: Result<Json<Value>, ApiError> = async {
         let user_id = parse_user_id(&user_id)?;
         let ApiJson(body) = body?;
         let reason = parse_reason(&body.reason)?;
@@ -252,7 +252,7 @@ pub(crate) async fn adjust(
     body: Result<ApiJson<AdjustmentBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     let mut reason_seen = None;
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let user_id = parse_user_id(&user_id)?;
         let key = key?;
         if key.0.is_none() {
@@ -336,7 +336,7 @@ pub(crate) async fn transactions(
     Path(user_id): Path<String>,
     query: Result<ApiQuery<TransactionsQuery>, ApiError>,
 ) -> Result<Json<TransactionsPage>, ApiError> {
-    let result = async {
+    let result: Result<Json<TransactionsPage>, ApiError> = async {
         let user_id = parse_user_id(&user_id)?;
         let ApiQuery(query) = query?;
         if state.db.account(user_id).await?.is_none() {
@@ -365,7 +365,7 @@ pub(crate) async fn rounds(
     Path(user_id): Path<String>,
     query: Result<ApiQuery<PageQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = async {
+    let result: Result<Json<Value>, ApiError> = async {
         let user_id = parse_user_id(&user_id)?;
         let ApiQuery(query) = query?;
         let limit = parse_limit(query.limit, 20)?;
@@ -401,7 +401,7 @@ pub(crate) async fn audit_log(
     AdminUser(_, audit): AdminUser,
     query: Result<ApiQuery<AuditQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = async {
+    let result: Result<Json<Value>, ApiError> = async {
         let ApiQuery(query) = query?;
         let limit = parse_limit(query.limit, 50)?;
         let after = query

@@ -32,7 +32,7 @@ pub(crate) async fn list(
     AdminUser(admin, audit): AdminUser,
     query: Result<ApiQuery<JobsQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = async {
+    let result: Result<Json<Value>, ApiError> = async {
         let ApiQuery(query) = query?;
         list_jobs(&state, &admin, query).await
     }
