@@ -731,7 +731,7 @@ async fn the_figures_count_rounds_by_game_open_hands_jobs_and_the_last_reconcili
     let mut open = false;
     for _ in 0..20 {
         let hand: Value = app
-            .post("/v1/games/blackjack", Some(&player), &json!({ "bet": 1 }))
+            .post("/v1/games/blackjack", Some(&player), &json!({ "bet": 10 }))
             .await
             .json()
             .await
