@@ -113,7 +113,9 @@ impl ApiError {
             Self::Unauthorized(_) | Self::TotpRequired | Self::AdminTotpRequired => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::CsrfRejected | Self::Forbidden(_) | Self::AccountDisabled => StatusCode::FORBIDDEN,
+            Self::CsrfRejected | Self::Forbidden(_) | Self::AccountDisabled => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -379,11 +379,7 @@ fn outcome_columns(outcome: &AuditOutcome) -> (&'static str, Option<&str>) {
     }
 }
 
-fn key_page<T>(
-    mut items: Vec<T>,
-    limit: u32,
-    cursor: impl Fn(&T) -> KeyCursor,
-) -> KeyPage<T> {
+fn key_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> KeyCursor) -> KeyPage<T> {
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(cursor)
@@ -428,7 +424,8 @@ mod sql {
         disabled_at, disabled_reason FROM users \
         WHERE (lower(username) LIKE $3 ESCAPE '\\' OR email LIKE $3 ESCAPE '\\') \
         AND id < $1 ORDER BY id DESC LIMIT $2";
-    pub(super) const BAN_STATE: &str = "SELECT disabled_at, disabled_reason FROM users WHERE id = $1";
+    pub(super) const BAN_STATE: &str =
+        "SELECT disabled_at, disabled_reason FROM users WHERE id = $1";
     pub(super) const BAN: &str = "UPDATE users SET disabled_at = $2, disabled_reason = $3, \
         updated_at = $2 WHERE id = $1 RETURNING id, username, email, role, created_at, \
         disabled_at, disabled_reason";
@@ -909,7 +906,13 @@ mod tests {
     #[test]
     fn days_start_at_utc_midnight() {
         let now = time::macros::datetime!(2026-12-05 18:30:00 UTC);
-        assert_eq!(day_start(now, 0), time::macros::datetime!(2026-12-05 00:00:00 UTC));
-        assert_eq!(day_start(now, 6), time::macros::datetime!(2026-11-29 00:00:00 UTC));
+        assert_eq!(
+            day_start(now, 0),
+            time::macros::datetime!(2026-12-05 00:00:00 UTC)
+        );
+        assert_eq!(
+            day_start(now, 6),
+            time::macros::datetime!(2026-11-29 00:00:00 UTC)
+        );
     }
 }

@@ -158,18 +158,12 @@ impl AdminAudit {
             Some(CheckedToken::Live(claims)) => Some(claims.sub),
             _ => None,
         };
-        let target = parts
-            .extensions
-            .get::<UserIdParam>()
-            .and_then(|p| p.0);
+        let target = parts.extensions.get::<UserIdParam>().and_then(|p| p.0);
         Self {
             actor,
             action: action_of(&parts.method, &template),
             target,
-            client_ip: parts
-                .extensions
-                .get::<ClientIp>()
-                .map(|c| c.ip.to_string()),
+            client_ip: parts.extensions.get::<ClientIp>().map(|c| c.ip.to_string()),
             request_id: crate::request_id::current(),
         }
     }

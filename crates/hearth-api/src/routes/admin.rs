@@ -38,7 +38,10 @@ const MAX_QUERY_CHARS: usize = 254;
 fn parse_reason(reason: &str) -> Result<String, ApiError> {
     let reason = reason.trim();
     if reason.is_empty() {
-        return Err(ApiError::field("reason", "is required and must not be blank"));
+        return Err(ApiError::field(
+            "reason",
+            "is required and must not be blank",
+        ));
     }
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(ApiError::field(
@@ -114,9 +117,15 @@ pub(crate) async fn search(
             .search_accounts(query.query.as_deref(), after, limit)
             .await?;
         audit
-            .done(&state, None, json!({ "query": query.query, "found": page.items.len() }))
+            .done(
+                &state,
+                None,
+                json!({ "query": query.query, "found": page.items.len() }),
+            )
             .await?;
-        Ok(Json(json!({ "items": page.items, "next_cursor": page.next_cursor })))
+        Ok(Json(
+            json!({ "items": page.items, "next_cursor": page.next_cursor }),
+        ))
     }
     .await;
     audit.settle(&state, None, result).await
@@ -380,7 +389,9 @@ pub(crate) async fn rounds(
         }
         let page = state.db.rounds_page(user_id, after, limit).await?;
         audit.done(&state, None, json!({})).await?;
-        Ok(Json(json!({ "items": page.items, "next_cursor": page.next_cursor })))
+        Ok(Json(
+            json!({ "items": page.items, "next_cursor": page.next_cursor }),
+        ))
     }
     .await;
     audit.settle(&state, None, result).await
@@ -421,7 +432,9 @@ pub(crate) async fn audit_log(
         audit
             .done(&state, None, json!({ "user_id": target }))
             .await?;
-        Ok(Json(json!({ "items": page.items, "next_cursor": page.next_cursor })))
+        Ok(Json(
+            json!({ "items": page.items, "next_cursor": page.next_cursor }),
+        ))
     }
     .await;
     audit.settle(&state, None, result).await

@@ -220,9 +220,13 @@ fn no_shipped_code_updates_or_deletes_the_admin_audit() {
     for dir in ["crates", "bins"] {
         visit(&root().join(dir), &mut |path| {
             let text = std::fs::read_to_string(path).unwrap().to_lowercase();
-            let rewrites = ["update admin_audit", "delete from admin_audit", "truncate admin_audit"]
-                .iter()
-                .any(|k| text.contains(k));
+            let rewrites = [
+                "update admin_audit",
+                "delete from admin_audit",
+                "truncate admin_audit",
+            ]
+            .iter()
+            .any(|k| text.contains(k));
             // Tests try it on purpose, to see the triggers refuse.
             let is_test = path.components().any(|c| c.as_os_str() == "tests");
             if rewrites && !is_test {

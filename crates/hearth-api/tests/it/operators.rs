@@ -75,7 +75,11 @@ fn admin_routes(user: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, "/v1/admin/audit".into(), None),
         (Method::GET, "/v1/admin/stats".into(), None),
         (Method::GET, "/v1/admin/jobs".into(), None),
-        (Method::POST, format!("/v1/admin/jobs/{job}/retry"), Some(json!({}))),
+        (
+            Method::POST,
+            format!("/v1/admin/jobs/{job}/retry"),
+            Some(json!({})),
+        ),
     ]
 }
 
@@ -107,14 +111,24 @@ async fn every_admin_route_hides_from_players_and_other_addresses_and_audits_the
     for (method, path, body) in &routes {
         let hidden = send(&app, method.clone(), path, &player, body.as_ref()).await;
         let body = problem(hidden, StatusCode::NOT_FOUND).await;
-        assert_eq!(body["type"], "urn:hearth:problem:not-found", "{method} {path}");
+        assert_eq!(
+            body["type"], "urn:hearth:problem:not-found",
+            "{method} {path}"
+        );
     }
     let rows = audit_rows(t).await;
-    assert_eq!(rows.len(), routes.len(), "one audit row per refused attempt");
+    assert_eq!(
+        rows.len(),
+        routes.len(),
+        "one audit row per refused attempt"
+    );
     for row in &rows {
         assert_eq!(row.outcome, "refused");
         assert_eq!(row.refusal.as_deref(), Some("not_admin"));
-        assert_eq!(row.actor_id.map(|id| id.to_string()), Some(player_id.clone()));
+        assert_eq!(
+            row.actor_id.map(|id| id.to_string()),
+            Some(player_id.clone())
+        );
         assert_eq!(row.client_ip.as_deref(), Some("127.0.0.1"));
         assert!(row.request_id.as_deref().is_some_and(|id| !id.is_empty()));
     }
@@ -147,7 +161,12 @@ async fn every_admin_route_hides_from_players_and_other_addresses_and_audits_the
             .all(|r| r.actor_id.map(|id| id.to_string()) == Some(chief_id.clone()))
     );
     // Nothing was done: the player's wallet and account are untouched.
-    let wallet: Value = app.get("/v1/wallet", Some(&player)).await.json().await.unwrap();
+    let wallet: Value = app
+        .get("/v1/wallet", Some(&player))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(wallet["balance"], 1000);
     assert_eq!(app.login("Plain").await.status(), StatusCode::OK);
 
@@ -161,16 +180,17 @@ async fn every_admin_route_hides_from_players_and_other_addresses_and_audits_the
     app.stop().await.unwrap();
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn socket_for(app: &TestApp, token: &str) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/ws", app.addr))
         .await
         .unwrap();
     socket
-        .send(Message::text(json!({"type": "auth", "token": token}).to_string()))
+        .send(Message::text(
+            json!({"type": "auth", "token": token}).to_string(),
+        ))
         .await
         .unwrap();
     loop {
@@ -223,7 +243,10 @@ async fn a_ban_ends_the_next_request_the_login_and_the_live_socket_until_an_unba
         .await;
         assert_eq!(refused["errors"][0]["field"], "reason", "{body}");
     }
-    assert_eq!(app.get("/v1/wallet", Some(&player)).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/wallet", Some(&player)).await.status(),
+        StatusCode::OK
+    );
 
     let banned = app
         .post(&ban, Some(&chief), &json!({ "reason": "chargeback fraud" }))
@@ -264,7 +287,8 @@ async fn a_ban_ends_the_next_request_the_login_and_the_live_socket_until_an_unba
 
     // Banning twice, or banning oneself: 409; an unknown account: 404.
     problem(
-        app.post(&ban, Some(&chief), &json!({ "reason": "again" })).await,
+        app.post(&ban, Some(&chief), &json!({ "reason": "again" }))
+            .await,
         StatusCode::CONFLICT,
     )
     .await;
@@ -296,7 +320,10 @@ async fn a_ban_ends_the_next_request_the_login_and_the_live_socket_until_an_unba
         .collect();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].reason.as_deref(), Some("chargeback fraud"));
-    assert_eq!(done[0].actor_id.map(|id| id.to_string()), Some(chief_id.clone()));
+    assert_eq!(
+        done[0].actor_id.map(|id| id.to_string()),
+        Some(chief_id.clone())
+    );
     assert_eq!(
         done[0].target_user_id.map(|id| id.to_string()),
         Some(player_id.clone())
@@ -319,7 +346,8 @@ async fn a_ban_ends_the_next_request_the_login_and_the_live_socket_until_an_unba
     let unbanned: Value = unbanned.json().await.unwrap();
     assert_eq!(unbanned["user"]["disabled_at"], Value::Null);
     problem(
-        app.post(&unban, Some(&chief), &json!({ "reason": "again" })).await,
+        app.post(&unban, Some(&chief), &json!({ "reason": "again" }))
+            .await,
         StatusCode::CONFLICT,
     )
     .await;
@@ -367,7 +395,10 @@ async fn an_adjustment_is_idempotent_audited_never_negative_and_reconciles(t: &T
     assert_eq!(first["entry"]["amount"], 250);
     assert_eq!(first["entry"]["balance_before"], 1000);
     assert_eq!(first["entry"]["balance_after"], 1250);
-    assert_eq!(first["entry"]["description"], "refund for outage 2026-12-05");
+    assert_eq!(
+        first["entry"]["description"],
+        "refund for outage 2026-12-05"
+    );
     assert_eq!(first["entry"]["metadata"]["admin_id"], chief_id.as_str());
     assert_eq!(first["wallet"]["balance"], 1250);
 
@@ -384,7 +415,12 @@ async fn an_adjustment_is_idempotent_audited_never_negative_and_reconciles(t: &T
         .await
         .unwrap();
     assert_eq!(ledger["items"].as_array().unwrap().len(), 1, "{ledger}");
-    let wallet: Value = app.get("/v1/wallet", Some(&player)).await.json().await.unwrap();
+    let wallet: Value = app
+        .get("/v1/wallet", Some(&player))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(wallet["balance"], 1250);
 
     // The same key with another request: 422 naming the key, nothing written.
@@ -402,14 +438,22 @@ async fn an_adjustment_is_idempotent_audited_never_negative_and_reconciles(t: &T
     // Without a key, with a zero or huge amount, or no reason: 422 naming the field.
     for (key, body, field) in [
         (None, credit.clone(), "Idempotency-Key"),
-        (Some("adj-2"), json!({ "amount": 0, "reason": "r" }), "amount"),
+        (
+            Some("adj-2"),
+            json!({ "amount": 0, "reason": "r" }),
+            "amount",
+        ),
         (
             Some("adj-3"),
             json!({ "amount": 2_000_000_000_i64, "reason": "r" }),
             "amount",
         ),
         (Some("adj-4"), json!({ "amount": 5 }), "reason"),
-        (Some("adj-5"), json!({ "amount": "5", "reason": "r" }), "amount"),
+        (
+            Some("adj-5"),
+            json!({ "amount": "5", "reason": "r" }),
+            "amount",
+        ),
     ] {
         let refused = problem(
             adjust(&app, &chief, &player_id, key, &body).await,
@@ -440,7 +484,12 @@ async fn an_adjustment_is_idempotent_audited_never_negative_and_reconciles(t: &T
     )
     .await;
     assert_eq!(to_zero.status(), StatusCode::CREATED);
-    let wallet: Value = app.get("/v1/wallet", Some(&player)).await.json().await.unwrap();
+    let wallet: Value = app
+        .get("/v1/wallet", Some(&player))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(wallet["balance"], 0);
 
     // An admin's own wallet is not theirs to adjust.
@@ -462,9 +511,12 @@ async fn an_adjustment_is_idempotent_audited_never_negative_and_reconciles(t: &T
         .filter(|r| r.outcome == "done" && r.detail.get("replayed").is_none())
         .collect();
     assert_eq!(done.len(), 2);
-    assert!(done.iter().any(|r| r.detail["entry_id"] == first["entry"]["id"]
-        && r.detail["amount"] == 250
-        && r.reason.as_deref() == Some("refund for outage 2026-12-05")));
+    assert!(
+        done.iter()
+            .any(|r| r.detail["entry_id"] == first["entry"]["id"]
+                && r.detail["amount"] == 250
+                && r.reason.as_deref() == Some("refund for outage 2026-12-05"))
+    );
     assert_eq!(
         adjustments
             .iter()
@@ -541,11 +593,18 @@ async fn admin_actions_need_a_fresh_totp_code_when_the_admin_has_one(t: &TestDb)
         .await;
         assert_eq!(wrong["errors"][0]["field"], "X-Hearth-TOTP");
     }
-    assert_eq!(app.login("Target").await.status(), StatusCode::OK, "not banned yet");
+    assert_eq!(
+        app.login("Target").await.status(),
+        StatusCode::OK,
+        "not banned yet"
+    );
 
     // The next step's code works once.
     let next = secret.code_at(now + 30);
-    assert_eq!(post(Some(next.clone())).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        post(Some(next.clone())).await.unwrap().status(),
+        StatusCode::OK
+    );
     let unban = format!("/v1/admin/users/{player_id}/unban");
     let replayed = app
         .request(Method::POST, &unban, Some(&chief))
@@ -624,8 +683,14 @@ async fn operators_find_accounts_and_page_through_ledgers_rounds_and_the_audit(t
     assert_eq!(names(&second), ["amber"]);
     assert_eq!(second["next_cursor"], Value::Null);
     // `_` is a character, not a wildcard; an e-mail prefix; an id; everyone.
-    assert_eq!(names(&get("/v1/admin/users?query=amy_".into()).await), ["amy_x"]);
-    assert_eq!(names(&get("/v1/admin/users?query=am_".into()).await).len(), 0);
+    assert_eq!(
+        names(&get("/v1/admin/users?query=amy_".into()).await),
+        ["amy_x"]
+    );
+    assert_eq!(
+        names(&get("/v1/admin/users?query=am_".into()).await).len(),
+        0
+    );
     assert_eq!(
         names(&get("/v1/admin/users?query=bob%40example".into()).await),
         ["bob"]
@@ -663,7 +728,10 @@ async fn operators_find_accounts_and_page_through_ledgers_rounds_and_the_audit(t
     assert_eq!(rounds["items"][0]["game"], "slots");
     assert_eq!(rounds["items"][0]["bet"], 10);
     let cursor = rounds["next_cursor"].as_str().unwrap();
-    let rest = get(format!("/v1/admin/users/{bob_id}/rounds?limit=2&cursor={cursor}")).await;
+    let rest = get(format!(
+        "/v1/admin/users/{bob_id}/rounds?limit=2&cursor={cursor}"
+    ))
+    .await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
     assert_eq!(rest["next_cursor"], Value::Null);
     let mut ids: Vec<_> = rounds["items"]
@@ -718,9 +786,7 @@ async fn operators_find_accounts_and_page_through_ledgers_rounds_and_the_audit(t
     app.stop().await.unwrap();
 }
 
-async fn the_figures_count_rounds_by_game_open_hands_jobs_and_the_last_reconciliation(
-    t: &TestDb,
-) {
+async fn the_figures_count_rounds_by_game_open_hands_jobs_and_the_last_reconciliation(t: &TestDb) {
     let app = spawn_app(t).await;
     let (chief, _) = admin(&app, t, "chief").await;
     let player = app.player("Gambler").await;
@@ -742,7 +808,9 @@ async fn the_figures_count_rounds_by_game_open_hands_jobs_and_the_last_reconcili
         }
     }
     assert!(open, "a hand stayed open");
-    hearth_app::jobs::reconcile_once(t.db.as_ref()).await.unwrap();
+    hearth_app::jobs::reconcile_once(t.db.as_ref())
+        .await
+        .unwrap();
 
     let stats = app.get("/v1/admin/stats", Some(&chief)).await;
     assert_eq!(stats.status(), StatusCode::OK);
@@ -754,7 +822,10 @@ async fn the_figures_count_rounds_by_game_open_hands_jobs_and_the_last_reconcili
         .find(|g| g["game"] == "slots")
         .unwrap()
         .clone();
-    let won = t.db.stats(uuid::Uuid::parse_str(&me(&app, &player).await).unwrap()).await.unwrap();
+    let won =
+        t.db.stats(uuid::Uuid::parse_str(&me(&app, &player).await).unwrap())
+            .await
+            .unwrap();
     for period in ["today", "last_7_days", "all_time"] {
         assert_eq!(slots[period]["rounds"], 4, "{period}: {slots}");
         assert_eq!(slots[period]["wagered"], 20, "{period}");
@@ -769,7 +840,9 @@ async fn the_figures_count_rounds_by_game_open_hands_jobs_and_the_last_reconcili
     assert!(stats["reconciliation"]["wallets"].as_i64().unwrap() >= 2);
     let daily = stats["daily"].as_array().unwrap();
     assert!(
-        daily.iter().any(|d| d["game"] == "slots" && d["rounds"] == 4),
+        daily
+            .iter()
+            .any(|d| d["game"] == "slots" && d["rounds"] == 4),
         "{daily:?}"
     );
     for field in ["queued", "running", "dead", "oldest_due_age_secs"] {

@@ -2,9 +2,7 @@
 //! and its audit row are written together or not at all, an adjustment replays by its key and
 //! never takes a balance below zero, and search, pages and figures read what is stored.
 
-use hearth_storage::admin::{
-    ALREADY_BANNED, AuditOutcome, NOT_BANNED, NewAdjustment, NewAudit,
-};
+use hearth_storage::admin::{ALREADY_BANNED, AuditOutcome, NOT_BANNED, NewAdjustment, NewAudit};
 use hearth_storage::{Idempotency, LedgerQuery, StorageError};
 use hearth_test_support::{TestDb, backend_suite, new_user};
 use serde_json::json;
@@ -18,7 +16,12 @@ backend_suite!(
     figures_and_the_last_reconciliation_read_what_is_stored,
 );
 
-fn audit(actor: Option<Uuid>, action: &str, target: Option<Uuid>, outcome: AuditOutcome) -> NewAudit {
+fn audit(
+    actor: Option<Uuid>,
+    action: &str,
+    target: Option<Uuid>,
+    outcome: AuditOutcome,
+) -> NewAudit {
     NewAudit {
         actor_id: actor,
         action: action.to_owned(),
@@ -32,14 +35,12 @@ fn audit(actor: Option<Uuid>, action: &str, target: Option<Uuid>, outcome: Audit
 }
 
 async fn the_audit_trail_refuses_update_and_delete(t: &TestDb) {
-    let first = t
-        .db
-        .append_audit(audit(None, "users.view", None, AuditOutcome::Done))
-        .await
-        .unwrap();
-    let second = t
-        .db
-        .append_audit(audit(
+    let first =
+        t.db.append_audit(audit(None, "users.view", None, AuditOutcome::Done))
+            .await
+            .unwrap();
+    let second =
+        t.db.append_audit(audit(
             None,
             "users.ban",
             None,
@@ -90,7 +91,14 @@ async fn a_ban_and_its_audit_row_are_written_together_or_not_at_all(t: &TestDb) 
     let admin = t.db.create_user(new_user("Chief", 0)).await.unwrap();
     assert_eq!(t.db.ban_of(user.id).await.unwrap(), None);
 
-    let row = || audit(Some(admin.id), "users.ban", Some(user.id), AuditOutcome::Done);
+    let row = || {
+        audit(
+            Some(admin.id),
+            "users.ban",
+            Some(user.id),
+            AuditOutcome::Done,
+        )
+    };
     let banned = t.db.ban_account(user.id, "fraud", row()).await.unwrap();
     assert_eq!(banned.disabled_reason.as_deref(), Some("fraud"));
     assert!(banned.disabled_at.is_some());
@@ -109,11 +117,15 @@ async fn a_ban_and_its_audit_row_are_written_together_or_not_at_all(t: &TestDb) 
     let page = t.db.audit_page(Some(user.id), None, 10).await.unwrap();
     assert_eq!(page.items.len(), 1, "only the ban that happened is audited");
 
-    let unbanned = t
-        .db
-        .unban_account(
+    let unbanned =
+        t.db.unban_account(
             user.id,
-            audit(Some(admin.id), "users.unban", Some(user.id), AuditOutcome::Done),
+            audit(
+                Some(admin.id),
+                "users.unban",
+                Some(user.id),
+                AuditOutcome::Done,
+            ),
         )
         .await
         .unwrap();
@@ -123,7 +135,12 @@ async fn a_ban_and_its_audit_row_are_written_together_or_not_at_all(t: &TestDb) 
         .db
         .unban_account(
             user.id,
-            audit(Some(admin.id), "users.unban", Some(user.id), AuditOutcome::Done),
+            audit(
+                Some(admin.id),
+                "users.unban",
+                Some(user.id),
+                AuditOutcome::Done,
+            ),
         )
         .await
     {
@@ -173,20 +190,18 @@ async fn an_adjustment_replays_by_key_stays_non_negative_and_reconciles(t: &Test
     let user = t.db.create_user(new_user("Owed", 100)).await.unwrap();
     let admin = t.db.create_user(new_user("Chief", 0)).await.unwrap();
 
-    let first = t
-        .db
-        .adjust_balance(adjustment(admin.id, user.id, 50, "k1", "f1"))
-        .await
-        .unwrap();
+    let first =
+        t.db.adjust_balance(adjustment(admin.id, user.id, 50, "k1", "f1"))
+            .await
+            .unwrap();
     assert!(!first.replayed);
     assert_eq!(first.value["wallet"]["balance"], 150);
     assert_eq!(first.value["entry"]["kind"], "adjustment");
     assert_eq!(first.value["entry"]["balance_before"], 100);
-    let again = t
-        .db
-        .adjust_balance(adjustment(admin.id, user.id, 50, "k1", "f1"))
-        .await
-        .unwrap();
+    let again =
+        t.db.adjust_balance(adjustment(admin.id, user.id, 50, "k1", "f1"))
+            .await
+            .unwrap();
     assert!(again.replayed);
     assert_eq!(again.value, first.value);
     assert!(matches!(
@@ -208,11 +223,10 @@ async fn an_adjustment_replays_by_key_stays_non_negative_and_reconciles(t: &Test
         }
         other => panic!("expected insufficient balance, got {other:?}"),
     }
-    let retried = t
-        .db
-        .adjust_balance(adjustment(admin.id, user.id, -150, "k2", "f3"))
-        .await
-        .unwrap();
+    let retried =
+        t.db.adjust_balance(adjustment(admin.id, user.id, -150, "k2", "f3"))
+            .await
+            .unwrap();
     assert!(!retried.replayed, "a refused request stored no key");
     assert_eq!(t.db.wallet(user.id).await.unwrap().balance, 0);
     assert!(matches!(
@@ -221,7 +235,11 @@ async fn an_adjustment_replays_by_key_stays_non_negative_and_reconciles(t: &Test
         Err(StorageError::NotFound)
     ));
 
-    let audited = t.db.audit_page(Some(user.id), None, 10).await.unwrap().items;
+    let audited =
+        t.db.audit_page(Some(user.id), None, 10)
+            .await
+            .unwrap()
+            .items;
     assert_eq!(audited.len(), 2, "one row per adjustment written");
     assert_eq!(audited[1].detail["entry_id"], first.value["entry"]["id"]);
     assert_eq!(audited[1].detail["balance_after"], 150);
@@ -233,36 +251,31 @@ async fn search_matches_ids_and_prefixes_and_pages_newest_first(t: &TestDb) {
     for name in ["al_pha", "Alpine", "alps", "beta"] {
         ids.push(t.db.create_user(new_user(name, 0)).await.unwrap().id);
     }
-    let names = |page: &hearth_storage::campaign::KeyPage<hearth_storage::admin::AccountSummary>| {
-        page.items
-            .iter()
-            .map(|a| a.username.clone())
-            .collect::<Vec<_>>()
-    };
+    let names =
+        |page: &hearth_storage::campaign::KeyPage<hearth_storage::admin::AccountSummary>| {
+            page.items
+                .iter()
+                .map(|a| a.username.clone())
+                .collect::<Vec<_>>()
+        };
     let first = t.db.search_accounts(Some("AL"), None, 2).await.unwrap();
     assert_eq!(names(&first), ["alps", "Alpine"]);
-    let rest = t
-        .db
-        .search_accounts(Some("al"), first.next_cursor, 2)
-        .await
-        .unwrap();
+    let rest =
+        t.db.search_accounts(Some("al"), first.next_cursor, 2)
+            .await
+            .unwrap();
     assert_eq!(names(&rest), ["al_pha"]);
     assert_eq!(rest.next_cursor, None);
     let literal = t.db.search_accounts(Some("al_"), None, 10).await.unwrap();
     assert_eq!(names(&literal), ["al_pha"], "_ is not a wildcard");
     let percent = t.db.search_accounts(Some("%"), None, 10).await.unwrap();
     assert!(percent.items.is_empty(), "% is not a wildcard");
-    let by_mail = t
-        .db
-        .search_accounts(Some("beta@"), None, 10)
-        .await
-        .unwrap();
+    let by_mail = t.db.search_accounts(Some("beta@"), None, 10).await.unwrap();
     assert_eq!(names(&by_mail), ["beta"]);
-    let by_id = t
-        .db
-        .search_accounts(Some(&ids[1].to_string()), None, 10)
-        .await
-        .unwrap();
+    let by_id =
+        t.db.search_accounts(Some(&ids[1].to_string()), None, 10)
+            .await
+            .unwrap();
     assert_eq!(names(&by_id), ["Alpine"]);
     let everyone = t.db.search_accounts(None, None, 10).await.unwrap();
     assert_eq!(everyone.items.len(), 4);
