@@ -173,7 +173,6 @@ async fn a_player_logs_in_plays_rotates_the_seed_and_verifies_rounds_in_chromium
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the admin API (branch `admin`): run with --ignored once it is merged, then drop this"]
 async fn an_operator_signs_in_with_totp_bans_and_adjusts_and_sees_the_audit_in_chromium() {
     let Some(browser) = browser() else { return };
     let t = hearth_test_support::sqlite_db().await;

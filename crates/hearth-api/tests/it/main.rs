@@ -21,6 +21,7 @@ mod health;
 mod http_stack;
 mod limits;
 mod lockout;
+mod operators;
 mod pages;
 mod server;
 mod sessions;
