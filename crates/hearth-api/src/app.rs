@@ -12,6 +12,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
+use crate::pages;
 use crate::routes::{
     admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, wallet,
 };
@@ -44,7 +45,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/verify-email", post(email::verify_email))
         .route("/v1/admin/jobs", get(jobs::list))
         .route("/v1/admin/jobs/{id}/retry", post(jobs::retry))
+        // Operators (issue #25).
+        .route("/v1/admin/users", get(admin::search))
         .route("/v1/admin/users/{user_id}", get(admin::user))
+        .route("/v1/admin/users/{user_id}/ban", post(admin::ban))
+        .route("/v1/admin/users/{user_id}/unban", post(admin::unban))
+        .route("/v1/admin/users/{user_id}/adjustments", post(admin::adjust))
+        .route(
+            "/v1/admin/users/{user_id}/transactions",
+            get(admin::transactions),
+        )
+        .route("/v1/admin/users/{user_id}/rounds", get(admin::rounds))
+        .route("/v1/admin/audit", get(admin::audit_log))
+        .route("/v1/admin/stats", get(admin::stats))
         .route("/v1/me", get(auth::me))
         .route("/v1/wallet", get(wallet::wallet))
         .route("/v1/wallet/transactions", get(wallet::transactions))
@@ -95,6 +108,11 @@ pub fn router(state: AppState) -> Router {
             post(ai::send).get(ai::messages),
         )
         .route("/v1/ai/usage", get(ai::usage))
+        // The browser pages (issue #25): static files built into the binary.
+        .route("/play", get(pages::play))
+        .route("/play/{file}", get(pages::play_file))
+        .route("/admin", get(pages::admin))
+        .route("/admin/{file}", get(pages::admin_file))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/details", get(health::details))
@@ -172,6 +190,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("x-csrf-token"),
+                HeaderName::from_static("x-hearth-totp"),
                 HeaderName::from_static("traceparent"),
             ])
             .expose_headers([

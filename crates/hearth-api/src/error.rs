@@ -71,6 +71,10 @@ pub enum ApiError {
     },
     /// 401: the password was right but the account needs a second-factor code.
     TotpRequired,
+    /// 401: an admin action by an admin with a second factor, without `X-Hearth-TOTP`.
+    AdminTotpRequired,
+    /// 403: the right password for an account an operator banned.
+    AccountDisabled,
     /// 403: a cookie-authenticated request without a valid CSRF token.
     CsrfRejected,
     /// 403: refused for who is asking, not for what they sent (a WebSocket upgrade carrying
@@ -106,8 +110,12 @@ impl ApiError {
             Self::Validation(..) | Self::InsufficientBalance { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Unauthorized(_) | Self::TotpRequired => StatusCode::UNAUTHORIZED,
-            Self::CsrfRejected | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) | Self::TotpRequired | Self::AdminTotpRequired => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::CsrfRejected | Self::Forbidden(_) | Self::AccountDisabled => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -323,6 +331,22 @@ impl IntoResponse for ApiError {
                     extra,
                 )
             }
+            Self::AdminTotpRequired => {
+                let mut extra = Map::new();
+                extra.insert("totp_required".into(), json!(true));
+                typed_problem(
+                    status,
+                    "totp-required",
+                    "this admin action needs a code from your authenticator app (or a backup code) in the X-Hearth-TOTP header",
+                    extra,
+                )
+            }
+            Self::AccountDisabled => typed_problem(
+                status,
+                "account-disabled",
+                "this account has been disabled by an operator",
+                Map::new(),
+            ),
             Self::CsrfRejected => typed_problem(
                 status,
                 "csrf",

@@ -9,4 +9,4 @@ pub use body::{ApiJson, ApiQuery, OptionalJson};
 pub(crate) use session::{
     ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, TOKEN_REFUSALS, auth_failure, cookie, require_csrf,
 };
-pub use session::{AdminUser, AuthUser};
+pub use session::{AdminAudit, AdminUser, AuthUser, TOTP_HEADER};

@@ -14,6 +14,8 @@
 //! - `active_users`: the users seen in the last 5 minutes (`AuthUser`, sockets), counted
 //!   into `hearth_active_users` when `/metrics` is scraped.
 //! - `routes`: handlers for auth, wallet, games, health and metrics.
+//! - `pages`: `/play` (the player demo) and `/admin` (the operators' console), static files
+//!   compiled in from `assets/`, with their content security policy and `ETag`s.
 //! - `server`: [`serve`], the accept loop over hyper's HTTP/1 driver, with the header read
 //!   and idle timeouts, the header cap and the graceful shutdown.
 //! - [`request_id`]: the `x-request-id` rules, the [`request_id::RequestId`] extension handlers
@@ -47,6 +49,7 @@ pub mod telemetry;
 mod active_users;
 mod app;
 mod middleware;
+mod pages;
 mod routes;
 mod server;
 mod state;

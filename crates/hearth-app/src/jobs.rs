@@ -30,7 +30,8 @@ use crate::Hearth;
 use crate::leaderboards::{self, LeaderboardError, Leaderboards};
 use crate::mail::{MailError, Mailer, OutgoingMail};
 
-/// Runs one reconciliation and records its outcome in logs and metrics.
+/// Runs one reconciliation and records its outcome in logs, metrics and the database (for the
+/// admin figures).
 ///
 /// # Errors
 /// When the database cannot be read; the failure is also counted.
@@ -61,6 +62,17 @@ pub async fn reconcile_once(db: &dyn Database) -> Result<Reconciliation, Storage
                 mismatches = report.mismatches.len(),
                 "reconciliation finished"
             );
+            // The admin figures show the last run; failing to record it fails nothing else.
+            if let Err(error) = db
+                .record_reconciliation(
+                    report.wallets,
+                    report.mismatches.len() as u64,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await
+            {
+                tracing::warn!(%error, "the reconciliation's outcome could not be recorded");
+            }
         }
         Err(_) => {
             metrics::counter!(names::RECONCILIATION_RUNS, "outcome" => "error").increment(1);

@@ -10,6 +10,8 @@
 //!   [`GameRepository`], [`CampaignRepository`] and [`Maintenance`]; [`ConversationRepository`]
 //!   (module [`conversations`]): AI chat conversations and their messages, owned by a user;
 //!   [`JobRepository`] and [`BackupRepository`].
+//! - [`admin`]: [`AdminRepository`], operators' storage: bans, the append-only admin audit
+//!   trail, coin adjustments (an `adjustment` ledger entry), account search, figures.
 //! - [`campaign`]: the tabletop campaign manager's records (campaigns, members, sessions,
 //!   NPCs, maps, timeline entries), one implementation for both backends.
 //! - [`backup`]: [`BackupRepository`], a verified backup (PostgreSQL: `pg_dump`/`pg_restore`;
@@ -42,6 +44,7 @@
 //! It knows no HTTP and no passwords: it stores the hash it is given. Game rules come from
 //! `hearth-domain` as a closure; this crate only runs them inside the transaction.
 
+pub mod admin;
 pub mod backup;
 pub mod campaign;
 pub mod conversations;
@@ -61,6 +64,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use admin::AdminRepository;
 pub use backup::{BackupError, BackupReport, BackupRepository};
 pub use campaign::CampaignRepository;
 pub use conversations::{
@@ -463,6 +467,7 @@ pub trait Database:
     + CampaignRepository
     + Maintenance
     + ConversationRepository
+    + AdminRepository
 {
     /// This database as the source of leaderboard rebuilds.
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource;
@@ -481,7 +486,8 @@ where
         + leaderboard::LeaderboardSource
         + CampaignRepository
         + Maintenance
-        + ConversationRepository,
+        + ConversationRepository
+        + AdminRepository,
 {
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource {
         self

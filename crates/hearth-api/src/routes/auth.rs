@@ -306,6 +306,14 @@ pub(crate) async fn login(
     };
     let user = credentials.user;
 
+    // A banned account is told so only once the password proved who is asking; the attempt
+    // gives its slot back, as a right password does.
+    if state.db.ban_of(user.id).await?.is_some() {
+        settle(&state, reservation, true).await?;
+        tracing::info!(user_id = %user.id, "login refused: the account is disabled");
+        return Err(ApiError::AccountDisabled);
+    }
+
     let totp = state.db.totp(user.id).await?;
     if totp.enabled {
         let Some(code) = request.totp else {
@@ -585,7 +593,7 @@ pub(crate) async fn logout(
 
 /// Revokes every session of a user (password change or reset, a second factor turned on or
 /// off) and returns the cutoff: every token minted at or before that millisecond is refused.
-async fn revoke_all_sessions(state: &AppState, user: Uuid) -> Result<u64, ApiError> {
+pub(crate) async fn revoke_all_sessions(state: &AppState, user: Uuid) -> Result<u64, ApiError> {
     let until = unix_now() + state.tokens.refresh_ttl();
     let cutoff = unix_now_ms();
     state
@@ -753,12 +761,13 @@ async fn require_password(
 /// Checks a current TOTP code or uses up a backup code of an account whose second factor is
 /// on (409 otherwise). The attempt is reserved against the account and the client address
 /// before the code is checked, like a password; a wrong code counts towards the lockout and
-/// answers 422 naming `code`.
-async fn verify_code_attempt(
+/// answers 422 naming `field` (`code` in a body, or the admin header).
+pub(crate) async fn verify_code_attempt(
     state: &AppState,
     user: Uuid,
     code: &str,
     client: Option<&ClientIp>,
+    field: &'static str,
 ) -> Result<(), ApiError> {
     let totp = state.db.totp(user).await?;
     if !totp.enabled {
@@ -780,7 +789,7 @@ async fn verify_code_attempt(
         return Ok(());
     }
     Err(ApiError::field(
-        "code",
+        field,
         "matches neither the authenticator app nor an unused backup code",
     ))
 }
@@ -952,7 +961,7 @@ async fn require_both_factors(
     client: Option<&ClientIp>,
 ) -> Result<(), ApiError> {
     require_password(state, user, request.password, client).await?;
-    verify_code_attempt(state, user.id, request.code.expose_secret(), client).await
+    verify_code_attempt(state, user.id, request.code.expose_secret(), client, "code").await
 }
 
 /// 409 for a change the second factor's current state does not allow.

@@ -29,8 +29,24 @@ pub(crate) struct JobsQuery {
 /// hold ids, never secrets (an e-mail job names its outbox row, not the message).
 pub(crate) async fn list(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiQuery(query): ApiQuery<JobsQuery>,
+    AdminUser(admin, audit): AdminUser,
+    query: Result<ApiQuery<JobsQuery>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let result: Result<Json<Value>, ApiError> = async {
+        let ApiQuery(query) = query?;
+        list_jobs(&state, &admin, query).await
+    }
+    .await;
+    if result.is_ok() {
+        audit.done(&state, None, json!({})).await?;
+    }
+    audit.settle(&state, None, result).await
+}
+
+async fn list_jobs(
+    state: &AppState,
+    admin: &hearth_auth::Claims,
+    query: JobsQuery,
 ) -> Result<Json<Value>, ApiError> {
     let wanted = match query.state.as_deref() {
         None => JobState::Dead,
@@ -53,10 +69,22 @@ pub(crate) async fn list(
 /// now. 404 when there is no dead job with this id.
 pub(crate) async fn retry(
     State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
+    AdminUser(admin, audit): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let Ok(id) = Uuid::parse_str(&id) else {
+    let result = retry_job(&state, &admin, &id).await;
+    if result.is_ok() {
+        audit.done(&state, None, json!({ "job_id": id })).await?;
+    }
+    audit.settle(&state, None, result).await
+}
+
+async fn retry_job(
+    state: &AppState,
+    admin: &hearth_auth::Claims,
+    id: &str,
+) -> Result<Json<Value>, ApiError> {
+    let Ok(id) = Uuid::parse_str(id) else {
         return Err(ApiError::NotFound("no dead job with this id"));
     };
     if !state

@@ -55,6 +55,16 @@ pub(crate) async fn transactions(
     AuthUser(claims): AuthUser,
     ApiQuery(query): ApiQuery<TransactionsQuery>,
 ) -> Result<Json<TransactionsPage>, ApiError> {
+    Ok(Json(ledger_page_of(&state, claims.sub, query).await?))
+}
+
+/// One page of a user's ledger for a transactions query: the caller's own, or for operators
+/// (`GET /v1/admin/users/{user_id}/transactions`) anyone's.
+pub(crate) async fn ledger_page_of(
+    state: &AppState,
+    user: uuid::Uuid,
+    query: TransactionsQuery,
+) -> Result<TransactionsPage, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=LedgerQuery::MAX_LIMIT).contains(&limit) {
         return Err(ApiError::field(
@@ -78,8 +88,8 @@ pub(crate) async fn transactions(
         kind: query.kind,
         game: query.game,
     };
-    let Page { items, next_cursor } = state.db.ledger_page(claims.sub, ledger_query).await?;
-    Ok(Json(TransactionsPage { items, next_cursor }))
+    let Page { items, next_cursor } = state.db.ledger_page(user, ledger_query).await?;
+    Ok(TransactionsPage { items, next_cursor })
 }
 
 /// Query of `GET /v1/wallet/history`.

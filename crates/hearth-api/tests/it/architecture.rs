@@ -214,6 +214,32 @@ fn only_the_storage_crate_holds_sql() {
     );
 }
 
+#[test]
+fn no_shipped_code_updates_or_deletes_the_admin_audit() {
+    let mut offenders = Vec::new();
+    for dir in ["crates", "bins"] {
+        visit(&root().join(dir), &mut |path| {
+            let text = std::fs::read_to_string(path).unwrap().to_lowercase();
+            let rewrites = [
+                "update admin_audit",
+                "delete from admin_audit",
+                "truncate admin_audit",
+            ]
+            .iter()
+            .any(|k| text.contains(k));
+            // Tests try it on purpose, to see the triggers refuse.
+            let is_test = path.components().any(|c| c.as_os_str() == "tests");
+            if rewrites && !is_test {
+                offenders.push(path.display().to_string());
+            }
+        });
+    }
+    assert!(
+        offenders.is_empty(),
+        "the audit trail is append-only: {offenders:?}"
+    );
+}
+
 fn visit(dir: &Path, f: &mut impl FnMut(&Path)) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -8,6 +8,7 @@
 )]
 
 mod accounts;
+mod admin;
 mod backup;
 mod campaign_indexes;
 mod campaigns;
