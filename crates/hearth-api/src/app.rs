@@ -13,7 +13,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
 use crate::routes::{
-    admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, wallet,
+    admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, life, wallet,
 };
 use crate::state::AppState;
 
@@ -95,6 +95,8 @@ pub fn router(state: AppState) -> Router {
             post(ai::send).get(ai::messages),
         )
         .route("/v1/ai/usage", get(ai::usage))
+        .route("/v1/life", get(life::get))
+        .route("/v1/life/history", get(life::history))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/details", get(health::details))

@@ -9,7 +9,8 @@
 //!   [`AccountRepository`], [`RevocationRepository`], [`WalletRepository`],
 //!   [`GameRepository`], [`CampaignRepository`] and [`Maintenance`]; [`ConversationRepository`]
 //!   (module [`conversations`]): AI chat conversations and their messages, owned by a user;
-//!   [`JobRepository`] and [`BackupRepository`].
+//!   [`JobRepository`] and [`BackupRepository`]; [`LifeRepository`] (module [`life`]): the
+//!   life simulation's saved lives and the lease that lets one gateway drive each.
 //! - [`campaign`]: the tabletop campaign manager's records (campaigns, members, sessions,
 //!   NPCs, maps, timeline entries), one implementation for both backends.
 //! - [`backup`]: [`BackupRepository`], a verified backup (PostgreSQL: `pg_dump`/`pg_restore`;
@@ -47,6 +48,7 @@ pub mod campaign;
 pub mod conversations;
 pub mod jobs;
 pub mod leaderboard;
+pub mod life;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -70,6 +72,7 @@ pub use error::StorageError;
 pub use jobs::{
     Claim, ClaimedJob, FailOutcome, Job, JobKindStats, JobRepository, JobState, NewJob,
 };
+pub use life::{LifeRecord, LifeRepository, LifeSave, LifeStatus};
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
     LoginAlert, NewEmail, NewPasswordReset, NewUser, NewVerification, OutboxEmail, Page, Played,
@@ -463,6 +466,7 @@ pub trait Database:
     + CampaignRepository
     + Maintenance
     + ConversationRepository
+    + LifeRepository
 {
     /// This database as the source of leaderboard rebuilds.
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource;
@@ -481,7 +485,8 @@ where
         + leaderboard::LeaderboardSource
         + CampaignRepository
         + Maintenance
-        + ConversationRepository,
+        + ConversationRepository
+        + LifeRepository,
 {
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource {
         self
