@@ -293,7 +293,7 @@ impl Lives {
         settings: LifeSettings,
     ) -> Self {
         metric_names::describe();
-        let mut peers = hub.subscriber(1024);
+        let peers = hub.subscriber(1024);
         peers.subscribe(TOPIC);
         let (pushes, queue) = mpsc::channel(PUSH_QUEUE);
         let lease = Duration::from_secs(settings.lease_secs.max(1));
@@ -1014,7 +1014,14 @@ impl Inner {
         let started = Instant::now();
         let now = unix_millis();
         let lease = now + millis(self.lease());
-        match self.db.renew_life_leases(self.owner, lease).await {
+        // A process that drives no life (the worker, an idle gateway) writes nothing.
+        let holds_any = !self.lock().lives.is_empty();
+        let renewed = if holds_any {
+            self.db.renew_life_leases(self.owner, lease).await
+        } else {
+            Ok(Vec::new())
+        };
+        match renewed {
             Ok(held) => {
                 let held: HashSet<Uuid> = held.into_iter().collect();
                 let mut table = self.lock();
