@@ -334,6 +334,23 @@ async fn a_life_ticks_asks_answers_talks_through_the_ai_and_pauses() {
     )
     .await;
 
+    // The metrics saw it (the registry is the process's, shared with other tests, so only
+    // what this life alone guarantees is checked).
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("hearth_life_ticks_total") >= 3.0);
+    assert!(value("hearth_life_events_total{category=\"relationships\"}") >= 1.0);
+    assert!(value("hearth_life_live") >= 1.0);
+    assert!(metrics.contains("hearth_life_questions_pending"));
+    assert!(metrics.contains("hearth_life_save_seconds_count"));
+
     // Stop ends it; restart begins the next generation.
     send(&mut socket, &json!({"type": "life.stop"})).await;
     let ended = until(&mut socket, of_type("life.ended")).await;
