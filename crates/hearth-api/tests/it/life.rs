@@ -559,8 +559,10 @@ async fn run_two_gateways(t: &TestDb, redis: String) {
         day + 1,
         "resumed from the saved day: {next}"
     );
-    // Gateway A still holds the lease (B's socket keeps the player present): B forwarded the
-    // command to A over Redis, and A's pushes crossed back to B's socket.
+    // Gateway A still holds the lease, past its idle timeout (2 s) with no socket of its own:
+    // B's socket keeps the player present. B forwarded the command to A over Redis, and A's
+    // pushes crossed back to B's socket.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         (a.state.lives.live(), b.state.lives.live()),
         (1, 0),
