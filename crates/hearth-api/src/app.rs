@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
 use crate::pages;
 use crate::routes::{
-    admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, wallet,
+    admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, life, wallet,
 };
 use crate::state::AppState;
 
@@ -113,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .route("/play/{file}", get(pages::play_file))
         .route("/admin", get(pages::admin))
         .route("/admin/{file}", get(pages::admin_file))
+        .route("/v1/life", get(life::get))
+        .route("/v1/life/history", get(life::history))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/details", get(health::details))

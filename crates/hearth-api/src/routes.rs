@@ -10,4 +10,5 @@ pub(crate) mod games;
 pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod leaderboards;
+pub(crate) mod life;
 pub(crate) mod wallet;

@@ -385,6 +385,10 @@ impl Connection {
         // Let the writer send what it holds (the close frame above all), and the client
         // answer it, but not for longer than the grace.
         let user = connection.user.as_ref().map(|claims| claims.sub);
+        if let Some(user) = user {
+            // Saves the life at the driver's next pass.
+            connection.state.lives.detach(user);
+        }
         drop(connection);
         let drain = async {
             if let Some(mut stream) = stream {
@@ -489,6 +493,8 @@ impl Connection {
                 self.subscriber.subscribe(&topics::user(&user_id));
                 self.subscriber.subscribe(topics::CONTROL);
                 self.state.active_users.seen(user_id);
+                // Subscribed first, so the life's `life.state` reaches this socket.
+                self.state.lives.attach(user_id);
                 self.user = Some(claims);
                 self.send(&ServerMessage::Authenticated { user_id })
             }
@@ -555,12 +561,38 @@ impl Connection {
                 }
                 Ok(())
             }
+            // Every other message is a `life.*` command.
+            Ok(message) => match message.life_command() {
+                Some(Ok(command)) => self.life(command).await,
+                Some(Err(detail)) => self.invalid(&detail),
+                None => Ok(()),
+            },
             Err(Unreadable::UnknownType) => self.send(&ServerMessage::Error {
                 code: "unknown_type",
                 message: "unknown message type",
                 retry_after: None,
             }),
             Err(Unreadable::Invalid(detail)) => self.invalid(&detail),
+        }
+    }
+
+    /// Carries out a `life.*` command; a refusal is the socket's `error` message
+    /// (`invalid_message` for the player's mistakes, `unavailable` when storage failed).
+    async fn life(&mut self, command: hearth_app::life::Command) -> Result<(), Close> {
+        let Some(user) = self.user.as_ref().map(|claims| claims.sub) else {
+            return Ok(());
+        };
+        match self.state.lives.command(user, command).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.is_client_error() => self.invalid(&error.to_string()),
+            Err(error) => {
+                tracing::warn!(target: LOG_TARGET, %error, %user, "a life command failed");
+                self.send(&ServerMessage::Error {
+                    code: "unavailable",
+                    message: "the life is unavailable; retry shortly",
+                    retry_after: Some(1),
+                })
+            }
         }
     }
 

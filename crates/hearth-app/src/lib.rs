@@ -23,6 +23,8 @@
 //! - [`ai`]: [`ai::Ai`], AI calls under the `ai` rate rule and the cost budgets (in Redis
 //!   when `redis.url` is set), the chat's conversations, and `reply_or_fallback` for in-game
 //!   characters.
+//! - [`life`]: [`life::Lives`], the life simulation's sessions: the lives this process drives
+//!   (ticks, saves, leases, pushes, conversation lines under the player's AI budget).
 //! - [`jobs`]: the jobs the worker runs on the durable queue (e-mail delivery,
 //!   reconciliation, clean-up, leaderboard rebuilds), their handlers and their schedules.
 //! - [`mail`]: e-mail templates and delivery (SMTP, or files in development).
@@ -47,6 +49,7 @@ pub mod ai;
 pub mod campaigns;
 pub mod jobs;
 pub mod leaderboards;
+pub mod life;
 pub mod mail;
 pub mod revocations;
 pub mod rounds;
@@ -157,6 +160,8 @@ pub struct Services {
     pub redis: Option<ConnectionManager>,
     /// AI calls under the `ai` rule and the budgets, and the chat.
     pub ai: ai::Ai,
+    /// The life simulation's sessions on this process.
+    pub lives: life::Lives,
 }
 
 impl std::ops::Deref for Hearth {
@@ -350,7 +355,15 @@ impl Hearth {
         ai: ai::Ai,
     ) -> Self {
         let tokens = TokenService::new(&settings.auth);
+        let lives = life::Lives::new(
+            db.clone(),
+            hub.clone(),
+            ai.clone(),
+            Arc::new(life_catalogue(&settings)),
+            settings.life.clone(),
+        );
         Self(Arc::new(Services {
+            lives,
             auth: Authenticator::new(tokens.clone(), sessions.revocations),
             lockouts: sessions.lockouts,
             hasher: PasswordHasher::new(
@@ -387,9 +400,28 @@ impl Hearth {
         jobs::rebuild_leaderboards(self.db.as_ref(), self.leaderboards.as_ref()).await
     }
 
-    /// Closes the database pool: the last step of a graceful shutdown.
+    /// Saves and releases the lives this process drives, then closes the database pool: the
+    /// last step of a graceful shutdown.
     pub async fn close(&self) {
+        self.lives.shutdown().await;
         self.db.close().await;
+    }
+}
+
+/// The catalogue named by `life.catalogue`. [`Settings::check`] refuses one that does not
+/// load before this runs; should it fail here all the same (the file changed since), the
+/// starter catalogue is used and the error logged.
+fn life_catalogue(settings: &Settings) -> hearth_life::Catalogue {
+    match settings.life.load_catalogue() {
+        Ok(catalogue) => catalogue,
+        Err(error) => {
+            tracing::error!(%error, "the life catalogue does not load; using the starter catalogue");
+            hearth_life::Catalogue::starter().unwrap_or_else(|_| {
+                // The starter catalogue is built in and tested; an empty registry is not
+                // possible to build here, so this cannot be reached without a broken build.
+                unreachable!("the built-in starter catalogue loads")
+            })
+        }
     }
 }
 

@@ -385,14 +385,40 @@ impl RealtimeSettings {
     }
 }
 
-/// The `life` section: which catalogue of events lives are simulated from.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The `life` section: which catalogue of events lives are simulated from, and how sessions
+/// are kept.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LifeSettings {
     /// `HEARTH__LIFE__CATALOGUE`: the path of a catalogue file (JSON; the format is in
     /// `docs/life.md`). Unset or empty: the starter catalogue built into `hearth-life`.
     #[serde(deserialize_with = "optional_path")]
     pub catalogue: Option<PathBuf>,
+    /// `HEARTH__LIFE__IDLE_TIMEOUT_SECS`: a life with no socket of its player (on any
+    /// gateway) and no command for this long is saved and unloaded; it carries on when the
+    /// player comes back.
+    pub idle_timeout_secs: u64,
+    /// `HEARTH__LIFE__LEASE_SECS`: how long a gateway's claim on a life lasts unless renewed
+    /// (every third of it); when a gateway dies, another takes its lives over within this.
+    pub lease_secs: u64,
+    /// `HEARTH__LIFE__SAVE_INTERVAL_SECS`: a changed life is saved at least this often (and
+    /// at once on pause, stop, its end and a socket closing).
+    pub save_interval_secs: u64,
+    /// `HEARTH__LIFE__STATE_PUSH_MILLIS`: at most one `life.state` push per life this often
+    /// while it changes (answers to commands are pushed at once).
+    pub state_push_millis: u64,
+}
+
+impl Default for LifeSettings {
+    fn default() -> Self {
+        Self {
+            catalogue: None,
+            idle_timeout_secs: 300,
+            lease_secs: 30,
+            save_interval_secs: 10,
+            state_push_millis: 1_000,
+        }
+    }
 }
 
 /// Why the life catalogue could not be loaded.
@@ -448,12 +474,23 @@ impl LifeSettings {
         }
     }
 
-    /// A catalogue that does not load stops start-up, with the registry's problems.
+    /// A catalogue that does not load stops start-up, with the registry's problems; so do
+    /// session timings of zero.
     fn problems(&self) -> Vec<String> {
-        match self.load_catalogue() {
+        let mut problems = match self.load_catalogue() {
             Ok(_) => Vec::new(),
             Err(err) => vec![format!("life.catalogue: {err}")],
+        };
+        for (name, value) in [
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("lease_secs", self.lease_secs),
+            ("save_interval_secs", self.save_interval_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("life.{name} must be at least 1"));
+            }
         }
+        problems
     }
 }
 

@@ -9,7 +9,8 @@
 //!   [`AccountRepository`], [`RevocationRepository`], [`WalletRepository`],
 //!   [`GameRepository`], [`CampaignRepository`] and [`Maintenance`]; [`ConversationRepository`]
 //!   (module [`conversations`]): AI chat conversations and their messages, owned by a user;
-//!   [`JobRepository`] and [`BackupRepository`].
+//!   [`JobRepository`] and [`BackupRepository`]; [`LifeRepository`] (module [`life`]): the
+//!   life simulation's saved lives and the lease that lets one gateway drive each.
 //! - [`admin`]: [`AdminRepository`], operators' storage: bans, the append-only admin audit
 //!   trail, coin adjustments (an `adjustment` ledger entry), account search, figures.
 //! - [`campaign`]: the tabletop campaign manager's records (campaigns, members, sessions,
@@ -50,6 +51,7 @@ pub mod campaign;
 pub mod conversations;
 pub mod jobs;
 pub mod leaderboard;
+pub mod life;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -74,6 +76,7 @@ pub use error::StorageError;
 pub use jobs::{
     Claim, ClaimedJob, FailOutcome, Job, JobKindStats, JobRepository, JobState, NewJob,
 };
+pub use life::{LifeRecord, LifeRepository, LifeSave, LifeStatus};
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
     LoginAlert, NewEmail, NewPasswordReset, NewUser, NewVerification, OutboxEmail, Page, Played,
@@ -468,6 +471,7 @@ pub trait Database:
     + Maintenance
     + ConversationRepository
     + AdminRepository
+    + LifeRepository
 {
     /// This database as the source of leaderboard rebuilds.
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource;
@@ -487,7 +491,8 @@ where
         + CampaignRepository
         + Maintenance
         + ConversationRepository
-        + AdminRepository,
+        + AdminRepository
+        + LifeRepository,
 {
     fn as_leaderboard_source(&self) -> &dyn leaderboard::LeaderboardSource {
         self

@@ -27,10 +27,55 @@ pub(crate) enum ClientMessage {
         /// As for `subscribe`.
         topics: Vec<String>,
     },
+    /// Starts a life (or shows the current one).
+    #[serde(rename = "life.start")]
+    LifeStart {},
+    /// Ends the life for good.
+    #[serde(rename = "life.stop")]
+    LifeStop {},
+    /// Pauses the life.
+    #[serde(rename = "life.pause")]
+    LifePause {},
+    /// Resumes a paused life.
+    #[serde(rename = "life.resume")]
+    LifeResume {},
+    /// Replaces the life with a newborn one.
+    #[serde(rename = "life.restart")]
+    LifeRestart {},
+    /// Sets the life's speed.
+    #[serde(rename = "life.speed")]
+    LifeSpeed {
+        /// 1 to 5,000.
+        ticks_per_minute: u32,
+    },
+    /// Answers a waiting question: exactly one of `choice` and `text`.
+    #[serde(rename = "life.answer")]
+    LifeAnswer {
+        /// The question's id, as `life.question` gave it.
+        question_id: String,
+        /// A choice's id, for a choice question.
+        #[serde(default)]
+        choice: Option<String>,
+        /// The answer, for a free-text question (at most 10,000 characters).
+        #[serde(default)]
+        text: Option<String>,
+    },
 }
 
 /// The `type`s of [`ClientMessage`], to tell an unknown type from a malformed known one.
-const KNOWN_TYPES: [&str; 4] = ["auth", "ping", "subscribe", "unsubscribe"];
+const KNOWN_TYPES: [&str; 11] = [
+    "auth",
+    "ping",
+    "subscribe",
+    "unsubscribe",
+    "life.start",
+    "life.stop",
+    "life.pause",
+    "life.resume",
+    "life.restart",
+    "life.speed",
+    "life.answer",
+];
 
 impl ClientMessage {
     /// The metric label of the message.
@@ -40,7 +85,50 @@ impl ClientMessage {
             Self::Ping {} => "ping",
             Self::Subscribe { .. } => "subscribe",
             Self::Unsubscribe { .. } => "unsubscribe",
+            Self::LifeStart {} => "life.start",
+            Self::LifeStop {} => "life.stop",
+            Self::LifePause {} => "life.pause",
+            Self::LifeResume {} => "life.resume",
+            Self::LifeRestart {} => "life.restart",
+            Self::LifeSpeed { .. } => "life.speed",
+            Self::LifeAnswer { .. } => "life.answer",
         }
+    }
+
+    /// The life command this message asks for; `None` for messages that are not `life.*`.
+    /// `Some(Err(detail))` for a `life.answer` without exactly one of `choice` and `text`.
+    pub(crate) fn life_command(&self) -> Option<Result<hearth_app::life::Command, String>> {
+        use hearth_app::life::Command;
+        Some(Ok(match self {
+            Self::LifeStart {} => Command::Start,
+            Self::LifeStop {} => Command::Stop,
+            Self::LifePause {} => Command::Pause,
+            Self::LifeResume {} => Command::Resume,
+            Self::LifeRestart {} => Command::Restart,
+            Self::LifeSpeed { ticks_per_minute } => Command::Speed {
+                ticks_per_minute: *ticks_per_minute,
+            },
+            Self::LifeAnswer {
+                question_id,
+                choice,
+                text,
+            } => {
+                let answer = match (choice, text) {
+                    (Some(choice), None) => hearth_app::life::Answer::Choice(choice.clone()),
+                    (None, Some(text)) => hearth_app::life::Answer::Text(text.clone()),
+                    _ => {
+                        return Some(Err(
+                            "life.answer takes exactly one of choice and text".to_owned()
+                        ));
+                    }
+                };
+                Command::Answer {
+                    question_id: question_id.clone(),
+                    answer,
+                }
+            }
+            _ => return None,
+        }))
     }
 }
 
@@ -105,7 +193,8 @@ pub(crate) enum ServerMessage<'a> {
     Pong,
     /// A message the server would not take; the socket stays open.
     Error {
-        /// `invalid_message`, `unknown_type` or `rate_limited`.
+        /// `invalid_message`, `unknown_type`, `rate_limited`, or `unavailable` (a life
+        /// command the server could not carry out; retry).
         code: &'static str,
         /// For people, not programs.
         message: &'a str,
@@ -155,6 +244,49 @@ mod tests {
             parse(r#"{"type":"subscribe","topics":["big_wins"],"x":true}"#),
             Err(Unreadable::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn life_messages_parse_into_commands_and_refuse_unknown_fields() {
+        use hearth_app::life::Command;
+        let command = |text: &str| parse(text).unwrap().life_command().unwrap();
+        assert_eq!(command(r#"{"type":"life.start"}"#), Ok(Command::Start));
+        assert_eq!(
+            command(r#"{"type":"life.speed","ticks_per_minute":5000}"#),
+            Ok(Command::Speed {
+                ticks_per_minute: 5000
+            })
+        );
+        assert_eq!(
+            command(r#"{"type":"life.answer","question_id":"exams","choice":"skip"}"#),
+            Ok(Command::Answer {
+                question_id: "exams".into(),
+                answer: hearth_app::life::Answer::Choice("skip".into())
+            })
+        );
+        assert!(
+            command(r#"{"type":"life.answer","question_id":"exams","choice":"a","text":"b"}"#)
+                .is_err()
+        );
+        assert!(command(r#"{"type":"life.answer","question_id":"exams"}"#).is_err());
+        assert!(matches!(
+            parse(r#"{"type":"life.pause","now":true}"#),
+            Err(Unreadable::Invalid(_))
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"life.speed","ticks_per_minute":-1}"#),
+            Err(Unreadable::Invalid(_))
+        ));
+        assert_eq!(
+            parse(r#"{"type":"life.fly"}"#),
+            Err(Unreadable::UnknownType)
+        );
+        assert!(
+            parse(r#"{"type":"ping"}"#)
+                .unwrap()
+                .life_command()
+                .is_none()
+        );
     }
 
     #[test]

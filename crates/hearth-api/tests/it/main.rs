@@ -19,6 +19,7 @@ mod email;
 mod errors;
 mod health;
 mod http_stack;
+mod life;
 mod limits;
 mod lockout;
 mod operators;

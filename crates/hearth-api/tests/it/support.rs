@@ -104,6 +104,20 @@ pub async fn spawn_restarted(t: &TestDb) -> TestApp {
     serve(app).await
 }
 
+/// As [`spawn_ws_with`], on a connection pool of its own to `t`'s database: a second
+/// gateway that can be stopped (which closes its pool) while the other serves on.
+pub async fn spawn_ws_gateway(
+    t: &TestDb,
+    ws: hearth_api::ws::WsSettings,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let db = hearth_storage::connect(&t.settings).await.unwrap();
+    let mut settings = test_settings(t);
+    tweak(&mut settings);
+    let app = hearth_api::build_with(db, settings).await.unwrap();
+    serve(hearth_api::with_hearth_ws(app.state.hearth.clone(), ws)).await
+}
+
 async fn serve(app: App) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -17,5 +17,6 @@ mod conversations;
 mod email;
 mod jobs;
 mod leaderboard_source;
+mod lives;
 mod open_rounds;
 mod revocations;
