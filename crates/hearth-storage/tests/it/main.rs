@@ -18,3 +18,4 @@ mod jobs;
 mod leaderboard_source;
 mod open_rounds;
 mod revocations;
+mod sqlite_writer;
