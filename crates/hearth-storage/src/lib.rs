@@ -80,9 +80,9 @@ pub use life::{LifeRecord, LifeRepository, LifeSave, LifeStatus};
 pub use model::{
     ActRequest, Cursor, DailyBalance, FairnessState, Idempotency, LedgerEntry, LedgerQuery,
     LoginAlert, NewEmail, NewPasswordReset, NewUser, NewVerification, OutboxEmail, Page, Played,
-    PlayerStats, PoolStats, Reconciliation, Revocation, RoundPlay, RoundRecord, RoundRequest,
-    RoundStatements, SeedRotation, SettledRound, Step, StepFn, TotpState, User, UserCredentials,
-    Wallet, WalletMismatch,
+    PlayerStats, PoolStats, Profile, Reconciliation, Revocation, RoundPlay, RoundRecord,
+    RoundRequest, RoundStatements, SeedRotation, SettledRound, Step, StepFn, TotpState, User,
+    UserCredentials, Wallet, WalletMismatch,
 };
 pub use settings::DatabaseSettings;
 
@@ -236,6 +236,13 @@ pub trait AccountRepository: Send + Sync {
     /// # Errors
     /// [`StorageError::NotFound`] when there is no such user.
     async fn email_verified(&self, user: Uuid) -> Result<bool, StorageError>;
+
+    /// A user and whether their current address is verified, in one read (what `GET /v1/me`
+    /// shows); `None` when there is no such user.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] or [`StorageError::Other`] when the query fails.
+    async fn find_profile(&self, user: Uuid) -> Result<Option<Profile>, StorageError>;
 
     /// Records a login from `address`; when the account has logged in before but never from
     /// it, queues `alert` (outbox and delivery job) in the same transaction and returns `true`.

@@ -25,6 +25,15 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
+/// A user and the verification state of their address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The user.
+    pub user: User,
+    /// Whether the current address is verified.
+    pub email_verified: bool,
+}
+
 /// A user with their password hash, for login only.
 #[derive(Debug, Clone)]
 pub struct UserCredentials {

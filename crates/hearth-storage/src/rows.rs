@@ -43,6 +43,23 @@ impl UserRow {
     }
 }
 
+/// A user row with whether its address is verified.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProfileRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    email_verified: bool,
+}
+
+impl ProfileRow {
+    pub(crate) fn into_profile(self) -> crate::Profile {
+        crate::Profile {
+            user: self.user.into_user(),
+            email_verified: self.email_verified,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct WalletRow {
     user_id: Uuid,

@@ -1,14 +1,21 @@
 //! The SQLite backend: the embedded default.
 //!
-//! Writers take SQLite's write lock up front (`BEGIN IMMEDIATE`), so a money transaction never
-//! fails half-way on a lock upgrade; WAL mode lets readers carry on meanwhile, and the busy
-//! timeout makes concurrent writers queue instead of failing.
+//! Write transactions go through the process's one writer (module `writer`): they queue in the
+//! process on one connection, each runs in a savepoint, and the ones waiting are committed
+//! together. The writer takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a money
+//! transaction never fails half-way on a lock upgrade; WAL mode lets readers on the pool carry
+//! on meanwhile, and the busy timeout makes another process's writers (the worker's) queue
+//! instead of failing.
 
 mod accounts;
 mod backup;
 mod conversations;
 pub(crate) mod jobs;
 mod revocations;
+mod writer;
+
+pub use self::writer::WriterStats;
+use self::writer::{WriteTx, Writer};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,7 +27,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -57,7 +63,10 @@ const LEDGER_PAGE_BY_KIND_AND_GAME: &str = "SELECT id, user_id, kind, amount, ba
 /// A SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
+    /// Reads, and writes outside the writer (single statements, campaigns).
     pool: SqlitePool,
+    /// Write transactions: one at a time, committed in groups.
+    writer: Writer,
 }
 
 impl SqliteDatabase {
@@ -93,9 +102,10 @@ impl SqliteDatabase {
             .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
             .idle_timeout(Duration::from_secs(settings.idle_timeout_secs))
             .max_lifetime(Duration::from_secs(settings.max_lifetime_secs))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        let writer = Writer::open(&options).await?;
+        Ok(Self { pool, writer })
     }
 
     /// The underlying pool, for tests and tools.
@@ -103,8 +113,13 @@ impl SqliteDatabase {
         &self.pool
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StorageError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// The writer's commits so far, and the write transactions they carried.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    async fn begin_write(&self) -> Result<WriteTx, StorageError> {
+        self.writer.begin().await
     }
 }
 
@@ -119,10 +134,7 @@ struct LedgerInsert<'a> {
     created_at: OffsetDateTime,
 }
 
-async fn insert_ledger(
-    tx: &mut Transaction<'static, Sqlite>,
-    entry: LedgerInsert<'_>,
-) -> Result<(), StorageError> {
+async fn insert_ledger(tx: &mut WriteTx, entry: LedgerInsert<'_>) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO ledger_entries (user_id, kind, amount, balance_before, balance_after, game, \
          round_id, description, metadata, status, created_at) \
@@ -145,7 +157,7 @@ async fn insert_ledger(
 
 /// The stored answer for a repeated idempotency key, read under the round's locks.
 async fn replay(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     user: Uuid,
     idempotency: Option<&Idempotency>,
 ) -> Result<Option<Played<SettledRound>>, StorageError> {
@@ -164,7 +176,7 @@ async fn replay(
 
 /// Remembers the answer for an idempotency key, in the transaction that made the effect.
 async fn remember(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     user: Uuid,
     idempotency: Option<&Idempotency>,
     answer: &SettledRound,
@@ -200,7 +212,7 @@ impl RoundLines {
     /// balances `ledger` computed for them.
     async fn insert(
         &self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut WriteTx,
         stake: i64,
         win: i64,
         ledger: &RoundLedger,

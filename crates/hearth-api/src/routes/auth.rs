@@ -1024,15 +1024,15 @@ pub(crate) async fn me(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let user = state
+    // One read for the user and the verification state.
+    let profile = state
         .db
-        .find_user(claims.sub)
+        .find_profile(claims.sub)
         .await?
         .ok_or(ApiError::NotFound("the account no longer exists"))?;
-    let verified = state.db.email_verified(user.id).await?;
-    let mut body = serde_json::to_value(&user).map_err(ApiError::internal)?;
+    let mut body = serde_json::to_value(&profile.user).map_err(ApiError::internal)?;
     if let Some(fields) = body.as_object_mut() {
-        fields.insert("email_verified".to_owned(), verified.into());
+        fields.insert("email_verified".to_owned(), profile.email_verified.into());
     }
     Ok(Json(body))
 }

@@ -326,6 +326,17 @@ impl AccountRepository for PostgresDatabase {
         verified.ok_or(StorageError::NotFound)
     }
 
+    async fn find_profile(&self, user: Uuid) -> Result<Option<crate::Profile>, StorageError> {
+        let row: Option<crate::rows::ProfileRow> = sqlx::query_as(
+            "SELECT id, username, email, role, created_at, password_hash, \
+             email_verified_at IS NOT NULL AS email_verified FROM users WHERE id = $1",
+        )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(crate::rows::ProfileRow::into_profile))
+    }
+
     async fn record_login_address(
         &self,
         user: Uuid,

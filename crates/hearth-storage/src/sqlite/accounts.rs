@@ -326,6 +326,17 @@ impl AccountRepository for SqliteDatabase {
         verified.ok_or(StorageError::NotFound)
     }
 
+    async fn find_profile(&self, user: Uuid) -> Result<Option<crate::Profile>, StorageError> {
+        let row: Option<crate::rows::ProfileRow> = sqlx::query_as(
+            "SELECT id, username, email, role, created_at, password_hash, \
+             email_verified_at IS NOT NULL AS email_verified FROM users WHERE id = ?1",
+        )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(crate::rows::ProfileRow::into_profile))
+    }
+
     async fn record_login_address(
         &self,
         user: Uuid,
@@ -393,7 +404,7 @@ impl AccountRepository for SqliteDatabase {
 
 /// Marks every outstanding reset token of `user` used at `now`, inside the caller's transaction.
 async fn void_resets(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut super::WriteTx,
     user: Uuid,
     now: OffsetDateTime,
 ) -> Result<(), StorageError> {

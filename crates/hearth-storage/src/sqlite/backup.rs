@@ -49,9 +49,11 @@ async fn verify_copy(path: &Path) -> Result<crate::Reconciliation, BackupError> 
         .read_only(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
-    let copy = SqliteDatabase { pool };
+    // Never used for writing: the copy is opened read-only.
+    let writer = super::Writer::open(&options).await?;
+    let copy = SqliteDatabase { pool, writer };
     let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&copy.pool)
         .await?;

@@ -13,6 +13,7 @@ backend_suite!(
     an_expired_verification_token_verifies_nothing,
     a_login_from_a_new_address_queues_one_alert,
     expired_tokens_are_purged,
+    a_profile_is_the_user_with_its_verification_state_in_one_read,
 );
 
 fn mail(to: &str, subject: &str) -> NewEmail {
@@ -140,4 +141,20 @@ async fn expired_tokens_are_purged(t: &TestDb) {
         t.db.verify_email("fresh", now).await.unwrap(),
         Some(fresh.id)
     );
+}
+
+async fn a_profile_is_the_user_with_its_verification_state_in_one_read(t: &TestDb) {
+    let mut new = new_user("Profiled", 0);
+    let now = OffsetDateTime::now_utc();
+    new.welcome = Some(welcome(&new.email, "profile-1", now + Duration::days(1)));
+    let user = t.db.create_user(new).await.unwrap();
+
+    let before = t.db.find_profile(user.id).await.unwrap().unwrap();
+    assert_eq!(before.user, user);
+    assert!(!before.email_verified);
+    t.db.verify_email("profile-1", now).await.unwrap();
+    let after = t.db.find_profile(user.id).await.unwrap().unwrap();
+    assert!(after.email_verified);
+    assert_eq!(after.user, user);
+    assert_eq!(t.db.find_profile(uuid::Uuid::now_v7()).await.unwrap(), None);
 }

@@ -20,3 +20,4 @@ mod leaderboard_source;
 mod lives;
 mod open_rounds;
 mod revocations;
+mod sqlite_writer;
