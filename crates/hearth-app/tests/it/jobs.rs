@@ -49,6 +49,13 @@ async fn the_runner_runs_the_scheduled_jobs_and_a_reset_mail(t: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     settings.email.dir = dir.path().join("mail");
     settings.backup.dir = dir.path().join("backups");
+    // Yearly slots: the first run catches up the last one of each, once, and no new slot can
+    // fall due between the two runs (with the defaults, a run that straddles a five-minute
+    // boundary enqueued a fresh reconciliation slot and the "runs once" check failed).
+    let yearly = "0 0 1 1 *".to_owned();
+    settings.jobs.reconcile_schedule = yearly.clone();
+    settings.jobs.cleanup_schedule = yearly.clone();
+    settings.backup.schedule = yearly;
     let hearth = Hearth::wire(t.db.clone(), settings, "test").await.unwrap();
     let user =
         t.db.find_user_by_email("dan@example.com")
@@ -121,6 +128,13 @@ async fn the_worker_stops_on_shutdown(t: &TestDb) {
     let mut settings = Settings::default();
     settings.email.dir = dir.path().join("mail");
     settings.backup.dir = dir.path().join("backups");
+    // Yearly slots: the first run catches up the last one of each, once, and no new slot can
+    // fall due between the two runs (with the defaults, a run that straddles a five-minute
+    // boundary enqueued a fresh reconciliation slot and the "runs once" check failed).
+    let yearly = "0 0 1 1 *".to_owned();
+    settings.jobs.reconcile_schedule = yearly.clone();
+    settings.jobs.cleanup_schedule = yearly.clone();
+    settings.backup.schedule = yearly;
     let hearth = Hearth::wire(t.db.clone(), settings, "test").await.unwrap();
     let mailer = hearth_app::mail::from_settings(&hearth.settings.email).unwrap();
     let runner = hearth_app::jobs::runner(&hearth, mailer).unwrap();
