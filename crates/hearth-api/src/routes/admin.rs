@@ -11,6 +11,15 @@ use crate::extract::AdminUser;
 use crate::state::AppState;
 
 /// `GET /v1/admin/users/{user_id}`: an account and its wallet, for support staff.
+#[utoipa::path(
+    get, path = "/v1/admin/users/{user_id}", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = uuid::Uuid, Path, description = "The account's id.")),
+    responses(
+        (status = 200, description = "`{user, wallet, totp_enabled}`.", body = Object),
+        (status = 404, description = "No such user, or not an allowed admin."),
+        (status = 422, description = "The id is not a UUID."),
+    )
+)]
 pub(crate) async fn user(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

@@ -20,6 +20,7 @@ mod health;
 mod http_stack;
 mod limits;
 mod lockout;
+mod openapi;
 mod server;
 mod sessions;
 mod shutdown;
