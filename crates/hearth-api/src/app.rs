@@ -70,10 +70,17 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(fairness::round))
         // --- campaigns (issue #22) ---
         .routes(routes!(campaigns::list, campaigns::create))
-        .routes(routes!(campaigns::get, campaigns::update, campaigns::delete))
+        .routes(routes!(
+            campaigns::get,
+            campaigns::update,
+            campaigns::delete
+        ))
         .routes(routes!(campaigns::members, campaigns::add_member))
         .routes(routes!(campaigns::remove_member))
-        .routes(routes!(campaigns::sessions::list, campaigns::sessions::create))
+        .routes(routes!(
+            campaigns::sessions::list,
+            campaigns::sessions::create
+        ))
         .routes(routes!(
             campaigns::sessions::get,
             campaigns::sessions::update,
@@ -91,7 +98,10 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
             campaigns::maps::update,
             campaigns::maps::delete
         ))
-        .routes(routes!(campaigns::timeline::list, campaigns::timeline::create))
+        .routes(routes!(
+            campaigns::timeline::list,
+            campaigns::timeline::create
+        ))
         .routes(routes!(
             campaigns::timeline::get,
             campaigns::timeline::update,

@@ -71,7 +71,9 @@ fn check<T: DeserializeOwned>(bytes: &[u8], documented: &[String]) {
                 .to_owned();
             let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
             assert!(
-                documented.contains(&root) || present.contains(&root) || (!is_object && field.is_empty()),
+                documented.contains(&root)
+                    || present.contains(&root)
+                    || (!is_object && field.is_empty()),
                 "the refusal names `{field}`, which is neither documented ({documented:?}) nor sent ({present:?})"
             );
             assert!(!errors[0].message.is_empty());
@@ -112,7 +114,11 @@ fuzz_body!(
     auth::ConfirmResetRequest,
     "ConfirmResetRequest"
 );
-fuzz_body!(enroll_totp_bodies, auth::EnrollTotpRequest, "EnrollTotpRequest");
+fuzz_body!(
+    enroll_totp_bodies,
+    auth::EnrollTotpRequest,
+    "EnrollTotpRequest"
+);
 fuzz_body!(
     confirm_totp_bodies,
     auth::ConfirmTotpRequest,
@@ -123,11 +129,23 @@ fuzz_body!(
     auth::PasswordAndCodeRequest,
     "PasswordAndCodeRequest"
 );
-fuzz_body!(verify_email_bodies, email::VerifyEmailRequest, "VerifyEmailRequest");
-fuzz_body!(client_seed_bodies, fairness::ClientSeedRequest, "ClientSeedRequest");
+fuzz_body!(
+    verify_email_bodies,
+    email::VerifyEmailRequest,
+    "VerifyEmailRequest"
+);
+fuzz_body!(
+    client_seed_bodies,
+    fairness::ClientSeedRequest,
+    "ClientSeedRequest"
+);
 fuzz_body!(spin_bodies, games::SpinRequest, "SpinRequest");
 fuzz_body!(dice_bodies, games::DiceRollRequest, "DiceRollRequest");
-fuzz_body!(roulette_bodies, games::RouletteSpinRequest, "RouletteSpinRequest");
+fuzz_body!(
+    roulette_bodies,
+    games::RouletteSpinRequest,
+    "RouletteSpinRequest"
+);
 fuzz_body!(
     blackjack_start_bodies,
     games::BlackjackStartRequest,
@@ -154,8 +172,16 @@ fuzz_body!(
     hearth_app::campaigns::input::SessionInput,
     "SessionInput"
 );
-fuzz_body!(npc_bodies, hearth_app::campaigns::input::NpcInput, "NpcInput");
-fuzz_body!(map_bodies, hearth_app::campaigns::input::MapInput, "MapInput");
+fuzz_body!(
+    npc_bodies,
+    hearth_app::campaigns::input::NpcInput,
+    "NpcInput"
+);
+fuzz_body!(
+    map_bodies,
+    hearth_app::campaigns::input::MapInput,
+    "MapInput"
+);
 fuzz_body!(
     timeline_bodies,
     hearth_app::campaigns::input::TimelineInput,

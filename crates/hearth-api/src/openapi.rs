@@ -28,7 +28,6 @@ pub(crate) mod schemas;
 use std::sync::LazyLock;
 
 use utoipa::Modify;
-use utoipa::OpenApi as _;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
@@ -36,9 +35,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{
-    Components, ContentBuilder, OpenApi, Ref, RefOr, Required, Response, Schema,
-};
+use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, Required, Response};
 
 /// The media type of error bodies, as the document names it.
 const PROBLEM: &str = crate::error::PROBLEM_JSON;
@@ -119,14 +116,12 @@ fn problem_response(description: &str) -> RefOr<Response> {
 
 /// A problem+json answer; under `/v1` it carries the rate-limit headers too.
 fn problem_builder(description: &str) -> ResponseBuilder {
-    let mut builder = ResponseBuilder::new()
-        .description(description)
-        .content(
-            PROBLEM,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        );
+    let mut builder = ResponseBuilder::new().description(description).content(
+        PROBLEM,
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    );
     for name in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
         builder = builder.header_ref(name, reference("headers", name));
     }
@@ -135,7 +130,11 @@ fn problem_builder(description: &str) -> ResponseBuilder {
 
 fn integer_header(description: &str) -> utoipa::openapi::header::Header {
     HeaderBuilder::new()
-        .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        ))
         .description(Some(description))
         .build()
 }
@@ -163,15 +162,39 @@ fn add_components(components: &mut Components) {
             .insert(name.to_owned(), integer_header(description).into());
     }
     let responses = [
-        ("BadRequest", "400: malformed JSON, or trailing characters after it."),
-        ("Unauthorized", "401: missing, malformed, expired, revoked or forged credentials (`WWW-Authenticate: Bearer`)."),
-        ("Forbidden", "403 `urn:hearth:problem:csrf`: a cookie-authenticated request that changes state without `X-CSRF-Token`."),
-        ("NotFound", "404: no such resource (also for one that belongs to someone else)."),
-        ("Conflict", "409: the request conflicts with the resource's state."),
-        ("PayloadTooLarge", "413: the body is over the configured limit."),
+        (
+            "BadRequest",
+            "400: malformed JSON, or trailing characters after it.",
+        ),
+        (
+            "Unauthorized",
+            "401: missing, malformed, expired, revoked or forged credentials (`WWW-Authenticate: Bearer`).",
+        ),
+        (
+            "Forbidden",
+            "403 `urn:hearth:problem:csrf`: a cookie-authenticated request that changes state without `X-CSRF-Token`.",
+        ),
+        (
+            "NotFound",
+            "404: no such resource (also for one that belongs to someone else).",
+        ),
+        (
+            "Conflict",
+            "409: the request conflicts with the resource's state.",
+        ),
+        (
+            "PayloadTooLarge",
+            "413: the body is over the configured limit.",
+        ),
         ("UnsupportedMediaType", "415: the body is not sent as JSON."),
-        ("Validation", "422: a field, query parameter or header is invalid; `errors` names each one."),
-        ("Internal", "500: an unexpected failure; the detail is generic, quote `request_id`."),
+        (
+            "Validation",
+            "422: a field, query parameter or header is invalid; `errors` names each one.",
+        ),
+        (
+            "Internal",
+            "500: an unexpected failure; the detail is generic, quote `request_id`.",
+        ),
     ];
     for (name, description) in responses {
         components
@@ -185,8 +208,8 @@ fn add_components(components: &mut Components) {
              (`urn:hearth:problem:locked`) or an anomaly block refused the request.",
         )
         .header_ref("Retry-After", reference("headers", "Retry-After"))
-            .build()
-            .into(),
+        .build()
+        .into(),
     );
     components.responses.insert(
         "Unavailable".to_owned(),
@@ -196,7 +219,7 @@ fn add_components(components: &mut Components) {
         )
         .header_ref("Retry-After", reference("headers", "Retry-After"))
         .build()
-            .into(),
+        .into(),
     );
     components.security_schemes.insert(
         "bearer".to_owned(),
@@ -234,32 +257,35 @@ fn add_components(components: &mut Components) {
 /// Applies the shared rules to one operation.
 fn conventions(path: &str, method: &HttpMethod, operation: &mut Operation) {
     let changes_state = !matches!(method, HttpMethod::Get | HttpMethod::Head);
-    let responses = &mut operation.responses.responses;
-    let mut add = |status: &str, name: &str| {
-        responses
+    fn add(operation: &mut Operation, status: &str, name: &str) {
+        operation
+            .responses
+            .responses
             .entry(status.to_owned())
             .or_insert_with(|| RefOr::Ref(reference("responses", name)));
-    };
+    }
     if operation.request_body.is_some() {
-        add("400", "BadRequest");
-        add("413", "PayloadTooLarge");
-        add("415", "UnsupportedMediaType");
-        add("422", "Validation");
+        add(operation, "400", "BadRequest");
+        add(operation, "413", "PayloadTooLarge");
+        add(operation, "415", "UnsupportedMediaType");
+        add(operation, "422", "Validation");
     }
-    let has_query = operation.parameters.iter().flatten().any(|p| {
-        matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query)
-    });
+    let has_query = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
     if has_query {
-        add("422", "Validation");
+        add(operation, "422", "Validation");
     }
-    if let Some(security) = &mut operation.security {
-        add("401", "Unauthorized");
+    if operation.security.is_some() {
+        add(operation, "401", "Unauthorized");
         if changes_state {
             // `Authenticator::authenticate_request`: a cookie session must show its CSRF token
             // on any request that changes state.
-            add("403", "Forbidden");
+            add(operation, "403", "Forbidden");
             let cookie = SecurityRequirement::new("cookie", Vec::<String>::new());
-            for requirement in security.iter_mut() {
+            for requirement in operation.security.iter_mut().flatten() {
                 if *requirement == cookie {
                     *requirement = cookie.clone().add("csrf", Vec::<String>::new());
                 }
@@ -285,13 +311,13 @@ fn conventions(path: &str, method: &HttpMethod, operation: &mut Operation) {
     let v1 = path.starts_with("/v1/");
     if v1 {
         // `limits::route_table`: every `/v1` path pays the `ip` rule at least.
-        add("429", "TooManyRequests");
+        add(operation, "429", "TooManyRequests");
     }
-    add("500", "Internal");
-    add("503", "Unavailable");
+    add(operation, "500", "Internal");
+    add(operation, "503", "Unavailable");
     if v1 && matches!(method, HttpMethod::Post) && path.starts_with("/v1/games/") {
         // `IdempotencyKey`, taken by every handler that moves coins.
-        add("422", "Validation");
+        add(operation, "422", "Validation");
         let parameter = ParameterBuilder::new()
             .name("Idempotency-Key")
             .parameter_in(ParameterIn::Header)
@@ -317,7 +343,11 @@ fn conventions(path: &str, method: &HttpMethod, operation: &mut Operation) {
             ok.headers.insert(
                 "Idempotent-Replayed".to_owned(),
                 HeaderBuilder::new()
-                    .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["true"])),
+                    ))
                     .description(Some("`true` on an answer replayed for a repeated key."))
                     .build()
                     .into(),
@@ -338,9 +368,4 @@ fn conventions(path: &str, method: &HttpMethod, operation: &mut Operation) {
             }
         }
     }
-}
-
-/// The schema of a free-form JSON object, for answers documented in prose only.
-pub(crate) fn object() -> Schema {
-    ObjectBuilder::new().schema_type(Type::Object).build().into()
 }

@@ -630,5 +630,4 @@ mod tests {
             proptest::prop_assert!(tokens.verify(&changed, TokenType::Access).is_err());
         }
     }
-
 }

@@ -166,7 +166,6 @@ pub(crate) struct Page {
 
 /// One roulette bet: `{"kind": "red", "amount": 5}`.
 #[derive(ToSchema)]
-#[schema(additional_properties = false)]
 pub(crate) struct RouletteBet {
     /// `straight`, `split`, `street`, `corner`, `line`, `dozen`, `column`, `red`, `black`,
     /// `odd`, `even`, `low` or `high`.

@@ -503,10 +503,34 @@ macro_rules! campaign_children {
     };
 }
 
-campaign_children!(sessions, SessionInput, "/v1/campaigns/{id}/sessions", "/v1/campaigns/{id}/sessions/{child_id}", "sessions");
-campaign_children!(npcs, NpcInput, "/v1/campaigns/{id}/npcs", "/v1/campaigns/{id}/npcs/{child_id}", "npcs");
-campaign_children!(maps, MapInput, "/v1/campaigns/{id}/maps", "/v1/campaigns/{id}/maps/{child_id}", "maps");
-campaign_children!(timeline, TimelineInput, "/v1/campaigns/{id}/timeline", "/v1/campaigns/{id}/timeline/{child_id}", "timeline");
+campaign_children!(
+    sessions,
+    SessionInput,
+    "/v1/campaigns/{id}/sessions",
+    "/v1/campaigns/{id}/sessions/{child_id}",
+    "sessions"
+);
+campaign_children!(
+    npcs,
+    NpcInput,
+    "/v1/campaigns/{id}/npcs",
+    "/v1/campaigns/{id}/npcs/{child_id}",
+    "npcs"
+);
+campaign_children!(
+    maps,
+    MapInput,
+    "/v1/campaigns/{id}/maps",
+    "/v1/campaigns/{id}/maps/{child_id}",
+    "maps"
+);
+campaign_children!(
+    timeline,
+    TimelineInput,
+    "/v1/campaigns/{id}/timeline",
+    "/v1/campaigns/{id}/timeline/{child_id}",
+    "timeline"
+);
 
 #[cfg(test)]
 mod tests {

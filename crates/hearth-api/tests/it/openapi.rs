@@ -107,7 +107,13 @@ fn the_router_is_built_only_through_documented_routes() {
     // `routes!` is the only way a route enters `api_routes`; a plain `.route`, `.nest` or
     // `.merge` would serve a path the document does not know.
     let source = include_str!("../../src/app.rs");
-    for forbidden in [".route(", ".nest(", ".merge(", ".route_service(", ".nest_service("] {
+    for forbidden in [
+        ".route(",
+        ".nest(",
+        ".merge(",
+        ".route_service(",
+        ".nest_service(",
+    ] {
         assert!(
             !source.contains(forbidden),
             "app.rs adds a route with `{forbidden}`: use `.routes(routes!(handler))` so it is documented"
@@ -177,7 +183,10 @@ fn the_document_holds_together_as_openapi_3_1() {
             let Some(op) = item.get(method) else { continue };
             let name = format!("{method} {path}");
             if let Some(id) = op["operationId"].as_str() {
-                assert!(operation_ids.insert(id.to_owned()), "{name}: operationId {id} repeats");
+                assert!(
+                    operation_ids.insert(id.to_owned()),
+                    "{name}: operationId {id} repeats"
+                );
             }
             // Each path parameter is declared once, required, and nothing else is in `path`.
             let declared: BTreeSet<&str> = op["parameters"]
@@ -300,7 +309,10 @@ async fn the_document_and_its_page_are_served() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"<script src="/docs/docs.js""#));
     assert!(!html.contains("<script>"), "no inline script");
