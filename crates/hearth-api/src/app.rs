@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router {
 ///
 /// **Adding a route**: annotate the handler with `#[utoipa::path(method, path = "…", tag =
 /// "…", …)]` (its request type derives `utoipa::ToSchema`), then add `.routes(routes!(…))`
-/// here. Never `.route(…)`: a route added that way is served but undocumented, and the
+/// here. Never axum's own `route` method: a route added that way is served but undocumented, and the
 /// route-coverage test (`tests/it/openapi.rs`) fails.
 pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())

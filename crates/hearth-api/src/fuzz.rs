@@ -1,6 +1,6 @@
 //! Bounded-time fuzzing, with proptest, of the decoders that read untrusted bytes: JSON bodies
 //! into every request type, query cursors and WebSocket client messages. They run with the
-//! unit tests (a few hundred cases each, well under a second): none may panic, and a refused
+//! unit tests (a few hundred cases each, a few seconds in all): none may panic, and a refused
 //! body names the field it refuses.
 //!
 //! Tokens are fuzzed where they are parsed, in `hearth-auth`'s `token` tests.
@@ -35,8 +35,9 @@ fn json() -> impl Strategy<Value = Value> {
 /// The property names the OpenAPI document gives a request schema: what a client is told the
 /// body may hold.
 fn documented_fields(schema: &str) -> Vec<String> {
-    let doc = serde_json::to_value(crate::openapi::document()).unwrap();
-    doc["components"]["schemas"][schema]["properties"]
+    static DOC: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| serde_json::to_value(crate::openapi::document()).unwrap());
+    DOC["components"]["schemas"][schema]["properties"]
         .as_object()
         .unwrap_or_else(|| panic!("{schema} has no properties in the document"))
         .keys()

@@ -103,6 +103,46 @@ impl Modify for Conventions {
                 }
             }
         }
+        unique_operation_ids(doc);
+    }
+}
+
+/// Operation ids default to the handler's name, which repeats across modules (`list`, `get`):
+/// a repeated one gets the path's fixed segments appended (`list_campaigns_sessions`), so SDK
+/// generators see one name per operation.
+fn unique_operation_ids(doc: &mut OpenApi) {
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for item in doc.paths.paths.values() {
+        for operation in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = &operation.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for (path, item) in &mut doc.paths.paths {
+        let suffix: Vec<&str> = path
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != "v1" && !s.starts_with('{'))
+            .collect();
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(id) = &mut operation.operation_id
+                && seen.get(id.as_str()).is_some_and(|n| *n > 1)
+            {
+                *id = format!("{id}_{}", suffix.join("_").replace(['-', '.'], "_"));
+            }
+        }
     }
 }
 
