@@ -65,9 +65,10 @@ pub(crate) fn describe_metrics() {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")]
     username: String,
     email: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 8, max_length = 72)]
     password: SecretString,
 }
 

@@ -24,8 +24,8 @@ pub(crate) struct LeaderboardQuery {
 #[utoipa::path(
     get, path = "/v1/leaderboards/{board}", tag = "leaderboards",
     params(
-        ("board" = String, Path, description = "`balance`, `biggest_win` or `net_won`."),
-        ("period" = Option<String>, Query, description = "`daily`, `weekly` or `all_time` (default); `balance` is all-time only."),
+        ("board" = String, Path, description = "`balance`, `biggest_win` or `net_won`.", pattern = "^(balance|biggest_win|net_won)$"),
+        ("period" = Option<String>, Query, description = "`daily`, `weekly` or `all_time` (default); `balance` is all-time only.", pattern = "^(daily|weekly|all_time)$"),
         ("limit" = Option<u32>, Query, description = "1 to 100; default 10.", minimum = 1, maximum = 100),
     ),
     responses(

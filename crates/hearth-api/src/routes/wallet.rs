@@ -59,7 +59,7 @@ const DEFAULT_LIMIT: u32 = 20;
     params(
         ("limit" = Option<u32>, Query, description = "1 to 100; default 20.", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
-        ("kind" = Option<String>, Query, description = "Only entries of this kind (`bet`, `win`, `bonus`, …)."),
+        ("kind" = Option<String>, Query, description = "Only entries of this kind.", pattern = "^(bet|win|deposit|bonus|adjustment|refund)$"),
         ("game" = Option<String>, Query, description = "Only entries of this game.", min_length = 1, max_length = 32),
     ),
     responses((status = 200, description = "A page of the ledger, newest first.", body = crate::openapi::schemas::LedgerPage))
