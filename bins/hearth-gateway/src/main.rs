@@ -1,7 +1,7 @@
 //! `hearth-gateway`: serves the Hearth HTTP API.
 //!
 //! `hearth-gateway` (or `hearth-gateway serve`) runs the server; `hearth-gateway migrate`
-//! applies database migrations and exits. Settings come from defaults, `--config FILE` and
+//! applies database migrations and exits; `hearth-gateway openapi` prints the OpenAPI document. Settings come from defaults, `--config FILE` and
 //! `HEARTH__…` variables (see `.env.example`).
 
 use std::path::PathBuf;
@@ -49,6 +49,8 @@ enum Command {
         /// The JSON file, or `-` for standard input.
         file: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document (the one `GET /openapi.json` serves) and exit.
+    Openapi,
 }
 
 #[tokio::main]
@@ -57,6 +59,10 @@ async fn main() -> anyhow::Result<()> {
     // Verification needs no settings, database or logging: it is a pure computation.
     if let Some(Command::VerifyRound { file }) = &cli.command {
         return verify_round(file);
+    }
+    // The document is built from the code alone: no settings, database or logging.
+    if let Some(Command::Openapi) = &cli.command {
+        return print_openapi();
     }
     let settings = Settings::load(cli.config.as_deref()).context("loading settings")?;
     // Held until exit: dropping it flushes the spans still queued for export.
@@ -67,7 +73,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => migrate(settings).await,
         Command::RebuildLeaderboards => rebuild_leaderboards(settings).await,
         Command::SetRole { username, role } => set_role(settings, &username, role).await,
-        Command::VerifyRound { .. } => unreachable!("handled before loading settings"),
+        Command::VerifyRound { .. } | Command::Openapi => {
+            unreachable!("handled before loading settings")
+        }
     }
 }
 
@@ -125,6 +133,15 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     db.migrate().await.context("applying migrations")?;
     tracing::info!(applied = ?pending, backend = db.backend(), "migrations up to date");
     db.close().await;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_openapi() -> anyhow::Result<()> {
+    let json = hearth_api::openapi::document()
+        .to_pretty_json()
+        .context("serialising the OpenAPI document")?;
+    println!("{json}");
     Ok(())
 }
 

@@ -5,13 +5,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::routing::{get, post, put};
-use hearth_app::campaigns::input::{MapInput, NpcInput, SessionInput, TimelineInput};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::middleware::{CompressWhenAskedLayer, Edge, Guard};
+use crate::openapi;
 use crate::pages;
 use crate::routes::{
     admin, ai, auth, campaigns, email, fairness, games, health, jobs, leaderboards, life, wallet,
@@ -20,125 +22,124 @@ use crate::state::AppState;
 
 /// Builds the application: every route behind the full middleware stack.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/v1/auth/register", post(auth::register))
-        .route("/v1/auth/login", post(auth::login))
-        .route("/v1/auth/refresh", post(auth::refresh))
-        .route("/v1/auth/logout", post(auth::logout))
-        .route("/v1/auth/password", post(auth::change_password))
-        .route(
-            "/v1/auth/password-reset",
-            post(auth::request_password_reset),
-        )
-        .route(
-            "/v1/auth/password-reset/confirm",
-            post(auth::confirm_password_reset),
-        )
-        .route("/v1/auth/totp/enroll", post(auth::enroll_totp))
-        .route("/v1/auth/totp/confirm", post(auth::confirm_totp))
-        .route("/v1/auth/totp/disable", post(auth::disable_totp))
-        .route(
-            "/v1/auth/totp/backup-codes",
-            post(auth::regenerate_backup_codes),
-        )
-        // E-mail verification and the job queue's admin routes (issue #21).
-        .route("/v1/auth/verify-email", post(email::verify_email))
-        .route("/v1/admin/jobs", get(jobs::list))
-        .route("/v1/admin/jobs/{id}/retry", post(jobs::retry))
-        // Operators (issue #25).
-        .route("/v1/admin/users", get(admin::search))
-        .route("/v1/admin/users/{user_id}", get(admin::user))
-        .route("/v1/admin/users/{user_id}/ban", post(admin::ban))
-        .route("/v1/admin/users/{user_id}/unban", post(admin::unban))
-        .route("/v1/admin/users/{user_id}/adjustments", post(admin::adjust))
-        .route(
-            "/v1/admin/users/{user_id}/transactions",
-            get(admin::transactions),
-        )
-        .route("/v1/admin/users/{user_id}/rounds", get(admin::rounds))
-        .route("/v1/admin/audit", get(admin::audit_log))
-        .route("/v1/admin/stats", get(admin::stats))
-        .route("/v1/me", get(auth::me))
-        .route("/v1/wallet", get(wallet::wallet))
-        .route("/v1/wallet/transactions", get(wallet::transactions))
-        .route("/v1/wallet/history", get(wallet::history))
-        .route("/v1/stats", get(wallet::stats))
-        .route("/v1/games/slots/spin", post(games::spin_slots))
-        .route("/v1/games/dice/roll", post(games::roll_dice))
-        .route("/v1/games/roulette/spin", post(games::spin_roulette))
-        .route("/v1/games/blackjack", post(games::start_blackjack))
-        .route(
-            "/v1/games/blackjack/{round_id}/action",
-            post(games::act_blackjack),
-        )
-        .route("/v1/leaderboards/{board}", get(leaderboards::top))
-        .route("/v1/fairness", get(fairness::current))
-        .route("/v1/fairness/client-seed", put(fairness::set_client_seed))
-        .route("/v1/fairness/rotate", post(fairness::rotate))
-        .route("/v1/fairness/rounds/{round_id}", get(fairness::round))
-        // --- campaigns (issue #22) ---
-        .route(
-            "/v1/campaigns",
-            get(campaigns::list).post(campaigns::create),
-        )
-        .route(
-            "/v1/campaigns/{id}",
-            get(campaigns::get)
-                .patch(campaigns::update)
-                .delete(campaigns::delete),
-        )
-        .route(
-            "/v1/campaigns/{id}/members",
-            get(campaigns::members).post(campaigns::add_member),
-        )
-        .route(
-            "/v1/campaigns/{id}/members/{user_id}",
-            axum::routing::delete(campaigns::remove_member),
-        )
-        .merge(campaign_children::<SessionInput>("sessions"))
-        .merge(campaign_children::<NpcInput>("npcs"))
-        .merge(campaign_children::<MapInput>("maps"))
-        .merge(campaign_children::<TimelineInput>("timeline"))
-        // --- end campaigns ---
-        .route("/v1/ws", get(crate::ws::upgrade))
-        // AI chat (issue #20).
-        .route("/v1/ai/conversations", post(ai::start))
-        .route(
-            "/v1/ai/conversations/{id}/messages",
-            post(ai::send).get(ai::messages),
-        )
-        .route("/v1/ai/usage", get(ai::usage))
-        // The browser pages (issue #25): static files built into the binary.
-        .route("/play", get(pages::play))
-        .route("/play/{file}", get(pages::play_file))
-        .route("/admin", get(pages::admin))
-        .route("/admin/{file}", get(pages::admin_file))
-        .route("/v1/life", get(life::get))
-        .route("/v1/life/history", get(life::history))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/health/details", get(health::details))
-        .route("/metrics", get(health::metrics))
-        .fallback(not_found)
-        .with_state(state.clone());
+    let (routes, _document) = api_routes().split_for_parts();
+    let routes = routes.fallback(not_found).with_state(state.clone());
     with_stack(routes, state)
 }
 
-/// The list, create, read, update and delete routes of one kind of campaign child.
-fn campaign_children<I: hearth_app::campaigns::input::ChildInput>(
-    segment: &str,
-) -> Router<AppState> {
-    Router::new()
-        .route(
-            &format!("/v1/campaigns/{{id}}/{segment}"),
-            get(campaigns::list_children::<I>).post(campaigns::create_child::<I>),
-        )
-        .route(
-            &format!("/v1/campaigns/{{id}}/{segment}/{{child_id}}"),
-            get(campaigns::get_child::<I>)
-                .patch(campaigns::update_child::<I>)
-                .delete(campaigns::delete_child::<I>),
-        )
+/// Every route the gateway serves, each with its documentation: `routes!` registers a
+/// handler at the method and path of its `#[utoipa::path]` annotation and adds that
+/// annotation to the OpenAPI document ([`crate::openapi`]), so what is served and what is
+/// documented come from one list. Handlers on the same path go in one `routes!`.
+///
+/// **Adding a route**: annotate the handler with `#[utoipa::path(method, path = "…", tag =
+/// "…", …)]` (its request type derives `utoipa::ToSchema`), then add `.routes(routes!(…))`
+/// here. Never axum's own `route` method: a route added that way is served but undocumented, and the
+/// route-coverage test (`tests/it/openapi.rs`) fails.
+pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::request_password_reset))
+        .routes(routes!(auth::confirm_password_reset))
+        .routes(routes!(auth::enroll_totp))
+        .routes(routes!(auth::confirm_totp))
+        .routes(routes!(auth::disable_totp))
+        .routes(routes!(auth::regenerate_backup_codes))
+        // E-mail verification and the job queue's admin routes (issue #21).
+        .routes(routes!(email::verify_email))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::retry))
+        // Operators (issue #25).
+        .routes(routes!(admin::search))
+        .routes(routes!(admin::user))
+        .routes(routes!(admin::ban))
+        .routes(routes!(admin::unban))
+        .routes(routes!(admin::adjust))
+        .routes(routes!(admin::transactions))
+        .routes(routes!(admin::rounds))
+        .routes(routes!(admin::audit_log))
+        .routes(routes!(admin::stats))
+        .routes(routes!(auth::me))
+        .routes(routes!(wallet::wallet))
+        .routes(routes!(wallet::transactions))
+        .routes(routes!(wallet::history))
+        .routes(routes!(wallet::stats))
+        .routes(routes!(games::spin_slots))
+        .routes(routes!(games::roll_dice))
+        .routes(routes!(games::spin_roulette))
+        .routes(routes!(games::start_blackjack))
+        .routes(routes!(games::act_blackjack))
+        .routes(routes!(leaderboards::top))
+        .routes(routes!(fairness::current))
+        .routes(routes!(fairness::set_client_seed))
+        .routes(routes!(fairness::rotate))
+        .routes(routes!(fairness::round))
+        // --- campaigns (issue #22) ---
+        .routes(routes!(campaigns::list, campaigns::create))
+        .routes(routes!(
+            campaigns::get,
+            campaigns::update,
+            campaigns::delete
+        ))
+        .routes(routes!(campaigns::members, campaigns::add_member))
+        .routes(routes!(campaigns::remove_member))
+        .routes(routes!(
+            campaigns::sessions::list,
+            campaigns::sessions::create
+        ))
+        .routes(routes!(
+            campaigns::sessions::get,
+            campaigns::sessions::update,
+            campaigns::sessions::delete
+        ))
+        .routes(routes!(campaigns::npcs::list, campaigns::npcs::create))
+        .routes(routes!(
+            campaigns::npcs::get,
+            campaigns::npcs::update,
+            campaigns::npcs::delete
+        ))
+        .routes(routes!(campaigns::maps::list, campaigns::maps::create))
+        .routes(routes!(
+            campaigns::maps::get,
+            campaigns::maps::update,
+            campaigns::maps::delete
+        ))
+        .routes(routes!(
+            campaigns::timeline::list,
+            campaigns::timeline::create
+        ))
+        .routes(routes!(
+            campaigns::timeline::get,
+            campaigns::timeline::update,
+            campaigns::timeline::delete
+        ))
+        // --- end campaigns ---
+        .routes(routes!(crate::ws::upgrade))
+        // AI chat (issue #20).
+        .routes(routes!(ai::start))
+        .routes(routes!(ai::send, ai::messages))
+        .routes(routes!(ai::usage))
+        // The life simulation's read routes (issue #19).
+        .routes(routes!(life::get))
+        .routes(routes!(life::history))
+        // The browser pages (issue #25): static files built into the binary.
+        .routes(routes!(pages::play))
+        .routes(routes!(pages::play_file))
+        .routes(routes!(pages::admin))
+        .routes(routes!(pages::admin_file))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::details))
+        .routes(routes!(health::metrics))
+        // The contract itself (issue #23).
+        .routes(routes!(openapi::page::document))
+        .routes(routes!(openapi::page::page))
+        .routes(routes!(openapi::page::script))
+        .routes(routes!(openapi::page::style))
 }
 
 /// Wraps routes in Hearth's middleware stack: request id, CORS, compression, problem+json

@@ -15,7 +15,7 @@ use crate::request_id;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's path in the request (`bet`, `items[2].amount`), or the query parameter.
     pub field: String,

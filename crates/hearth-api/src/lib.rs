@@ -18,6 +18,9 @@
 //!   compiled in from `assets/`, with their content security policy and `ETag`s.
 //! - `server`: [`serve`], the accept loop over hyper's HTTP/1 driver, with the header read
 //!   and idle timeouts, the header cap and the graceful shutdown.
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations, served
+//!   at `/openapi.json` and rendered at `/docs`; `app::api_routes` builds the router and the
+//!   document from one list.
 //! - [`request_id`]: the `x-request-id` rules, the [`request_id::RequestId`] extension handlers
 //!   can read, and [`request_id::current`].
 //! - [`ws`]: `GET /v1/ws`, the WebSocket: authentication, typed messages, close codes, the
@@ -43,6 +46,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod limits;
+pub mod openapi;
 pub mod request_id;
 pub mod telemetry;
 
@@ -54,6 +58,9 @@ mod routes;
 mod server;
 mod state;
 pub mod ws;
+
+#[cfg(test)]
+mod fuzz;
 
 use std::sync::Arc;
 

@@ -103,16 +103,44 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 });
 
 /// `GET /play`: the player demo.
+#[utoipa::path(
+    get, path = "/play", tag = "pages",
+    description = "The player demo page.",
+    responses(
+        (status = 200, description = "The file, with its ETag.", body = String, content_type = "text/html"),
+        (status = 304, description = "Not modified since the ETag sent in `If-None-Match`."),
+        (status = 404, description = "No such file."),
+    )
+)]
 pub(crate) async fn play(headers: HeaderMap) -> Response {
     serve(Page::Play, "", &headers)
 }
 
 /// `GET /play/{file}`: a file of the player demo.
+#[utoipa::path(
+    get, path = "/play/{file}", tag = "pages",
+    description = "A file of the player demo.",
+    params(("file" = String, Path, description = "The file's name.")),
+    responses(
+        (status = 200, description = "The file, with its ETag.", body = String, content((String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"), (String = "text/html"))),
+        (status = 304, description = "Not modified since the ETag sent in `If-None-Match`."),
+        (status = 404, description = "No such file."),
+    )
+)]
 pub(crate) async fn play_file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     serve(Page::Play, &name, &headers)
 }
 
 /// `GET /admin`: the operators' console.
+#[utoipa::path(
+    get, path = "/admin", tag = "pages",
+    description = "The operators' console page (hidden off the admin allowlist).",
+    responses(
+        (status = 200, description = "The file, with its ETag.", body = String, content_type = "text/html"),
+        (status = 304, description = "Not modified since the ETag sent in `If-None-Match`."),
+        (status = 404, description = "No such file."),
+    )
+)]
 pub(crate) async fn admin(
     State(state): State<AppState>,
     client: Option<axum::Extension<ClientIp>>,
@@ -125,6 +153,16 @@ pub(crate) async fn admin(
 }
 
 /// `GET /admin/{file}`: a file of the operators' console.
+#[utoipa::path(
+    get, path = "/admin/{file}", tag = "pages",
+    description = "A file of the operators' console (hidden off the admin allowlist).",
+    params(("file" = String, Path, description = "The file's name.")),
+    responses(
+        (status = 200, description = "The file, with its ETag.", body = String, content((String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"), (String = "text/html"))),
+        (status = 304, description = "Not modified since the ETag sent in `If-None-Match`."),
+        (status = 404, description = "No such file."),
+    )
+)]
 pub(crate) async fn admin_file(
     State(state): State<AppState>,
     client: Option<axum::Extension<ClientIp>>,

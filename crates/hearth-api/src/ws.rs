@@ -24,7 +24,7 @@
 //! It does not publish or fan out: the hub (`hearth-realtime`) does. Nothing here reads a token
 //! from the URL.
 
-mod message;
+pub(crate) mod message;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::pin::pin;
@@ -253,6 +253,16 @@ impl Sockets {
 /// `GET /v1/ws`. Refuses a cookie upgrade from an origin not allowed (403) before upgrading;
 /// anything that is not a WebSocket upgrade is refused by the extractor (4xx, made
 /// problem+json by the stack).
+#[utoipa::path(
+    get, path = "/v1/ws", tag = "realtime",
+    description = "Upgrades to a WebSocket: authenticate with an `auth` message, or the session cookie from an allowed origin. Messages: `docs/api.md#websocket`.",
+    responses(
+        (status = 101, description = "Switching protocols."),
+        (status = 400, description = "Not a WebSocket upgrade request."),
+        (status = 403, description = "A session cookie from an origin not allowed."),
+        (status = 426, description = "The connection cannot be upgraded."),
+    )
+)]
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -588,4 +588,46 @@ mod tests {
         let tokens = service("canary-secret-canary-secret-canary!!");
         assert!(!format!("{tokens:?}").contains("canary"));
     }
+
+    // Fuzzing the token decoder with untrusted text (issue #23): bounded, with the unit tests.
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 300,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Arbitrary text, and three dot-separated base64url parts, never verify and never
+        /// panic, as either kind of token.
+        #[test]
+        fn arbitrary_text_never_verifies(
+            text in "\\PC{0,200}",
+            parts in proptest::collection::vec("[A-Za-z0-9_-]{0,60}", 3),
+        ) {
+            let tokens = service("a-test-secret-of-thirty-two-bytes!!");
+            let jwt_shaped = parts.join(".");
+            for candidate in [text.as_str(), jwt_shaped.as_str()] {
+                proptest::prop_assert!(tokens.verify(candidate, TokenType::Access).is_err());
+                proptest::prop_assert!(tokens.verify(candidate, TokenType::Refresh).is_err());
+            }
+        }
+
+        /// An issued token with any one character changed is refused.
+        #[test]
+        fn a_token_changed_anywhere_is_refused(
+            position in proptest::prelude::any::<proptest::sample::Index>(),
+            replacement in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+            let tokens = service("a-test-secret-of-thirty-two-bytes!!");
+            let pair = tokens.issue_pair(Uuid::now_v7(), "tester", Role::Player).unwrap();
+            let mut bytes = pair.access_token.into_bytes();
+            let at = position.index(bytes.len());
+            let new = ALPHABET[replacement.index(ALPHABET.len())];
+            proptest::prop_assume!(bytes[at] != new);
+            bytes[at] = new;
+            let changed = String::from_utf8(bytes).unwrap();
+            proptest::prop_assert!(tokens.verify(&changed, TokenType::Access).is_err());
+        }
+    }
 }

@@ -352,3 +352,19 @@ fn verify_round_rederives_every_game_and_catches_a_tampered_record() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("win differs"));
 }
+
+#[test]
+fn openapi_prints_the_document_without_settings_or_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    // A setting that would stop `serve` does not matter: the document needs none.
+    let output = gateway(dir.path())
+        .arg("openapi")
+        .env("HEARTH__NOT_A_SECTION__X", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/v1/games/slots/spin"]["post"].is_object());
+    assert!(!dir.path().join("data").exists(), "no database was created");
+}

@@ -90,6 +90,18 @@ pub(crate) struct SearchQuery {
 
 /// `GET /v1/admin/users?query=&cursor=&limit=`: accounts by id, or by username or e-mail
 /// prefix, newest first.
+#[utoipa::path(
+    get, path = "/v1/admin/users", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("query" = Option<String>, Query, description = "An account id, or a username or e-mail prefix (any case)."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Page size.", minimum = 1, maximum = 100),
+    ),
+    responses(
+        (status = 200, description = "`{items, next_cursor}`: accounts, newest first.", body = Object),
+        (status = 404, description = "Not an allowed admin."),
+    )
+)]
 pub(crate) async fn search(
     State(state): State<AppState>,
     AdminUser(_, audit): AdminUser,
@@ -133,6 +145,14 @@ pub(crate) async fn search(
 
 /// `GET /v1/admin/users/{user_id}`: an account (banned or not), its wallet and whether it has
 /// a second factor.
+#[utoipa::path(
+    get, path = "/v1/admin/users/{user_id}", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "The account's id (anything but a UUID is 404).")),
+    responses(
+        (status = 200, description = "`{user, wallet, totp_enabled}`, with `disabled_at` and `disabled_reason`.", body = Object),
+        (status = 404, description = "No such user, or not an allowed admin."),
+    )
+)]
 pub(crate) async fn user(
     State(state): State<AppState>,
     AdminUser(_, audit): AdminUser,
@@ -168,6 +188,18 @@ pub(crate) struct ReasonBody {
 /// `POST /v1/admin/users/{user_id}/ban`: disables the account (with the audit row, in one
 /// transaction), then ends every session of theirs through the durable revocation record, which
 /// also announces it so every gateway closes their sockets (1008).
+#[utoipa::path(
+    post, path = "/v1/admin/users/{user_id}/ban", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    description = "Disables the account and ends every session and socket of theirs.",
+    params(("user_id" = String, Path, description = "The account's id (anything but a UUID is 404)."), ("X-Hearth-TOTP" = Option<String>, Header, description = "A fresh TOTP or backup code; required when the acting admin has TOTP.")),
+    request_body(content = Object, description = "`{\"reason\"}`: 1 to 500 characters."),
+    responses(
+        (status = 200, description = "The account after the change.", body = Object),
+        (status = 401, description = "`totp-required`: the acting admin has TOTP and sent no code."),
+        (status = 404, description = "No such user, or not an allowed admin."),
+        (status = 409, description = "Already in that state, or the admin's own account."),
+    )
+)]
 #[tracing::instrument(skip_all, fields(target_id = %user_id), err(level = "debug"))]
 pub(crate) async fn ban(
     State(state): State<AppState>,
@@ -204,6 +236,18 @@ pub(crate) async fn ban(
 }
 
 /// `POST /v1/admin/users/{user_id}/unban`: allows the account to log in again.
+#[utoipa::path(
+    post, path = "/v1/admin/users/{user_id}/unban", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    description = "Allows the account to log in again.",
+    params(("user_id" = String, Path, description = "The account's id (anything but a UUID is 404)."), ("X-Hearth-TOTP" = Option<String>, Header, description = "A fresh TOTP or backup code; required when the acting admin has TOTP.")),
+    request_body(content = Object, description = "`{\"reason\"}`: 1 to 500 characters."),
+    responses(
+        (status = 200, description = "The account after the change.", body = Object),
+        (status = 401, description = "`totp-required`: the acting admin has TOTP and sent no code."),
+        (status = 404, description = "No such user, or not an allowed admin."),
+        (status = 409, description = "Already in that state, or the admin's own account."),
+    )
+)]
 #[tracing::instrument(skip_all, fields(target_id = %user_id), err(level = "debug"))]
 pub(crate) async fn unban(
     State(state): State<AppState>,
@@ -252,6 +296,20 @@ pub(crate) struct AdjustmentBody {
 
 /// `POST /v1/admin/users/{user_id}/adjustments`: an `adjustment` ledger entry and the new
 /// balance, in one transaction with the audit row and the idempotency key (required).
+#[utoipa::path(
+    post, path = "/v1/admin/users/{user_id}/adjustments", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("user_id" = String, Path, description = "The account's id (anything but a UUID is 404)."), ("X-Hearth-TOTP" = Option<String>, Header, description = "A fresh TOTP or backup code; required when the acting admin has TOTP."),
+        ("Idempotency-Key" = String, Header, description = "Required: the same key and body replay the first answer."),
+    ),
+    request_body(content = Object, description = "`{\"amount\", \"reason\"}`: a non-zero amount within ±1,000,000,000 and a reason."),
+    responses(
+        (status = 201, description = "The `adjustment` ledger entry and the new balance.", body = Object),
+        (status = 401, description = "`totp-required`: the acting admin has TOTP and sent no code."),
+        (status = 404, description = "No such user, or not an allowed admin."),
+        (status = 409, description = "The admin's own wallet, or the same key in flight."),
+    )
+)]
 #[tracing::instrument(skip_all, fields(target_id = %user_id), err(level = "debug"))]
 pub(crate) async fn adjust(
     State(state): State<AppState>,
@@ -339,6 +397,19 @@ pub(crate) async fn adjust(
 }
 
 /// `GET /v1/admin/users/{user_id}/transactions`: the account's ledger, as the player sees it.
+#[utoipa::path(
+    get, path = "/v1/admin/users/{user_id}/transactions", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("user_id" = String, Path, description = "The account's id (anything but a UUID is 404)."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Page size.", minimum = 1, maximum = 100),
+        ("kind" = Option<String>, Query, description = "Only entries of this ledger kind."),
+    ),
+    responses(
+        (status = 200, description = "A ledger page, as `GET /v1/wallet/transactions` answers it.", body = Object),
+        (status = 404, description = "No such user, or not an allowed admin."),
+    )
+)]
 pub(crate) async fn transactions(
     State(state): State<AppState>,
     AdminUser(_, audit): AdminUser,
@@ -368,6 +439,18 @@ pub(crate) struct PageQuery {
 }
 
 /// `GET /v1/admin/users/{user_id}/rounds`: the account's rounds, newest first.
+#[utoipa::path(
+    get, path = "/v1/admin/users/{user_id}/rounds", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("user_id" = String, Path, description = "The account's id (anything but a UUID is 404)."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Page size.", minimum = 1, maximum = 100),
+    ),
+    responses(
+        (status = 200, description = "`{items, next_cursor}`: the account's rounds, newest first.", body = Object),
+        (status = 404, description = "No such user, or not an allowed admin."),
+    )
+)]
 pub(crate) async fn rounds(
     State(state): State<AppState>,
     AdminUser(_, audit): AdminUser,
@@ -407,6 +490,18 @@ pub(crate) struct AuditQuery {
 }
 
 /// `GET /v1/admin/audit?cursor=&limit=&user_id=`: the audit trail, newest first.
+#[utoipa::path(
+    get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Page size.", minimum = 1, maximum = 100),
+        ("user_id" = Option<String>, Query, description = "Only rows about this account."),
+    ),
+    responses(
+        (status = 200, description = "`{items, next_cursor}`: audit rows, newest first.", body = Object),
+        (status = 404, description = "Not an allowed admin."),
+    )
+)]
 pub(crate) async fn audit_log(
     State(state): State<AppState>,
     AdminUser(_, audit): AdminUser,
@@ -467,6 +562,13 @@ fn rtp(wagered: i64, paid: i64) -> Option<f64> {
 }
 
 /// `GET /v1/admin/stats`: the console's figures.
+#[utoipa::path(
+    get, path = "/v1/admin/stats", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Rounds, wagered, paid and RTP by game (today, 7 days, all time, daily), active users, open hands, the last reconciliation, job queue health.", body = Object),
+        (status = 404, description = "Not an allowed admin."),
+    )
+)]
 pub(crate) async fn stats(
     State(state): State<AppState>,
     AdminUser(_, audit): AdminUser,

@@ -25,6 +25,11 @@ use crate::state::AppState;
 const MISSING: ApiError = ApiError::NotFound("no such conversation");
 
 /// `POST /v1/ai/conversations`: starts a conversation; 201 with its id.
+#[utoipa::path(
+    post, path = "/v1/ai/conversations", tag = "ai", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 201, description = "`{id, created_at}`.", body = Object,
+        headers(("Location" = String, description = "The conversation's messages."))))
+)]
 pub(crate) async fn start(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -44,7 +49,7 @@ pub(crate) async fn start(
 }
 
 /// The body of `POST /v1/ai/conversations/{id}/messages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendBody {
     content: String,
@@ -95,6 +100,16 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
 /// message and its usage), or with `Accept: text/event-stream` the answer as server-sent
 /// events: `delta` (`{"content"}`) pieces, then `done` (as the JSON answer) or `error` (a
 /// problem object).
+#[utoipa::path(
+    post, path = "/v1/ai/conversations/{id}/messages", tag = "ai", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The conversation's id.")),
+    request_body = SendBody,
+    responses(
+        (status = 201, description = "The assistant's answer and its usage.", body = Object),
+        (status = 200, description = "With `Accept: text/event-stream`: `delta`, then `done` or `error` events.", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such conversation (or another user's)."),
+    )
+)]
 pub(crate) async fn send(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -185,6 +200,18 @@ pub(crate) struct MessagesQuery {
 }
 
 /// `GET /v1/ai/conversations/{id}/messages?cursor=&limit=`: the messages, oldest first.
+#[utoipa::path(
+    get, path = "/v1/ai/conversations/{id}/messages", tag = "ai", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, description = "The conversation's id."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Page size.", minimum = 1),
+    ),
+    responses(
+        (status = 200, description = "A page of messages, oldest first.", body = crate::openapi::schemas::Page),
+        (status = 404, description = "No such conversation (or another user's)."),
+    )
+)]
 pub(crate) async fn messages(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -213,6 +240,10 @@ pub(crate) async fn messages(
 
 /// `GET /v1/ai/usage`: today's spending (UTC day, open reservations included) and what is
 /// left, in budget micro-units.
+#[utoipa::path(
+    get, path = "/v1/ai/usage", tag = "ai", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "Today's AI spending and what is left, in micro-units.", body = Object))
+)]
 pub(crate) async fn usage(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

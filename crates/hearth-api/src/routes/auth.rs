@@ -62,11 +62,13 @@ pub(crate) fn describe_metrics() {
 }
 
 /// `POST /v1/auth/register`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")]
     username: String,
     email: String,
+    #[schema(value_type = String, min_length = 8, max_length = 72)]
     password: SecretString,
 }
 
@@ -219,6 +221,15 @@ async fn settle(state: &AppState, reservation: Reservation, success: bool) -> Re
 
 /// Creates an account with its wallet, starting bonus and fairness seeds.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account; its wallet holds the starting balance.", body = crate::openapi::schemas::Account,
+            headers(("Location" = String, description = "`/v1/me`"))),
+        (status = 409, description = "The username or e-mail is taken; `errors` names the field."),
+    )
+)]
 pub(crate) async fn register(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RegisterRequest>,
@@ -263,14 +274,16 @@ pub(crate) async fn register(
 }
 
 /// `POST /v1/auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     /// Username or e-mail.
     login: String,
+    #[schema(value_type = String)]
     password: SecretString,
     /// A code from the authenticator app, or a backup code, when the account has TOTP on.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     totp: Option<SecretString>,
     /// Browser mode: set the tokens as `HttpOnly` cookies instead of returning them.
     #[serde(default)]
@@ -285,6 +298,14 @@ pub(crate) struct LoginRequest {
 /// account before anything is checked, and counts as a failure unless it succeeds; at the
 /// limit the name and the address are locked (429). See [`login_keys`].
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A token pair (browser mode: cookies and the CSRF token).", body = crate::openapi::schemas::TokenPair),
+        (status = 401, description = "Wrong login, password or code; `urn:hearth:problem:totp-required` when a code is needed."),
+    )
+)]
 pub(crate) async fn login(
     State(state): State<AppState>,
     client: Option<axum::Extension<ClientIp>>,
@@ -469,16 +490,25 @@ fn clear_cookies(state: &AppState, headers: &mut HeaderMap) {
 }
 
 /// `POST /v1/auth/refresh`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshRequest {
     /// The refresh token; in browser mode it comes from the cookie instead.
+    #[schema(value_type = Option<String>)]
     refresh_token: Option<SecretString>,
 }
 
 /// Exchanges a refresh token for a new pair in the same session. The presented token is used
 /// up; presenting it again revokes the whole session (it was copied).
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth",
+    request_body(content = RefreshRequest, description = "In browser mode the body may be empty: the refresh cookie is used, with `X-CSRF-Token`."),
+    responses(
+        (status = 200, description = "A new pair in the same session; the presented token is used up.", body = crate::openapi::schemas::TokenPair),
+        (status = 401, description = "An expired, revoked, reused or forged refresh token, or an access token."),
+    )
+)]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -555,15 +585,21 @@ async fn revoke_session(state: &AppState, claims: &Claims) -> Result<(), ApiErro
 }
 
 /// `POST /v1/auth/logout`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogoutRequest {
     /// A refresh token whose session should end too (if it is another one).
+    #[schema(value_type = Option<String>)]
     refresh_token: Option<SecretString>,
 }
 
 /// Ends the caller's session: the access token and every token of its session stop working.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body(content = LogoutRequest, description = "Optional."),
+    responses((status = 204, description = "Every token of the session is revoked."))
+)]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -606,16 +642,23 @@ pub(crate) async fn revoke_all_sessions(state: &AppState, user: Uuid) -> Result<
 }
 
 /// `POST /v1/auth/password`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangePasswordRequest {
+    #[schema(value_type = String)]
     old_password: SecretString,
+    #[schema(value_type = String)]
     new_password: SecretString,
 }
 
 /// Changes the caller's password (the old one is required) and ends every session, this one
 /// included: the client logs in again with the new password.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/password", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Changed; every session of the account is revoked."))
+)]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -648,7 +691,7 @@ pub(crate) async fn change_password(
 }
 
 /// `POST /v1/auth/password-reset`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetRequest {
     email: String,
@@ -658,6 +701,11 @@ pub(crate) struct ResetRequest {
 /// does, a single-use token (stored hashed) is e-mailed through the outbox. The work happens
 /// after the answer, so its timing says nothing either.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/password-reset", tag = "auth",
+    request_body = ResetRequest,
+    responses((status = 202, description = "Always, whether or not the address has an account."))
+)]
 pub(crate) async fn request_password_reset(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ResetRequest>,
@@ -710,15 +758,22 @@ async fn queue_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
 }
 
 /// `POST /v1/auth/password-reset/confirm`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfirmResetRequest {
+    #[schema(value_type = String)]
     token: SecretString,
+    #[schema(value_type = String)]
     new_password: SecretString,
 }
 
 /// Sets a new password with a reset token and ends every session of the account.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/password-reset/confirm", tag = "auth",
+    request_body = ConfirmResetRequest,
+    responses((status = 204, description = "The password is changed and every session revoked."))
+)]
 pub(crate) async fn confirm_password_reset(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ConfirmResetRequest>,
@@ -861,10 +916,11 @@ fn json_with_cookies(body: serde_json::Value, cookies: Vec<HeaderValue>) -> Resp
 }
 
 /// `POST /v1/auth/totp/enroll`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnrollTotpRequest {
     /// The current password: an access token alone must not add an authenticator.
+    #[schema(value_type = String)]
     password: SecretString,
 }
 
@@ -872,6 +928,14 @@ pub(crate) struct EnrollTotpRequest {
 /// `otpauth://` URI for a QR code. Login does not ask for codes until `/v1/auth/totp/confirm`
 /// proves the app has the secret.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/totp/enroll", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body = EnrollTotpRequest,
+    responses(
+        (status = 200, description = "A new secret, not yet enabled.", body = crate::openapi::schemas::TotpEnrollment),
+        (status = 409, description = "A second factor is already enabled."),
+    )
+)]
 pub(crate) async fn enroll_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -890,10 +954,11 @@ pub(crate) async fn enroll_totp(
 }
 
 /// `POST /v1/auth/totp/confirm`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfirmTotpRequest {
     /// The current password.
+    #[schema(value_type = String)]
     password: SecretString,
     code: String,
 }
@@ -903,6 +968,14 @@ pub(crate) struct ConfirmTotpRequest {
 /// pair in `session`). Answers the ten backup codes, shown this once (only their hashes are
 /// kept).
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/totp/confirm", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body = ConfirmTotpRequest,
+    responses(
+        (status = 200, description = "Enabled: `{enabled, backup_codes, session}`, the session renewed.", body = Object),
+        (status = 409, description = "No enrolment to confirm, or already enabled."),
+    )
+)]
 pub(crate) async fn confirm_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -943,12 +1016,14 @@ pub(crate) async fn confirm_totp(
 
 /// `POST /v1/auth/totp/disable` and `POST /v1/auth/totp/backup-codes`: both need the current
 /// password and a second factor.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PasswordAndCodeRequest {
     /// The current password.
+    #[schema(value_type = String)]
     password: SecretString,
     /// A current code from the authenticator app, or an unused backup code.
+    #[schema(value_type = String)]
     code: SecretString,
 }
 
@@ -978,6 +1053,14 @@ fn totp_conflict(enabled: bool) -> ApiError {
 /// required): the secret and every backup code are forgotten, and every other session of the
 /// account ends (the caller's continues with the new pair in `session`).
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/totp/disable", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body = PasswordAndCodeRequest,
+    responses(
+        (status = 200, description = "Disabled: `{enabled: false, session}`.", body = Object),
+        (status = 409, description = "No second factor is enabled."),
+    )
+)]
 pub(crate) async fn disable_totp(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -1002,6 +1085,14 @@ pub(crate) async fn disable_totp(
 /// Replaces the backup codes (the current password and a code or backup code are required):
 /// answers ten new ones, shown this once; every earlier code, used or not, stops working.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/totp/backup-codes", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body = PasswordAndCodeRequest,
+    responses(
+        (status = 200, description = "Ten new backup codes: `{backup_codes}`.", body = Object),
+        (status = 409, description = "No second factor is enabled."),
+    )
+)]
 pub(crate) async fn regenerate_backup_codes(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -1020,6 +1111,13 @@ pub(crate) async fn regenerate_backup_codes(
 }
 
 /// `GET /v1/me`: the caller's account, and whether its e-mail address is verified.
+#[utoipa::path(
+    get, path = "/v1/me", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = crate::openapi::schemas::Account),
+        (status = 404, description = "The account no longer exists."),
+    )
+)]
 pub(crate) async fn me(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_app::campaigns::cache::Rendered;
-use hearth_app::campaigns::input::{CampaignInput, ChildInput, MemberInput};
+use hearth_app::campaigns::input::{
+    CampaignInput, ChildInput, MapInput, MemberInput, NpcInput, SessionInput, TimelineInput,
+};
 use hearth_app::campaigns::{CampaignFailure, Precondition};
 use hearth_storage::campaign::{KeyCursor, MAX_PAGE};
 use serde::Deserialize;
@@ -138,6 +140,14 @@ impl PageQuery {
 }
 
 /// `POST /v1/campaigns`.
+#[utoipa::path(
+    post, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    request_body = CampaignInput,
+    responses(
+        (status = 201, description = "The campaign; the caller owns it as game master.", body = Object, headers(("ETag" = String, description = "The record's version."))),
+        (status = 409, description = "A limit on campaigns is reached."),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -148,6 +158,14 @@ pub(crate) async fn create(
 }
 
 /// `GET /v1/campaigns?limit=&cursor=`: the caller's campaigns, owned or joined.
+#[utoipa::path(
+    get, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100; default 20.", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+    ),
+    responses((status = 200, description = "A page of the caller's campaigns, owned or joined.", body = crate::openapi::schemas::Page))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -159,6 +177,15 @@ pub(crate) async fn list(
 }
 
 /// `GET /v1/campaigns/{id}`.
+#[utoipa::path(
+    get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The campaign's id."), ("If-None-Match" = Option<String>, Header, description = "A 304 when it names the current version.")),
+    responses(
+        (status = 200, description = "The campaign.", body = Object, headers(("ETag" = String, description = "The record's version."))),
+        (status = 304, description = "Not modified since the version named.", headers(("ETag" = String, description = "The record's version."))),
+        (status = 404, description = "No such campaign, or not a member."),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -170,6 +197,18 @@ pub(crate) async fn get(
 }
 
 /// `PATCH /v1/campaigns/{id}` with `If-Match`.
+#[utoipa::path(
+    patch, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The campaign's id."), ("If-Match" = String, Header, description = "The ETag of the version this update changes, or `*`.")),
+    request_body = CampaignInput,
+    responses(
+        (status = 200, description = "The updated campaign.", body = Object, headers(("ETag" = String, description = "The record's version."))),
+        (status = 403, description = "Not a game master."),
+        (status = 404, description = "No such campaign, or not a member."),
+        (status = 412, description = "`If-Match` names another version."),
+        (status = 428, description = "`If-Match` is missing."),
+    )
+)]
 pub(crate) async fn update(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -187,6 +226,15 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /v1/campaigns/{id}`: the owner only; everything in it goes too.
+#[utoipa::path(
+    delete, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The campaign's id.")),
+    responses(
+        (status = 204, description = "Deleted, with everything in it."),
+        (status = 403, description = "Not the owner."),
+        (status = 404, description = "No such campaign, or not a member."),
+    )
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -197,6 +245,14 @@ pub(crate) async fn delete(
 }
 
 /// `GET /v1/campaigns/{id}/members`.
+#[utoipa::path(
+    get, path = "/v1/campaigns/{id}/members", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The campaign's id.")),
+    responses(
+        (status = 200, description = "The members.", body = Object),
+        (status = 404, description = "No such campaign, or not a member."),
+    )
+)]
 pub(crate) async fn members(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -207,6 +263,17 @@ pub(crate) async fn members(
 }
 
 /// `POST /v1/campaigns/{id}/members {"username","role"}`.
+#[utoipa::path(
+    post, path = "/v1/campaigns/{id}/members", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The campaign's id.")),
+    request_body = MemberInput,
+    responses(
+        (status = 201, description = "The member.", body = Object),
+        (status = 403, description = "Not a game master."),
+        (status = 404, description = "No such campaign, or not a member."),
+        (status = 409, description = "Already a member, or a limit is reached."),
+    )
+)]
 pub(crate) async fn add_member(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -221,6 +288,16 @@ pub(crate) async fn add_member(
 }
 
 /// `DELETE /v1/campaigns/{id}/members/{user_id}`.
+#[utoipa::path(
+    delete, path = "/v1/campaigns/{id}/members/{user_id}", tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The campaign's id."), ("user_id" = String, Path, description = "The member's user id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, description = "Neither a game master nor the member."),
+        (status = 404, description = "No such campaign or member."),
+        (status = 409, description = "The owner cannot leave."),
+    )
+)]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -306,6 +383,154 @@ pub(crate) async fn delete_child<I: ChildInput>(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The five routes of one kind of campaign child, as concrete, documented handlers over the
+/// generic ones (`#[utoipa::path]` documents a function, not a function per type).
+macro_rules! campaign_children {
+    ($module:ident, $input:tt, $list:tt, $one:tt, $tag:literal) => {
+        #[doc = concat!("The `", $tag, "` routes of a campaign.")]
+        pub(crate) mod $module {
+            use axum::extract::{Path, State};
+            use axum::http::{HeaderMap, StatusCode};
+            use axum::response::Response;
+
+            #[allow(unused_imports, reason = "named by the annotations")]
+            use super::*;
+            use crate::error::ApiError;
+            use crate::extract::{ApiJson, ApiQuery, AuthUser};
+            use crate::state::AppState;
+
+            #[doc = concat!("`GET ", $list, "`.")]
+            #[utoipa::path(
+                get, path = $list, tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+                params(("id" = String, Path, description = "The campaign's id."), ("limit" = Option<u32>, Query, description = "1 to 100; default 20.", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page.")),
+                responses(
+                    (status = 200, description = "A page of records (a player does not see `gm_only` ones).", body = crate::openapi::schemas::Page),
+                    (status = 404, description = "No such campaign, or not a member."),
+                )
+            )]
+            pub(crate) async fn list(
+                state: State<AppState>,
+                user: AuthUser,
+                campaign: Path<String>,
+                query: ApiQuery<super::PageQuery>,
+            ) -> Result<Response, ApiError> {
+                super::list_children::<$input>(state, user, campaign, query).await
+            }
+
+            #[doc = concat!("`POST ", $list, "`.")]
+            #[utoipa::path(
+                post, path = $list, tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+                params(("id" = String, Path, description = "The campaign's id.")),
+                request_body = $input,
+                responses(
+                    (status = 201, description = "The record.", body = Object, headers(("ETag" = String, description = "The record's version."))),
+                    (status = 403, description = "Not a game master."),
+                    (status = 404, description = "No such campaign, or not a member."),
+                    (status = 409, description = "A limit on records is reached."),
+                )
+            )]
+            pub(crate) async fn create(
+                state: State<AppState>,
+                user: AuthUser,
+                campaign: Path<String>,
+                input: ApiJson<$input>,
+            ) -> Result<Response, ApiError> {
+                super::create_child::<$input>(state, user, campaign, input).await
+            }
+
+            #[doc = concat!("`GET ", $one, "`.")]
+            #[utoipa::path(
+                get, path = $one, tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+                params(("id" = String, Path, description = "The campaign's id."), ("child_id" = String, Path, description = "The record's id."), ("If-None-Match" = Option<String>, Header, description = "A 304 when it names the current version.")),
+                responses(
+                    (status = 200, description = "The record.", body = Object, headers(("ETag" = String, description = "The record's version."))),
+                    (status = 304, description = "Not modified since the version named.", headers(("ETag" = String, description = "The record's version."))),
+                    (status = 404, description = "No such record, or hidden from players."),
+                )
+            )]
+            pub(crate) async fn get(
+                state: State<AppState>,
+                user: AuthUser,
+                ids: Path<(String, String)>,
+                headers: HeaderMap,
+            ) -> Result<Response, ApiError> {
+                super::get_child::<$input>(state, user, ids, headers).await
+            }
+
+            #[doc = concat!("`PATCH ", $one, "`.")]
+            #[utoipa::path(
+                patch, path = $one, tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+                params(("id" = String, Path, description = "The campaign's id."), ("child_id" = String, Path, description = "The record's id."), ("If-Match" = String, Header, description = "The ETag of the version this update changes, or `*`.")),
+                request_body = $input,
+                responses(
+                    (status = 200, description = "The updated record.", body = Object, headers(("ETag" = String, description = "The record's version."))),
+                    (status = 403, description = "Not a game master."),
+                    (status = 404, description = "No such record."),
+                    (status = 412, description = "`If-Match` names another version."),
+                    (status = 428, description = "`If-Match` is missing."),
+                )
+            )]
+            pub(crate) async fn update(
+                state: State<AppState>,
+                user: AuthUser,
+                ids: Path<(String, String)>,
+                headers: HeaderMap,
+                input: ApiJson<$input>,
+            ) -> Result<Response, ApiError> {
+                super::update_child::<$input>(state, user, ids, headers, input).await
+            }
+
+            #[doc = concat!("`DELETE ", $one, "`.")]
+            #[utoipa::path(
+                delete, path = $one, tag = "campaigns", security(("bearer" = []), ("cookie" = [])),
+                params(("id" = String, Path, description = "The campaign's id."), ("child_id" = String, Path, description = "The record's id.")),
+                responses(
+                    (status = 204, description = "Deleted."),
+                    (status = 403, description = "Not a game master."),
+                    (status = 404, description = "No such record."),
+                )
+            )]
+            pub(crate) async fn delete(
+                state: State<AppState>,
+                user: AuthUser,
+                ids: Path<(String, String)>,
+            ) -> Result<StatusCode, ApiError> {
+                super::delete_child::<$input>(state, user, ids).await
+            }
+        }
+    };
+}
+
+campaign_children!(
+    sessions,
+    SessionInput,
+    "/v1/campaigns/{id}/sessions",
+    "/v1/campaigns/{id}/sessions/{child_id}",
+    "sessions"
+);
+campaign_children!(
+    npcs,
+    NpcInput,
+    "/v1/campaigns/{id}/npcs",
+    "/v1/campaigns/{id}/npcs/{child_id}",
+    "npcs"
+);
+campaign_children!(
+    maps,
+    MapInput,
+    "/v1/campaigns/{id}/maps",
+    "/v1/campaigns/{id}/maps/{child_id}",
+    "maps"
+);
+campaign_children!(
+    timeline,
+    TimelineInput,
+    "/v1/campaigns/{id}/timeline",
+    "/v1/campaigns/{id}/timeline/{child_id}",
+    "timeline"
+);
 
 #[cfg(test)]
 mod tests {

@@ -79,15 +79,21 @@ pub(crate) async fn note_login_address(
 }
 
 /// `POST /v1/auth/verify-email`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyEmailRequest {
+    #[schema(value_type = String)]
     token: SecretString,
 }
 
 /// Verifies the account's e-mail address with the token from its welcome mail: 204, or 422
 /// naming `token` when it is unknown, used, expired or was sent to an earlier address.
 #[tracing::instrument(skip_all, err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/auth/verify-email", tag = "auth",
+    request_body = VerifyEmailRequest,
+    responses((status = 204, description = "The address is verified."))
+)]
 pub(crate) async fn verify_email(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<VerifyEmailRequest>,

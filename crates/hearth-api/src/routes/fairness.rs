@@ -11,6 +11,10 @@ use crate::extract::{ApiJson, AuthUser};
 use crate::state::AppState;
 
 /// `GET /v1/fairness`: the committed seed hash, the client seed and the next nonce.
+#[utoipa::path(
+    get, path = "/v1/fairness", tag = "fairness", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The committed server seed hash, the client seed and the next nonce.", body = Object))
+)]
 pub(crate) async fn current(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -19,13 +23,18 @@ pub(crate) async fn current(
 }
 
 /// `PUT /v1/fairness/client-seed`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClientSeedRequest {
     client_seed: String,
 }
 
 /// Sets the client seed for the following rounds.
+#[utoipa::path(
+    put, path = "/v1/fairness/client-seed", tag = "fairness", security(("bearer" = []), ("cookie" = [])),
+    request_body = ClientSeedRequest,
+    responses((status = 200, description = "The same, with the new client seed.", body = Object))
+)]
 pub(crate) async fn set_client_seed(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -37,6 +46,13 @@ pub(crate) async fn set_client_seed(
 }
 
 /// `POST /v1/fairness/rotate`: reveals the current server seed and commits to a new one.
+#[utoipa::path(
+    post, path = "/v1/fairness/rotate", tag = "fairness", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The revealed server seed and the new commitment.", body = Object),
+        (status = 409, description = "A blackjack hand is open."),
+    )
+)]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -56,6 +72,14 @@ pub(crate) async fn rotate(
 
 /// `GET /v1/fairness/rounds/{round_id}`: everything needed to re-derive a round; the server
 /// seed appears once rotation has revealed it. Another user's round is a 404.
+#[utoipa::path(
+    get, path = "/v1/fairness/rounds/{round_id}", tag = "fairness", security(("bearer" = []), ("cookie" = [])),
+    params(("round_id" = String, Path, description = "The round's id.")),
+    responses(
+        (status = 200, description = "Everything needed to re-derive the round (the server seed once revealed).", body = Object),
+        (status = 404, description = "No such round (or another user's)."),
+    )
+)]
 pub(crate) async fn round(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

@@ -19,7 +19,7 @@ use crate::idempotency::{IDEMPOTENT_REPLAYED, IdempotencyKey};
 use crate::state::AppState;
 
 /// `POST /v1/games/slots/spin`.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SpinRequest {
     bet: i64,
@@ -69,6 +69,13 @@ impl From<SettledRound> for RoundResponse {
 
 /// Spins the slots: debits the bet, credits the win, in one transaction.
 #[tracing::instrument(skip_all, fields(bet = request.bet), err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/games/slots/spin", tag = "games", security(("bearer" = []), ("cookie" = [])),
+    request_body = SpinRequest,
+    responses(
+        (status = 200, description = "The settled round.", body = crate::openapi::schemas::Round),
+    )
+)]
 pub(crate) async fn spin_slots(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -135,17 +142,25 @@ pub(crate) fn round_response(played: Played<SettledRound>) -> Response {
 }
 
 /// `POST /v1/games/dice/roll`.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DiceRollRequest {
     bet: i64,
     /// In hundredths: 5000 means 50.00.
     target: u32,
+    #[schema(value_type = String, pattern = "^(over|under)$")]
     direction: dice::Direction,
 }
 
 /// Rolls the dice: win when the roll lands on the chosen side of the target.
 #[tracing::instrument(skip_all, fields(bet = request.bet), err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/games/dice/roll", tag = "games", security(("bearer" = []), ("cookie" = [])),
+    request_body = DiceRollRequest,
+    responses(
+        (status = 200, description = "The settled round.", body = crate::openapi::schemas::Round),
+    )
+)]
 pub(crate) async fn roll_dice(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -189,14 +204,22 @@ pub(crate) async fn roll_dice(
 }
 
 /// `POST /v1/games/roulette/spin`.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouletteSpinRequest {
+    #[schema(value_type = Vec<crate::openapi::schemas::RouletteBet>, min_items = 1)]
     bets: Vec<roulette::BetRequest>,
 }
 
 /// Spins a European wheel for one or more bets.
 #[tracing::instrument(skip_all, fields(bets = request.bets.len()), err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/games/roulette/spin", tag = "games", security(("bearer" = []), ("cookie" = [])),
+    request_body = RouletteSpinRequest,
+    responses(
+        (status = 200, description = "The settled round.", body = crate::openapi::schemas::Round),
+    )
+)]
 pub(crate) async fn spin_roulette(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -243,16 +266,17 @@ fn to_detail(outcome: &impl Serialize) -> Value {
 }
 
 /// `POST /v1/games/blackjack`.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BlackjackStartRequest {
     bet: i64,
 }
 
 /// `POST /v1/games/blackjack/{round_id}/action`.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BlackjackActionRequest {
+    #[schema(value_type = String, pattern = "^(hit|stand|double)$")]
     action: blackjack::Action,
 }
 
@@ -269,6 +293,14 @@ fn hand_progress(hand: &blackjack::Hand) -> Result<(Value, Option<Value>, i64), 
 
 /// Deals a hand: the bet is debited now; naturals settle at once, other hands stay open.
 #[tracing::instrument(skip_all, fields(bet = request.bet), err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/games/blackjack", tag = "games", security(("bearer" = []), ("cookie" = [])),
+    request_body = BlackjackStartRequest,
+    responses(
+        (status = 200, description = "An open hand, or a settled natural.", body = crate::openapi::schemas::Round),
+        (status = 409, description = "A hand is already open."),
+    )
+)]
 pub(crate) async fn start_blackjack(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -314,6 +346,16 @@ pub(crate) async fn start_blackjack(
 
 /// Hits, stands or doubles on an open hand; a double debits the extra stake.
 #[tracing::instrument(skip_all, fields(round_id = %round_id), err(level = "debug"))]
+#[utoipa::path(
+    post, path = "/v1/games/blackjack/{round_id}/action", tag = "games", security(("bearer" = []), ("cookie" = [])),
+    params(("round_id" = String, Path, description = "The hand's round id.")),
+    request_body = BlackjackActionRequest,
+    responses(
+        (status = 200, description = "The hand after the action.", body = crate::openapi::schemas::Round),
+        (status = 404, description = "No such hand (or another user's)."),
+        (status = 409, description = "The hand is over, or does not allow this action now."),
+    )
+)]
 pub(crate) async fn act_blackjack(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

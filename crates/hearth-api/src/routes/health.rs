@@ -18,12 +18,23 @@ use crate::extract::AdminUser;
 use crate::state::AppState;
 
 /// `GET /health/live`: the process is up and serving.
+#[utoipa::path(
+    get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`.", body = Object))
+)]
 pub(crate) async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// `GET /health/ready`: 200 when this instance should get traffic; 503 naming the failing
 /// check while draining, when the database is unreachable or migrations are pending.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready: `{status, checks}`.", body = Object),
+        (status = 503, description = "Not ready; `checks` names the failing one."),
+    )
+)]
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let mut checks = Map::new();
     let mut failing = Vec::new();
@@ -87,6 +98,13 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics` on the main port: the Prometheus exposition, unless
 /// `telemetry.metrics_addr` moves it to the admin listener, in which case this is a 404.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition.", content_type = "text/plain", body = String),
+        (status = 404, description = "Metrics are served on the admin port instead."),
+    )
+)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     if state.settings.telemetry.metrics_addr.is_some() {
         return ApiError::NotFound("no resource at this path").into_response();
@@ -135,6 +153,13 @@ pub(crate) async fn render_metrics(State(state): State<AppState>) -> impl IntoRe
 /// address): version, uptime, memory, and the latency and state of the database and Redis.
 /// Anyone else gets what a missing page gets (404), so the route does not advertise itself;
 /// without a token, 401 like every protected route.
+#[utoipa::path(
+    get, path = "/health/details", tag = "operations", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Version, uptime, memory, database and Redis latency, pool stats.", body = Object),
+        (status = 404, description = "Not an allowed admin."),
+    )
+)]
 pub(crate) async fn details(
     State(state): State<AppState>,
     AdminUser(_, audit): AdminUser,

@@ -27,6 +27,17 @@ pub(crate) struct JobsQuery {
 /// `GET /v1/admin/jobs?state=dead|queued|running&limit=`: jobs in one state (default
 /// `dead`), oldest due first, with their attempts and last error. Payloads are shown; they
 /// hold ids, never secrets (an e-mail job names its outbox row, not the message).
+#[utoipa::path(
+    get, path = "/v1/admin/jobs", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("state" = Option<String>, Query, description = "`dead` (default), `queued` or `running`."),
+        ("limit" = Option<u32>, Query, description = "1 to 500; default 100.", minimum = 1, maximum = 500),
+    ),
+    responses(
+        (status = 200, description = "`{state, items}`: jobs in that state, oldest due first.", body = Object),
+        (status = 404, description = "Not an allowed admin."),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AdminUser(admin, audit): AdminUser,
@@ -67,6 +78,14 @@ async fn list_jobs(
 
 /// `POST /v1/admin/jobs/{id}/retry`: queues a dead job again with its attempts reset, due
 /// now. 404 when there is no dead job with this id.
+#[utoipa::path(
+    post, path = "/v1/admin/jobs/{id}/retry", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "`{job}`: the job, queued again.", body = Object),
+        (status = 404, description = "No dead job with this id, or not an allowed admin."),
+    )
+)]
 pub(crate) async fn retry(
     State(state): State<AppState>,
     AdminUser(admin, audit): AdminUser,

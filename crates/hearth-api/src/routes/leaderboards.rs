@@ -21,6 +21,18 @@ pub(crate) struct LeaderboardQuery {
 /// `GET /v1/leaderboards/{board}?period=daily|weekly|all_time&limit=`: the top players.
 /// Boards: `balance` (all-time only), `biggest_win`, `net_won`. Periods are UTC days and ISO
 /// weeks.
+#[utoipa::path(
+    get, path = "/v1/leaderboards/{board}", tag = "leaderboards",
+    params(
+        ("board" = String, Path, description = "`balance`, `biggest_win` or `net_won`.", pattern = "^(balance|biggest_win|net_won)$"),
+        ("period" = Option<String>, Query, description = "`daily`, `weekly` or `all_time` (default); `balance` is all-time only.", pattern = "^(daily|weekly|all_time)$"),
+        ("limit" = Option<u32>, Query, description = "1 to 100; default 10.", minimum = 1, maximum = 100),
+    ),
+    responses(
+        (status = 200, description = "The top players.", body = crate::openapi::schemas::Leaderboard),
+        (status = 404, description = "No such board."),
+    )
+)]
 pub(crate) async fn top(
     State(state): State<AppState>,
     Path(board): Path<String>,

@@ -24,6 +24,13 @@ impl From<LifeReadError> for ApiError {
 
 /// `GET /v1/life`: the caller's life as they see it (status, speed, age, stats, relationships,
 /// waiting questions); 404 when they have none.
+#[utoipa::path(
+    get, path = "/v1/life", tag = "life", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's life: status, speed, age, stats, relationships, questions waiting.", body = Object),
+        (status = 404, description = "The caller has no life."),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -46,6 +53,18 @@ pub(crate) struct HistoryQuery {
 
 /// `GET /v1/life/history?cursor=&limit=`: the history, oldest first, in keyset pages; a
 /// cursor the API did not issue is a 400 naming `cursor`.
+#[utoipa::path(
+    get, path = "/v1/life/history", tag = "life", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "1 to 200; default 50.", minimum = 1, maximum = 200),
+    ),
+    responses(
+        (status = 200, description = "`{items, next_cursor}`: the history, oldest first.", body = Object),
+        (status = 400, description = "A cursor this API did not issue."),
+        (status = 404, description = "The caller has no life."),
+    )
+)]
 pub(crate) async fn history(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

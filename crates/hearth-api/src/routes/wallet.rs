@@ -12,6 +12,10 @@ use crate::extract::{ApiQuery, AuthUser};
 use crate::state::AppState;
 
 /// `GET /v1/wallet`.
+#[utoipa::path(
+    get, path = "/v1/wallet", tag = "wallet", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The wallet.", body = crate::openapi::schemas::Wallet))
+)]
 pub(crate) async fn wallet(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -50,6 +54,16 @@ pub(crate) struct TransactionsPage {
 const DEFAULT_LIMIT: u32 = 20;
 
 /// `GET /v1/wallet/transactions?limit=&cursor=&kind=&game=`: the ledger, newest first.
+#[utoipa::path(
+    get, path = "/v1/wallet/transactions", tag = "wallet", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100; default 20.", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("kind" = Option<String>, Query, description = "Only entries of this kind.", pattern = "^(bet|win|deposit|bonus|adjustment|refund)$"),
+        ("game" = Option<String>, Query, description = "Only entries of this game.", min_length = 1, max_length = 32),
+    ),
+    responses((status = 200, description = "A page of the ledger, newest first.", body = crate::openapi::schemas::LedgerPage))
+)]
 pub(crate) async fn transactions(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -103,6 +117,11 @@ pub(crate) struct HistoryQuery {
 const MAX_HISTORY_DAYS: u32 = 365;
 
 /// `GET /v1/wallet/history?days=N`: daily closing balances, oldest first (UTC days).
+#[utoipa::path(
+    get, path = "/v1/wallet/history", tag = "wallet", security(("bearer" = []), ("cookie" = [])),
+    params(("days" = Option<u32>, Query, description = "1 to 365; default 30.", minimum = 1, maximum = 365)),
+    responses((status = 200, description = "Daily closing balances, oldest first.", body = crate::openapi::schemas::History))
+)]
 pub(crate) async fn history(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -120,6 +139,10 @@ pub(crate) async fn history(
 }
 
 /// `GET /v1/stats`: totals over the caller's settled rounds.
+#[utoipa::path(
+    get, path = "/v1/stats", tag = "wallet", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "Totals over the caller's settled rounds.", body = Object))
+)]
 pub(crate) async fn stats(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

@@ -22,6 +22,7 @@ mod http_stack;
 mod life;
 mod limits;
 mod lockout;
+mod openapi;
 mod operators;
 mod pages;
 mod server;

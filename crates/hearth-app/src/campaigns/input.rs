@@ -56,6 +56,7 @@ fn rich_patch(
 }
 
 /// `POST /v1/campaigns` and `PATCH /v1/campaigns/{id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CampaignInput {
@@ -90,12 +91,14 @@ impl CampaignInput {
 }
 
 /// `POST /v1/campaigns/{id}/members`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInput {
     /// The user to add, by username.
     pub username: String,
     /// `player` or `gm`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "player", pattern = "^(gm|player)$"))]
     pub role: Role,
 }
 
@@ -113,6 +116,7 @@ pub trait ChildInput: for<'de> Deserialize<'de> + Send + 'static {
 }
 
 /// A session's body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionInput {
@@ -121,9 +125,11 @@ pub struct SessionInput {
     /// 1 to 255 characters.
     pub title: Option<String>,
     /// `planned` (the default), `active`, `completed` or `cancelled`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(planned|active|completed|cancelled)$"))]
     pub status: Option<rules::SessionStatus>,
     /// RFC 3339; `null` clears it.
     #[serde(deserialize_with = "present_time")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub scheduled_at: Option<Option<OffsetDateTime>>,
     /// Rich text; `null` clears it.
     #[serde(deserialize_with = "present")]
@@ -165,6 +171,7 @@ impl ChildInput for SessionInput {
 }
 
 /// An NPC's body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NpcInput {
@@ -226,6 +233,7 @@ impl ChildInput for NpcInput {
 }
 
 /// A map's body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MapInput {
@@ -289,6 +297,7 @@ impl ChildInput for MapInput {
 }
 
 /// A timeline entry's body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimelineInput {
