@@ -21,6 +21,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 pub mod private_redis;
 pub mod skip;
+pub mod tracing_interest;
 
 pub use private_redis::PrivateRedis;
 pub use skip::{in_ci, service_url, skip_suites};

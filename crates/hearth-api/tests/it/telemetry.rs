@@ -75,31 +75,12 @@ fn subscriber(
     hearth_observability::Guard,
     Captured,
 ) {
-    keep_interest_global();
+    hearth_test_support::tracing_interest::keep_global();
     let captured = Captured::default();
     let (dispatch, guard) =
         hearth_observability::dispatch(&json_log(level), telemetry, SERVICE, captured.0.clone())
             .unwrap();
     (tracing::dispatcher::set_default(&dispatch), guard, captured)
-}
-
-/// Keeps a second dispatcher registered for the life of the test binary.
-///
-/// While only one dispatcher is registered, tracing computes a call site's interest from the
-/// registering thread's own dispatcher. A test's scoped dispatcher can be that one: another
-/// test's thread (with no subscriber) that reaches a call site first would then cache "never"
-/// for it, and this test's spans from that call site would silently vanish. With two
-/// registered, every computation asks all live dispatchers.
-fn keep_interest_global() {
-    static KEPT: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
-    KEPT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
-}
-
-/// Recomputes every callsite's interest against the dispatchers alive now, so call sites
-/// registered before this test's dispatcher existed get its say. Call it after the app is up,
-/// before the first request.
-fn refresh_interest() {
-    tracing::callsite::rebuild_interest_cache();
 }
 
 /// Set in the child process that [`in_own_process`] starts, to the test it runs there.
@@ -361,7 +342,7 @@ async fn a_request_without_traceparent_starts_a_trace_and_the_header_is_optional
     assert!(!guard.is_exporting(), "no endpoint, no export");
     let t = sqlite_db().await;
     let app = spawn_app_with(&t, |s| s.telemetry.traceparent_response = true).await;
-    refresh_interest();
+    hearth_test_support::tracing_interest::refresh();
 
     let fresh = app.get("/health/live", None).await;
     let fresh = fresh.headers()["traceparent"].to_str().unwrap().to_owned();
@@ -430,7 +411,7 @@ async fn json_logs_carry_request_trace_and_user_ids_and_never_a_secret() {
         s.auth.jwt_secret = SecretString::from(CANARY_SECRET.to_owned());
     })
     .await;
-    refresh_interest();
+    hearth_test_support::tracing_interest::refresh();
     let register = json!({
         "username": "Canary",
         "email": "canary@example.com",
@@ -521,7 +502,7 @@ async fn an_internal_error_is_logged_with_its_cause_chain_counted_and_hidden_fro
         },
     )
     .await;
-    refresh_interest();
+    hearth_test_support::tracing_interest::refresh();
     let before = counter(&app, "hearth_http_internal_errors_total");
     let response = app
         .client

@@ -368,6 +368,7 @@ async fn a_job_runs_in_the_trace_of_the_request_that_enqueued_it(t: &TestDb) {
         version: "0.0.0",
         production: true,
     };
+    hearth_test_support::tracing_interest::keep_global();
     let (dispatch, _guard) = hearth_observability::dispatch(
         &log,
         &TelemetrySettings::default(),
@@ -375,6 +376,7 @@ async fn a_job_runs_in_the_trace_of_the_request_that_enqueued_it(t: &TestDb) {
         LogBuffer::default(),
     )
     .unwrap();
+    hearth_test_support::tracing_interest::refresh();
     // What a route does: the request's span hands its context to the job it enqueues.
     let (carrier, request_ids) = tracing::dispatcher::with_default(&dispatch, || {
         let request = tracing::info_span!("http_request");

@@ -298,6 +298,7 @@ impl Write for Logs {
 /// Captures this thread's logs (use on a current-thread runtime so spawned tasks are
 /// included).
 pub(crate) fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
+    hearth_test_support::tracing_interest::keep_global();
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -305,5 +306,7 @@ pub(crate) fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    hearth_test_support::tracing_interest::refresh();
+    (logs, guard)
 }
