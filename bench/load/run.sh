@@ -8,7 +8,9 @@
 #        DUR (wrk seconds per run, 10), PLAYERS (50), SPIN_CONNS (16), HTTP_CONNS (64),
 #        PORT (58180), SKIP_ANCHORS=1 (reuse the anchor lines in $OUT), OUT (/tmp/hearth-load),
 #        CARGO_TARGET_DIR (where the release gateway is built), GATEWAY (another binary to load,
-#        e.g. an older build; then set NO_BUILD=1).
+#        e.g. an older build; then set NO_BUILD=1), PERF (a case: health, unknown, me or spin,
+#        recorded by `perf record --call-graph dwarf` into $OUT/<case>.perf.data; build with
+#        `--profile profiling` for line tables), PERF_FREQ (499).
 # Needs wrk (Debian package `wrk`), python3, curl. Stops only what it started, by PID.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -51,6 +53,8 @@ export HEARTH__SERVER__ADDR="127.0.0.1:$PORT"
 # Set-up logins are bcrypt-bound; the runs measure no hashing.
 export HEARTH__AUTH__BCRYPT_COST=4
 export HEARTH__WALLET__STARTING_BALANCE=100000000
+# What production writes: one JSON line per request (the embedded default logs pretty text).
+export HEARTH__LOG__FORMAT=json
 for rule in IP USER LOGIN SIGNUP GAME; do
   export "HEARTH__LIMITS__RULES__${rule}__PER_MINUTE=100000000"
   export "HEARTH__LIMITS__RULES__${rule}__PER_HOUR=off"
@@ -86,9 +90,16 @@ run() {
   local name="$1" conns="$2"; shift 2
   local t0 t1
   t0=$(cpu_ticks)
+  local perf_pid=""
+  if [ "${PERF:-}" = "$name" ]; then
+    perf record -q -F "${PERF_FREQ:-499}" --call-graph dwarf,32768 -p "$GW" \
+      -o "$OUT/$name.perf.data" -- sleep "$DUR" 2>"$OUT/$name.perf.log" &
+    perf_pid=$!
+  fi
   WRK_THREADS=2 LUA_DIR="$HERE" TOKENS="$OUT/tokens.txt" RUN_ID="$(date +%s%N)" \
     wrk -t2 -c"$conns" -d"${DUR}s" --latency "$@" >"$OUT/$name.txt"
   t1=$(cpu_ticks)
+  [ -z "$perf_pid" ] || wait "$perf_pid"
   python3 -c "print(($t1 - $t0) / $HZ)" >"$OUT/$name.cpu"
   log "$name: $(grep -E 'Requests/sec' "$OUT/$name.txt")"
 }

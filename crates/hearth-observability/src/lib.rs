@@ -38,6 +38,7 @@
 //! [`metrics::install`]'s handle. It does not read the environment; settings come from the binary. It exports traces
 //! only: logs go to standard output and metrics are scraped.
 
+mod batched;
 mod ids;
 mod json;
 pub mod logging;
@@ -46,6 +47,7 @@ pub mod process;
 pub mod propagation;
 mod telemetry;
 
+pub use batched::BatchedWriter;
 pub use logging::{LogBuffer, LogFormat, LogSettings};
 pub use telemetry::{Guard, InitError, Service, TelemetrySettings, dispatch, init};
 /// Where [`dispatch`] writes log lines: `std::io::stdout`, or a test's buffer.

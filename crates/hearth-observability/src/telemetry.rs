@@ -116,6 +116,8 @@ pub enum InitError {
 pub struct Guard {
     provider: SdkTracerProvider,
     exporting: bool,
+    /// The batched standard output [`init`] logs to: written out and stopped on drop.
+    logs: Option<crate::BatchedWriter>,
 }
 
 impl Guard {
@@ -141,11 +143,18 @@ impl Drop for Guard {
         {
             tracing::warn!(%error, "trace export did not shut down cleanly");
         }
+        if let Some(logs) = &self.logs {
+            logs.close();
+        }
     }
 }
 
 /// Installs the process-wide subscriber: logs to standard output, spans to OTLP when
 /// configured.
+///
+/// Log lines are written by a thread of their own, in batches at most 25 ms apart
+/// ([`BatchedWriter`](crate::BatchedWriter)); keep the returned [`Guard`] until exit, since
+/// dropping it writes out what is still waiting.
 ///
 /// # Errors
 /// See [`InitError`].
@@ -154,13 +163,27 @@ pub fn init(
     telemetry: &TelemetrySettings,
     service: Service,
 ) -> Result<Guard, InitError> {
-    let (dispatch, guard) = dispatch(log, telemetry, service, std::io::stdout)?;
-    tracing::dispatcher::set_global_default(dispatch).map_err(|_| InitError::AlreadyInstalled)?;
+    // Lines are written in batches by a thread of their own, not one system call per line on
+    // the thread that logs (see `BatchedWriter`).
+    let logs = crate::BatchedWriter::stdout();
+    // Colours only for a terminal: not into a file, a pipe or a container's log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (dispatch, mut guard) = match build(log, telemetry, service, logs.clone(), false, ansi) {
+        Ok(built) => built,
+        Err(error) => {
+            logs.close();
+            return Err(error);
+        }
+    };
+    guard.logs = Some(logs);
+    if tracing::dispatcher::set_global_default(dispatch).is_err() {
+        return Err(InitError::AlreadyInstalled);
+    }
     Ok(guard)
 }
 
-/// Builds the subscriber without installing it, writing logs to `writer`: for tests (with
-/// `tracing::dispatcher::set_default`) and benchmarks.
+/// Builds the subscriber without installing it, writing logs to `writer` (the pretty format
+/// without colours): for tests (with `tracing::dispatcher::set_default`) and benchmarks.
 ///
 /// Made the default of one thread only, it does not see whole traces. tracing's registry tells
 /// a span's parent that the span has closed through the default subscriber of the thread that
@@ -179,7 +202,7 @@ pub fn dispatch<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    build(log, telemetry, service, writer, false)
+    build(log, telemetry, service, writer, false, false)
 }
 
 /// As [`dispatch`], with the OpenTelemetry layer making the ids even though nothing is
@@ -194,7 +217,7 @@ pub(crate) fn dispatch_with_otel_ids<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    build(log, telemetry, service, writer, true)
+    build(log, telemetry, service, writer, true, false)
 }
 
 fn build<W>(
@@ -203,6 +226,7 @@ fn build<W>(
     service: Service,
     writer: W,
     ids_from_otel: bool,
+    ansi: bool,
 ) -> Result<(Dispatch, Guard), InitError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -268,9 +292,14 @@ where
         .with(ids);
     let dispatch = match format {
         LogFormat::Json => Dispatch::new(registry.with(JsonLayer::new(writer))),
-        LogFormat::Pretty => {
-            Dispatch::new(registry.with(fmt::layer().with_target(true).with_writer(writer)))
-        }
+        LogFormat::Pretty => Dispatch::new(
+            registry.with(
+                fmt::layer()
+                    .with_target(true)
+                    .with_ansi(ansi)
+                    .with_writer(writer),
+            ),
+        ),
     };
     crate::process::mark_start();
     Ok((
@@ -278,6 +307,7 @@ where
         Guard {
             provider,
             exporting,
+            logs: None,
         },
     ))
 }

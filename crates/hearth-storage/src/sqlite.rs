@@ -11,9 +11,11 @@ mod accounts;
 mod backup;
 mod conversations;
 pub(crate) mod jobs;
+mod readers;
 mod revocations;
 mod writer;
 
+use self::readers::Readers;
 pub use self::writer::WriterStats;
 use self::writer::{WriteTx, Writer};
 
@@ -63,8 +65,11 @@ const LEDGER_PAGE_BY_KIND_AND_GAME: &str = "SELECT id, user_id, kind, amount, ba
 /// A SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
-    /// Reads, and writes outside the writer (single statements, campaigns).
+    /// Writes outside the writer (single statements, campaigns), transactions, and reads off
+    /// the request path.
     pool: SqlitePool,
+    /// The request path's reads: no test on checkin (see `readers`).
+    readers: Readers,
     /// Write transactions: one at a time, committed in groups.
     writer: Writer,
 }
@@ -105,7 +110,12 @@ impl SqliteDatabase {
             .connect_with(options.clone())
             .await?;
         let writer = Writer::open(&options).await?;
-        Ok(Self { pool, writer })
+        let readers = Readers::new(options, settings.max_connections);
+        Ok(Self {
+            pool,
+            readers,
+            writer,
+        })
     }
 
     /// The underlying pool, for tests and tools.
@@ -301,7 +311,7 @@ impl UserRepository for SqliteDatabase {
     async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>, StorageError> {
         let row: Option<UserRow> = sqlx::query_as(USER_COLUMNS_BY_LOGIN)
             .bind(login.trim().to_lowercase())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await?;
         Ok(row.map(UserRow::into_credentials))
     }
@@ -311,7 +321,7 @@ impl UserRepository for SqliteDatabase {
             "SELECT id, username, email, role, created_at, password_hash FROM users WHERE id = ?1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await?;
         Ok(row.map(UserRow::into_user))
     }
@@ -323,7 +333,7 @@ impl WalletRepository for SqliteDatabase {
         let row: WalletRow =
             sqlx::query_as("SELECT user_id, balance, updated_at FROM wallets WHERE user_id = ?1")
                 .bind(user)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.readers.get().await?)
                 .await?;
         Ok(row.into())
     }
@@ -347,7 +357,7 @@ impl WalletRepository for SqliteDatabase {
             .bind(i64::from(limit) + 1)
             .bind(query.kind.map(|k| k.as_str()))
             .bind(query.game.as_deref())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.get().await?)
             .await?;
         rows::into_page(rows, limit)
     }
@@ -403,7 +413,7 @@ impl WalletRepository for SqliteDatabase {
              FROM game_rounds WHERE user_id = ?1 AND status = 'settled'",
         )
         .bind(user)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.readers.get().await?)
         .await?;
         row.try_into()
     }
@@ -641,7 +651,7 @@ impl GameRepository for SqliteDatabase {
         )
         .bind(round)
         .bind(user)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await?;
         row.map(RoundRecord::try_from).transpose()
     }
@@ -654,7 +664,7 @@ impl FairnessRepository for SqliteDatabase {
             "SELECT server_seed_hash, client_seed, nonce FROM fairness_seeds WHERE user_id = ?1",
         )
         .bind(user)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.readers.get().await?)
         .await?;
         row.try_into()
     }
@@ -775,6 +785,7 @@ impl Maintenance for SqliteDatabase {
     }
 
     async fn close(&self) {
+        self.readers.close().await;
         self.pool.close().await;
     }
 }

@@ -50,7 +50,7 @@ impl AccountRepository for SqliteDatabase {
             "SELECT id, username, email, role, created_at, password_hash FROM users WHERE email = ?1",
         )
         .bind(email)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await?;
         Ok(row.map(UserRow::into_user))
     }
@@ -116,7 +116,7 @@ impl AccountRepository for SqliteDatabase {
             "SELECT totp_secret, totp_enabled, totp_last_step FROM users WHERE id = ?1",
         )
         .bind(user)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await?;
         let (secret, enabled, last_step) = row.ok_or(StorageError::NotFound)?;
         Ok(TotpState {
@@ -321,7 +321,7 @@ impl AccountRepository for SqliteDatabase {
         let verified: Option<bool> =
             sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = ?1")
                 .bind(user)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.readers.get().await?)
                 .await?;
         verified.ok_or(StorageError::NotFound)
     }
@@ -332,7 +332,7 @@ impl AccountRepository for SqliteDatabase {
              email_verified_at IS NOT NULL AS email_verified FROM users WHERE id = ?1",
         )
         .bind(user)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await?;
         Ok(row.map(crate::rows::ProfileRow::into_profile))
     }

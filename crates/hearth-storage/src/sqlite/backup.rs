@@ -53,11 +53,17 @@ async fn verify_copy(path: &Path) -> Result<crate::Reconciliation, BackupError> 
         .await?;
     // Never used for writing: the copy is opened read-only.
     let writer = super::Writer::open(&options).await?;
-    let copy = SqliteDatabase { pool, writer };
+    let readers = super::Readers::new(options, 1);
+    let copy = SqliteDatabase {
+        pool,
+        readers,
+        writer,
+    };
     let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&copy.pool)
         .await?;
     let restored = copy.reconcile().await;
+    copy.readers.close().await;
     copy.pool.close().await;
     if integrity != "ok" {
         return Err(BackupError::Verification(format!(

@@ -47,7 +47,7 @@ impl SqliteDatabase {
         let found: Option<Uuid> = sqlx::query_scalar(OWNED)
             .bind(conversation)
             .bind(user)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await?;
         found.map(|_| ()).ok_or(StorageError::NotFound)
     }
@@ -80,7 +80,7 @@ impl ConversationRepository for SqliteDatabase {
         )
         .bind(conversation)
         .bind(user)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await?;
         Ok(row.map(Conversation::from))
     }
@@ -134,7 +134,7 @@ impl ConversationRepository for SqliteDatabase {
             .bind(conversation)
             .bind(after.map_or(0, Cursor::id))
             .bind(i64::from(limit) + 1)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.get().await?)
             .await?;
         message_page(rows, limit)
     }
@@ -150,7 +150,7 @@ impl ConversationRepository for SqliteDatabase {
         let rows: Vec<ChatMessageRow> = sqlx::query_as(LAST_MESSAGES)
             .bind(conversation)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.get().await?)
             .await?;
         oldest_first(rows)
     }

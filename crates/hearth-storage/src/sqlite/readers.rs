@@ -1,0 +1,188 @@
+//! Connections for the request path's reads, checked out and back without a round trip.
+//!
+//! sqlx's pool tests every connection it takes back (`ping`); on SQLite that is a command to
+//! the connection's worker thread and its answer, two thread wake-ups as dear as the read
+//! itself (`GET /v1/me` spent 12 % of the gateway's CPU there; see docs/benchmarks.md,
+//! "Profiles of the request path"). A file connection has no server that could have dropped
+//! it, and a read leaves no transaction open, so these go straight back to the idle list.
+//!
+//! A read whose future is dropped mid-way (a timed-out request) returns its connection with
+//! the command possibly still running on the worker thread: the next command queues behind it
+//! on the same thread, and the dropped query's rows are discarded when their channel is found
+//! closed. Anything that begins a transaction uses the pool, never these.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sqlx::ConnectOptions as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::StorageError;
+
+/// Up to `max` read connections, opened when first needed and kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Readers {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: SqliteConnectOptions,
+    idle: Mutex<Vec<SqliteConnection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    /// At most `max` connections (at least one) opened with `options`.
+    pub(crate) fn new(options: SqliteConnectOptions, max: u32) -> Self {
+        let max = usize::try_from(max.max(1)).unwrap_or(1);
+        Self {
+            inner: Arc::new(Inner {
+                options,
+                idle: Mutex::new(Vec::with_capacity(max)),
+                permits: Arc::new(Semaphore::new(max)),
+            }),
+        }
+    }
+
+    /// A connection for one or more reads; it goes back when the guard drops.
+    pub(crate) async fn get(&self) -> Result<Reader, StorageError> {
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::Unavailable(sqlx::Error::PoolClosed))?;
+        let idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.inner.options.connect().await?,
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            home: Arc::clone(&self.inner),
+            _permit: permit,
+        })
+    }
+
+    /// Closes the idle connections and refuses new checkouts.
+    pub(crate) async fn close(&self) {
+        self.inner.permits.close();
+        let idle = std::mem::take(
+            &mut *self
+                .inner
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for conn in idle {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+}
+
+/// A checked-out read connection: use it as `&mut *reader`.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    conn: Option<SqliteConnection>,
+    home: Arc<Inner>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Deref for Reader {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        // Only `drop` takes it.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && !self.home.permits.is_closed()
+        {
+            self.home
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn options(dir: &tempfile::TempDir) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(dir.path().join("readers.db"))
+            .create_if_missing(true)
+    }
+
+    #[tokio::test]
+    async fn a_returned_connection_is_reused_and_checkouts_wait_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = Readers::new(options(&dir), 1);
+        let mut first = readers.get().await.unwrap();
+        let one: i64 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&mut *first)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        // The limit is one: a second checkout waits for the first to come back.
+        let waiting = tokio::time::timeout(Duration::from_millis(100), readers.get()).await;
+        assert!(
+            waiting.is_err(),
+            "a second connection was opened past the limit"
+        );
+        drop(first);
+        assert_eq!(readers.inner.idle.lock().unwrap().len(), 1);
+        let mut again = readers.get().await.unwrap();
+        assert_eq!(readers.inner.idle.lock().unwrap().len(), 0, "not reused");
+        let two: i64 = sqlx::query_scalar("SELECT 2")
+            .fetch_one(&mut *again)
+            .await
+            .unwrap();
+        assert_eq!(two, 2);
+        drop(again);
+        readers.close().await;
+        assert!(readers.get().await.is_err(), "checkout after close");
+    }
+
+    #[tokio::test]
+    async fn a_read_dropped_mid_way_leaves_its_connection_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = Readers::new(options(&dir), 1);
+        {
+            let mut conn = readers.get().await.unwrap();
+            // A long query, abandoned after its first poll or so.
+            let slow = sqlx::query_scalar::<_, i64>(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) \
+                 SELECT count(*) FROM n",
+            )
+            .fetch_one(&mut *conn);
+            let _ = tokio::time::timeout(Duration::from_millis(1), slow).await;
+        }
+        let mut conn = readers.get().await.unwrap();
+        let three: i64 = sqlx::query_scalar("SELECT 3")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(three, 3);
+    }
+}
