@@ -85,7 +85,7 @@ impl BatchedWriter {
     }
 
     /// Lines for `sink`, written by a new thread named `hearth-log`. If the thread cannot be
-    /// started, every line is written directly, as an unbatched writer would.
+    /// started, every line is written to `sink` directly, as an unbatched writer would.
     pub fn new(sink: impl Write + Send + 'static) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -98,10 +98,10 @@ impl BatchedWriter {
             thread: Mutex::new(None),
         });
         let sink: Sink = Box::new(sink);
+        // The thread takes the sink from a channel once it runs, so a failed spawn leaves the
+        // sink here for direct writes.
+        let (sink_tx, sink_rx) = std::sync::mpsc::channel::<Sink>();
         let worker = Arc::clone(&shared);
-        // The sink moves to the thread; if spawning fails it comes back for direct writes.
-        let (sink_tx, sink_rx) = std::sync::mpsc::sync_channel::<Sink>(1);
-        let _ = sink_tx.send(sink);
         let spawned = std::thread::Builder::new()
             .name("hearth-log".into())
             .spawn(move || {
@@ -111,14 +111,14 @@ impl BatchedWriter {
             });
         match spawned {
             Ok(handle) => {
+                // The receiver lives until the thread has taken the sink: this cannot fail.
+                let _ = sink_tx.send(sink);
                 *shared.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
             }
             Err(_) => {
-                // The closure (and the receiver holding the sink) was dropped: nothing to
-                // write through. Fall back to standard output, unbatched.
                 let mut state = shared.lock();
                 state.closed = true;
-                state.sink = Some(Box::new(std::io::stdout()));
+                state.sink = Some(sink);
             }
         }
         Self { shared }

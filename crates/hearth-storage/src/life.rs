@@ -256,6 +256,7 @@ macro_rules! life_repository {
                 save: $crate::life::LifeSave,
                 now: i64,
             ) -> Result<$crate::life::LifeRecord, $crate::StorageError> {
+                let mut write = self.single_write().await?;
                 let row: Option<LifeRow> = sqlx::query_as(sql::CREATE)
                     .bind(save.user_id)
                     .bind(save.status.as_str())
@@ -265,8 +266,9 @@ macro_rules! life_repository {
                     .bind(save.lease_until.map(|_| save.owner))
                     .bind(save.lease_until.unwrap_or(0))
                     .bind(now)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&mut *write)
                     .await?;
+                write.commit().await?;
                 match row {
                     Some(row) => row.try_into(),
                     None => Err($crate::StorageError::Conflict {
@@ -283,13 +285,15 @@ macro_rules! life_repository {
                 now: i64,
                 lease_until: i64,
             ) -> Result<Option<$crate::life::LifeRecord>, $crate::StorageError> {
+                let mut write = self.single_write().await?;
                 let row: Option<LifeRow> = sqlx::query_as(sql::CLAIM)
                     .bind(user)
                     .bind(owner)
                     .bind(now)
                     .bind(lease_until)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&mut *write)
                     .await?;
+                write.commit().await?;
                 row.map(TryInto::try_into).transpose()
             }
 
@@ -299,6 +303,7 @@ macro_rules! life_repository {
                 save: $crate::life::LifeSave,
                 now: i64,
             ) -> Result<bool, $crate::StorageError> {
+                let mut write = self.single_write().await?;
                 let done = sqlx::query(sql::SAVE)
                     .bind(save.user_id)
                     .bind(save.owner)
@@ -309,8 +314,9 @@ macro_rules! life_repository {
                     .bind(save.lease_until.map(|_| save.owner))
                     .bind(save.lease_until.unwrap_or(0))
                     .bind(now)
-                    .execute(self.pool())
+                    .execute(&mut *write)
                     .await?;
+                write.commit().await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -320,11 +326,14 @@ macro_rules! life_repository {
                 owner: uuid::Uuid,
                 lease_until: i64,
             ) -> Result<Vec<uuid::Uuid>, $crate::StorageError> {
-                Ok(sqlx::query_scalar(sql::RENEW)
+                let mut write = self.single_write().await?;
+                let renewed = sqlx::query_scalar(sql::RENEW)
                     .bind(owner)
                     .bind(lease_until)
-                    .fetch_all(self.pool())
-                    .await?)
+                    .fetch_all(&mut *write)
+                    .await?;
+                write.commit().await?;
+                Ok(renewed)
             }
         }
     };

@@ -109,6 +109,40 @@ impl PostgresDatabase {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// A connection for one write statement (code shared with SQLite, whose single writes
+    /// go through its writer): the statement commits on its own; `commit` does nothing.
+    pub(crate) async fn single_write(&self) -> Result<SingleWrite, StorageError> {
+        Ok(SingleWrite(self.pool.acquire().await?))
+    }
+}
+
+/// See [`PostgresDatabase::single_write`].
+pub(crate) struct SingleWrite(sqlx::pool::PoolConnection<sqlx::Postgres>);
+
+impl SingleWrite {
+    /// Nothing to do: the statement committed when it ran.
+    #[allow(
+        clippy::unused_async,
+        reason = "the same call as SQLite's writer commit"
+    )]
+    pub(crate) async fn commit(self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for SingleWrite {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SingleWrite {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.0
+    }
 }
 
 #[async_trait]

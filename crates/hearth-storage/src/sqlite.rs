@@ -110,7 +110,11 @@ impl SqliteDatabase {
             .connect_with(options.clone())
             .await?;
         let writer = Writer::open(&options).await?;
-        let readers = Readers::new(options, settings.max_connections);
+        let readers = Readers::new(
+            options,
+            settings.max_connections,
+            Duration::from_secs(settings.max_lifetime_secs),
+        );
         Ok(Self {
             pool,
             readers,
@@ -129,6 +133,13 @@ impl SqliteDatabase {
     }
 
     async fn begin_write(&self) -> Result<WriteTx, StorageError> {
+        self.writer.begin().await
+    }
+
+    /// A write transaction for one statement, in code shared with PostgreSQL: through the
+    /// writer, so it queues in the process and shares a commit rather than meeting the
+    /// writer in SQLite's busy handler. Finish it with `commit`.
+    pub(crate) async fn single_write(&self) -> Result<WriteTx, StorageError> {
         self.writer.begin().await
     }
 }

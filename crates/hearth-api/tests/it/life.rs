@@ -5,23 +5,18 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_ai::ProviderSettings;
 use hearth_api::ws::WsSettings;
 use hearth_test_support::{TestDb, sqlite_db};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::{TestApp, problem, spawn_ws_gateway};
+use crate::ws::{Socket, authenticated, next_json, send};
 
 #[path = "../../../hearth-ai/tests/it/support.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod chat_server;
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A catalogue that gets to the point: a question on day 2, a conversation on day 3, and an
 /// event every day.
@@ -102,38 +97,9 @@ fn life_settings(
 }
 
 async fn connect(app: &TestApp, token: &str) -> Socket {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/ws", app.addr))
-        .await
-        .unwrap();
-    send(&mut socket, &json!({"type": "auth", "token": token})).await;
-    let answer = next_json(&mut socket).await;
-    assert_eq!(answer["type"], "authenticated", "{answer}");
-    socket
+    authenticated(app, token).await.0
 }
 
-async fn send(socket: &mut Socket, message: &Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .unwrap();
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        match next {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
-}
-
-/// Reads until a message for which `wanted` holds; returns it.
 async fn until(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
     loop {
         let message = next_json(socket).await;

@@ -18,7 +18,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::{TestApp, problem, spawn_ws, spawn_ws_with};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A client socket; the life tests share this module's helpers.
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const ORIGIN: &str = "https://play.example.com";
 
@@ -49,7 +50,7 @@ async fn connect(app: &TestApp) -> Socket {
 }
 
 /// A socket authenticated by its first message; returns it and the user id the server said.
-async fn authenticated(app: &TestApp, token: &str) -> (Socket, String) {
+pub(crate) async fn authenticated(app: &TestApp, token: &str) -> (Socket, String) {
     let mut socket = connect(app).await;
     send(&mut socket, &json!({"type": "auth", "token": token})).await;
     let answer = next_json(&mut socket).await;
@@ -58,7 +59,7 @@ async fn authenticated(app: &TestApp, token: &str) -> (Socket, String) {
     (socket, user_id)
 }
 
-async fn send(socket: &mut Socket, message: &Value) {
+pub(crate) async fn send(socket: &mut Socket, message: &Value) {
     socket
         .send(Message::text(message.to_string()))
         .await
@@ -66,9 +67,9 @@ async fn send(socket: &mut Socket, message: &Value) {
 }
 
 /// The next text message as JSON, skipping pings and pongs.
-async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     loop {
-        let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
             .expect("a message in time")
             .expect("the socket is open")

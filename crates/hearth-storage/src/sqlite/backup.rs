@@ -53,7 +53,7 @@ async fn verify_copy(path: &Path) -> Result<crate::Reconciliation, BackupError> 
         .await?;
     // Never used for writing: the copy is opened read-only.
     let writer = super::Writer::open(&options).await?;
-    let readers = super::Readers::new(options, 1);
+    let readers = super::Readers::new(options, 1, std::time::Duration::MAX);
     let copy = SqliteDatabase {
         pool,
         readers,

@@ -10,9 +10,14 @@
 //! the command possibly still running on the worker thread: the next command queues behind it
 //! on the same thread, and the dropped query's rows are discarded when their channel is found
 //! closed. Anything that begins a transaction uses the pool, never these.
+//!
+//! Without the ping nothing notices a connection that went bad (its worker thread gone): like
+//! the pool, a connection is closed and replaced once it is older than the pool's
+//! `max_lifetime_secs`, so such a connection fails for a bounded time, not for good.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use sqlx::ConnectOptions as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -29,19 +34,23 @@ pub(crate) struct Readers {
 #[derive(Debug)]
 struct Inner {
     options: SqliteConnectOptions,
-    idle: Mutex<Vec<SqliteConnection>>,
+    /// Idle connections, each with the moment it was opened.
+    idle: Mutex<Vec<(SqliteConnection, Instant)>>,
     permits: Arc<Semaphore>,
+    max_lifetime: Duration,
 }
 
 impl Readers {
-    /// At most `max` connections (at least one) opened with `options`.
-    pub(crate) fn new(options: SqliteConnectOptions, max: u32) -> Self {
+    /// At most `max` connections (at least one) opened with `options`, each replaced once it
+    /// is older than `max_lifetime`.
+    pub(crate) fn new(options: SqliteConnectOptions, max: u32, max_lifetime: Duration) -> Self {
         let max = usize::try_from(max.max(1)).unwrap_or(1);
         Self {
             inner: Arc::new(Inner {
                 options,
                 idle: Mutex::new(Vec::with_capacity(max)),
                 permits: Arc::new(Semaphore::new(max)),
+                max_lifetime,
             }),
         }
     }
@@ -58,12 +67,18 @@ impl Readers {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.inner.options.connect().await?,
+        let (conn, opened) = match idle {
+            Some((conn, opened)) if opened.elapsed() < self.inner.max_lifetime => (conn, opened),
+            stale => {
+                if let Some((conn, _)) = stale {
+                    let _ = sqlx::Connection::close(conn).await;
+                }
+                (self.inner.options.connect().await?, Instant::now())
+            }
         };
         Ok(Reader {
             conn: Some(conn),
+            opened,
             home: Arc::clone(&self.inner),
             _permit: permit,
         })
@@ -79,7 +94,7 @@ impl Readers {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        for conn in idle {
+        for (conn, _) in idle {
             let _ = sqlx::Connection::close(conn).await;
         }
     }
@@ -89,6 +104,7 @@ impl Readers {
 #[derive(Debug)]
 pub(crate) struct Reader {
     conn: Option<SqliteConnection>,
+    opened: Instant,
     home: Arc<Inner>,
     _permit: OwnedSemaphorePermit,
 }
@@ -117,7 +133,7 @@ impl Drop for Reader {
                 .idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
+                .push((conn, self.opened));
         }
     }
 }
@@ -137,7 +153,7 @@ mod tests {
     #[tokio::test]
     async fn a_returned_connection_is_reused_and_checkouts_wait_at_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(options(&dir), 1);
+        let readers = Readers::new(options(&dir), 1, Duration::from_secs(60));
         let mut first = readers.get().await.unwrap();
         let one: i64 = sqlx::query_scalar("SELECT 1")
             .fetch_one(&mut *first)
@@ -165,9 +181,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_past_its_lifetime_is_replaced_at_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = Readers::new(options(&dir), 1, Duration::from_millis(50));
+        let first = readers.get().await.unwrap();
+        let opened = first.opened;
+        drop(first);
+        let young = readers.get().await.unwrap();
+        assert_eq!(young.opened, opened, "a young connection is reused");
+        drop(young);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let mut replaced = readers.get().await.unwrap();
+        assert!(replaced.opened > opened, "an old connection is replaced");
+        let four: i64 = sqlx::query_scalar("SELECT 4")
+            .fetch_one(&mut *replaced)
+            .await
+            .unwrap();
+        assert_eq!(four, 4);
+    }
+
+    #[tokio::test]
     async fn a_read_dropped_mid_way_leaves_its_connection_usable() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(options(&dir), 1);
+        let readers = Readers::new(options(&dir), 1, Duration::from_secs(60));
         {
             let mut conn = readers.get().await.unwrap();
             // A long query, abandoned after its first poll or so.
