@@ -10,6 +10,7 @@ import { barChart, lineChart } from './chart.js';
 
 let current = null; // the account shown in the detail panel
 let searchCursor = null;
+let searches = 0; // searches asked for: only the newest one's answer is shown
 let auditCursor = null;
 let pendingAdjustment = null; // {key, body} of an adjustment whose answer never arrived
 
@@ -112,10 +113,14 @@ function userState(user) {
 }
 
 async function search(query, more = false) {
+  const asked = ++searches;
   const params = new URLSearchParams({ limit: '20' });
   if (query) params.set('query', query);
   if (more && searchCursor) params.set('cursor', searchCursor);
   const page = await getJson(`/v1/admin/users?${params}`);
+  // A search typed while the first list was loading may be answered first; the older answer
+  // must not replace it.
+  if (asked !== searches) return;
   searchCursor = page.next_cursor;
   $('#search-more').hidden = !searchCursor;
   const rows = page.items.map((user) => el('tr', { 'data-user': user.id, class: current && current.user.id === user.id ? 'selected' : '' },
