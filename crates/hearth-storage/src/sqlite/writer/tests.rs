@@ -44,16 +44,6 @@ async fn rows(pool: &SqlitePool) -> Vec<(i64, String)> {
         .unwrap()
 }
 
-/// A write that has inserted row 1 (`first`) and holds the writer's lock until committed.
-async fn first_write(writer: &Writer) -> super::WriteTx {
-    let mut first = writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
-        .execute(&mut *first)
-        .await
-        .unwrap();
-    first
-}
-
 /// Waits until `n` tasks are queued for the writer's lock.
 async fn until_waiting(writer: &Writer, n: usize) {
     for _ in 0..500 {
@@ -69,7 +59,11 @@ async fn until_waiting(writer: &Writer, n: usize) {
 async fn writes_queued_behind_one_are_committed_together_and_a_failing_one_alone_is_undone() {
     let f = fixture().await;
     // The first write holds the lock while the others queue behind it.
-    let first = first_write(&f.writer).await;
+    let mut first = f.writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
+        .execute(&mut *first)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for id in 2..=6_i64 {
         let writer = f.writer.clone();
@@ -121,7 +115,11 @@ async fn writes_queued_behind_one_are_committed_together_and_a_failing_one_alone
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_caller_goes_away_is_undone_and_the_batch_still_commits() {
     let f = fixture().await;
-    let first = first_write(&f.writer).await;
+    let mut first = f.writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
+        .execute(&mut *first)
+        .await
+        .unwrap();
     let writer = f.writer.clone();
     let (inserted, on_insert) = tokio::sync::oneshot::channel();
     let abandoned = tokio::spawn(async move {
@@ -205,7 +203,11 @@ async fn write_row(
 async fn synchronous_writes_join_the_batch_and_a_failing_one_is_undone_alone() {
     let f = fixture().await;
     // A sqlx-side write holds the lock while synchronous ones queue behind it.
-    let first = first_write(&f.writer).await;
+    let mut first = f.writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
+        .execute(&mut *first)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for id in 2..=6_i64 {
         let writer = f.writer.clone();
@@ -257,7 +259,11 @@ async fn synchronous_writes_join_the_batch_and_a_failing_one_is_undone_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_synchronous_write_gone_while_queued_or_panicking_leaves_the_batch_to_commit() {
     let f = fixture().await;
-    let first = first_write(&f.writer).await;
+    let mut first = f.writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
+        .execute(&mut *first)
+        .await
+        .unwrap();
     // Queued behind `first`, then cancelled before its turn: `first` left the batch open for
     // it, and its flush commits `first`.
     let writer = f.writer.clone();
