@@ -29,30 +29,13 @@ pub(super) fn time(at: OffsetDateTime) -> Result<String, StorageError> {
         .map_err(|error| StorageError::Corrupt(format!("time: {error}")))
 }
 
-/// A value as sqlx's `Json` binds it: its JSON text.
+/// A stored time, as [`time`] writes it, or as SQLite's own `CURRENT_TIMESTAMP` does (UTC,
+/// space-separated), both of which sqlx reads.
 ///
 /// # Errors
-/// [`StorageError::Corrupt`] when it does not serialize.
-pub(super) fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, StorageError> {
-    serde_json::to_string(value).map_err(|error| StorageError::Corrupt(format!("json: {error}")))
-}
-
-/// Column `i` of `row` as a UUID ([`uuid`]'s 16 bytes).
-///
-/// # Errors
-/// rusqlite's conversion error when the column is not 16 bytes.
-pub(super) fn uuid_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
-    row.get::<_, [u8; 16]>(i).map(Uuid::from_bytes)
-}
-
-/// Column `i` of `row` as a time: as [`time`] writes it, or as SQLite's own
-/// `CURRENT_TIMESTAMP` does (UTC, space-separated), both of which sqlx reads.
-///
-/// # Errors
-/// rusqlite's conversion error when the column is not a time.
-pub(super) fn time_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<OffsetDateTime> {
-    let text = row.get_ref(i)?.as_str()?;
-    parse_time(text).map_err(|error| conversion(i, error))
+/// [`StorageError::Corrupt`] when it does not parse.
+pub(super) fn read_time(text: &str) -> Result<OffsetDateTime, StorageError> {
+    parse_time(text).map_err(|error| StorageError::Corrupt(format!("time {text:?}: {error}")))
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, time::error::Parse> {
@@ -66,25 +49,39 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, time::error::Parse> {
     })
 }
 
-/// Column `i` of `row` as JSON text decoded ([`json`]), or `None` for NULL.
+/// Column `i` of `row` as a UUID ([`uuid`]'s 16 bytes).
 ///
 /// # Errors
-/// rusqlite's conversion error when the column is not JSON of that shape.
-pub(super) fn json_at<T: DeserializeOwned>(
-    row: &rusqlite::Row<'_>,
-    i: usize,
-) -> rusqlite::Result<Option<T>> {
-    let Some(text) = row.get_ref(i)?.as_str_or_null()? else {
-        return Ok(None);
-    };
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|error| conversion(i, error))
+/// rusqlite's conversion error when the column is not 16 bytes.
+pub(super) fn uuid_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
+    row.get::<_, [u8; 16]>(i).map(Uuid::from_bytes)
 }
 
-/// A column's text that did not convert; [`StorageError::Corrupt`] once it leaves rusqlite.
-fn conversion(i: usize, error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(error))
+/// Column `i` of `row` as a time ([`read_time`]).
+///
+/// # Errors
+/// rusqlite's conversion error when the column is not a time.
+pub(super) fn time_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<OffsetDateTime> {
+    let text = row.get_ref(i)?.as_str()?;
+    parse_time(text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(error))
+    })
+}
+
+/// A value as sqlx's `Json` binds it: its JSON text.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] when it does not serialize.
+pub(super) fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|error| StorageError::Corrupt(format!("json: {error}")))
+}
+
+/// Stored JSON text, decoded.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] when it does not decode.
+pub(super) fn read_json<T: DeserializeOwned>(text: &str) -> Result<T, StorageError> {
+    serde_json::from_str(text).map_err(|error| StorageError::Corrupt(format!("json: {error}")))
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -193,40 +190,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_spelled_as_sqlx_spells_them_and_read_back() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let read = |sql: &str| {
-            conn.query_row(sql, [], |row| {
-                Ok((time_at(row, 0), json_at::<serde_json::Value>(row, 1)))
-            })
-            .unwrap()
-        };
+    fn values_are_spelled_as_sqlx_spells_them() {
         let id = Uuid::now_v7();
         assert_eq!(uuid(&id), id.as_bytes());
         let at = OffsetDateTime::from_unix_timestamp_nanos(1_764_979_200_123_456_789).unwrap();
         let text = time(at).unwrap();
         assert_eq!(text, "2025-12-06T00:00:00.123456789Z");
-        assert_eq!(json(&serde_json::json!({ "a": 1 })).unwrap(), r#"{"a":1}"#);
-
-        let (t, j) = read(&format!("SELECT '{text}', '{{\"a\":1}}'"));
-        assert_eq!(t.unwrap(), at);
-        assert_eq!(j.unwrap(), Some(serde_json::json!({ "a": 1 })));
-        let (t, j) = read("SELECT '2025-12-06 00:00:00', NULL");
+        assert_eq!(read_time(&text).unwrap(), at);
+        assert!(matches!(
+            read_time("yesterday"),
+            Err(StorageError::Corrupt(_))
+        ));
         assert_eq!(
-            t.unwrap(),
+            read_time("2025-12-06 00:00:00").unwrap(),
             OffsetDateTime::from_unix_timestamp(1_764_979_200).unwrap(),
             "SQLite's CURRENT_TIMESTAMP, read as UTC"
         );
-        assert_eq!(j.unwrap(), None);
-        let (t, j) = read("SELECT 'yesterday', '{'");
-        assert!(matches!(
-            StorageError::from(t.unwrap_err()),
-            StorageError::Corrupt(_)
-        ));
-        assert!(matches!(
-            StorageError::from(j.unwrap_err()),
-            StorageError::Corrupt(_)
-        ));
+        assert_eq!(json(&serde_json::json!({ "a": 1 })).unwrap(), r#"{"a":1}"#);
+        assert!(read_json::<serde_json::Value>("{").is_err());
     }
 
     #[test]

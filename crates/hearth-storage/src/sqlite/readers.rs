@@ -37,7 +37,6 @@ pub(crate) struct Readers {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     options: SqliteConnectOptions,
     /// Idle connections, each with the moment it was opened.
@@ -48,6 +47,15 @@ struct Inner {
     here: Mutex<Vec<rusqlite::Connection>>,
     max: usize,
     busy_timeout: Duration,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers")
+            .field("available", &self.permits.available_permits())
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Readers {

@@ -20,6 +20,8 @@ pub(super) const INSERT_LEDGER: &str = "INSERT INTO ledger_entries (user_id, kin
      balance_before, balance_after, game, round_id, description, metadata, status, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '{}', ?9, ?10)";
 
+const SET_BALANCE: &str = "UPDATE wallets SET balance = ?2, updated_at = ?3 WHERE user_id = ?1";
+
 /// Plays `request`'s round: the balance, seeds and nonce read and written under the writer's
 /// lock, with its ledger lines and, with a key, the answer to replay.
 ///
@@ -85,7 +87,11 @@ pub(super) fn play(
         round_id: request.round_id,
     };
     lines.insert(conn, request.bet, play.win, &ledger, &at)?;
-    set_balance(conn, request.user_id, ledger.after_win, &at)?;
+    conn.prepare_cached(SET_BALANCE)?.execute(params![
+        raw::uuid(&request.user_id),
+        ledger.after_win,
+        at
+    ])?;
     conn.prepare_cached("UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = ?1")?
         .execute(params![raw::uuid(&request.user_id)])?;
     let settled = SettledRound {
@@ -133,21 +139,34 @@ pub(super) fn act(
         .query_row(
             params![raw::uuid(&request.user_id), raw::uuid(&request.round_id)],
             |row| {
-                Ok(ActStartRow {
-                    balance: row.get(0)?,
-                    game: row.get(1)?,
-                    status: row.get(2)?,
-                    bet: row.get(3)?,
-                    state: raw::json_at::<serde_json::Value>(row, 4)?.map(Json),
-                    server_seed_hash: row.get(5)?,
-                    client_seed: row.get(6)?,
-                    nonce: row.get(7)?,
-                    created_at: raw::time_at(row, 8)?,
-                })
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, String>(6)?,
+                    row.get::<_, i64>(7)?,
+                    row.get::<_, String>(8)?,
+                ))
             },
         )
         .optional()?
         .ok_or(StorageError::NotFound)?;
+    let (balance, game, status, bet, state, server_seed_hash, client_seed, nonce, created_at) =
+        start;
+    let start = ActStartRow {
+        balance,
+        game,
+        status,
+        bet,
+        state: state.as_deref().map(raw::read_json).transpose()?.map(Json),
+        server_seed_hash,
+        client_seed,
+        nonce,
+        created_at: raw::read_time(&created_at)?,
+    };
     if let Some(answer) = replay(conn, request.user_id, request.idempotency.as_ref())? {
         return Ok(answer);
     }
@@ -180,7 +199,11 @@ pub(super) fn act(
     };
     lines.insert(conn, step.extra_stake, step.win, &ledger, &at)?;
     if step.extra_stake > 0 || step.win > 0 {
-        set_balance(conn, request.user_id, ledger.after_win, &at)?;
+        conn.prepare_cached(SET_BALANCE)?.execute(params![
+            raw::uuid(&request.user_id),
+            ledger.after_win,
+            at
+        ])?;
     }
     let nonce = start.nonce()?;
     let answer = SettledRound {
@@ -209,13 +232,6 @@ pub(super) fn act(
     })
 }
 
-/// Sets the wallet's balance after a round's ledger lines.
-fn set_balance(conn: &Connection, user: Uuid, balance: i64, at: &str) -> Result<(), StorageError> {
-    conn.prepare_cached("UPDATE wallets SET balance = ?2, updated_at = ?3 WHERE user_id = ?1")?
-        .execute(params![raw::uuid(&user), balance, at])?;
-    Ok(())
-}
-
 /// The stored answer for a repeated idempotency key, read under the writer's lock.
 fn replay(
     conn: &Connection,
@@ -225,17 +241,18 @@ fn replay(
     let Some(idempotency) = idempotency else {
         return Ok(None);
     };
-    let stored = conn
+    let stored: Option<(String, String)> = conn
         .prepare_cached(
             "SELECT fingerprint, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
         )?
         .query_row(params![raw::uuid(&user), idempotency.key], |row| {
-            Ok((row.get(0)?, raw::json_at::<SettledRound>(row, 1)?.map(Json)))
+            Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
     stored
         .map(|(fingerprint, response)| {
-            IdempotencyRow::new(Some(fingerprint), response)?.replay(idempotency)
+            let response = Json(raw::read_json::<SettledRound>(&response)?);
+            IdempotencyRow::new(Some(fingerprint), Some(response))?.replay(idempotency)
         })
         .transpose()
 }
