@@ -24,8 +24,8 @@ async fn fixture() -> Fixture {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-    let reader = SqlitePool::connect_with(options.clone()).await.unwrap();
-    let writer = Writer::open(&options, reader.clone()).await.unwrap();
+    let writer = Writer::open(&options).await.unwrap();
+    let reader = SqlitePool::connect_with(options).await.unwrap();
     sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT NOT NULL)")
         .execute(&reader)
         .await
@@ -157,7 +157,7 @@ async fn a_write_whose_caller_goes_away_is_undone_and_the_batch_still_commits() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lone_write_commits_at_once_and_a_dropped_one_leaves_nothing() {
+async fn a_lone_write_commits_at_once_and_a_rolled_back_one_leaves_nothing() {
     let f = fixture().await;
     let mut tx = f.writer.begin().await.unwrap();
     sqlx::query("INSERT INTO t (id, who) VALUES (1, 'kept')")
@@ -166,7 +166,13 @@ async fn a_lone_write_commits_at_once_and_a_dropped_one_leaves_nothing() {
         .unwrap();
     tx.commit().await.unwrap();
     let mut tx = f.writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (2, 'dropped')")
+    sqlx::query("INSERT INTO t (id, who) VALUES (2, 'undone')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = f.writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO t (id, who) VALUES (3, 'dropped')")
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -176,158 +182,4 @@ async fn a_lone_write_commits_at_once_and_a_dropped_one_leaves_nothing() {
     tx.commit().await.unwrap();
 
     assert_eq!(rows(&f.reader).await, vec![(1, "kept".to_owned())]);
-}
-
-/// Inserts row `id` through [`Writer::write`], then fails when `fail` says so.
-async fn write_row(
-    writer: &Writer,
-    id: i64,
-    who: &'static str,
-    fail: bool,
-) -> Result<i64, crate::StorageError> {
-    writer
-        .write(move |conn| {
-            conn.execute(
-                "INSERT INTO t (id, who) VALUES (?1, ?2)",
-                rusqlite::params![id, who],
-            )?;
-            if fail {
-                return Err(crate::StorageError::Corrupt("refused half-way".into()));
-            }
-            Ok(id)
-        })
-        .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn synchronous_writes_join_the_batch_and_a_failing_one_is_undone_alone() {
-    let f = fixture().await;
-    // A sqlx-side write holds the lock while synchronous ones queue behind it.
-    let mut first = f.writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
-        .execute(&mut *first)
-        .await
-        .unwrap();
-    let mut tasks = Vec::new();
-    for id in 2..=6_i64 {
-        let writer = f.writer.clone();
-        tasks.push(tokio::spawn(async move {
-            write_row(&writer, id, "queued", id == 4).await
-        }));
-    }
-    until_waiting(&f.writer, 5).await;
-    let committing = tokio::spawn(first.commit());
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    committing.await.unwrap().unwrap();
-
-    assert!(
-        matches!(results[2], Err(crate::StorageError::Corrupt(_))),
-        "the write's own error comes back: {results:?}"
-    );
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        4,
-        "{results:?}"
-    );
-    assert_eq!(
-        rows(&f.reader).await,
-        vec![
-            (1, "first".to_owned()),
-            (2, "queued".to_owned()),
-            (3, "queued".to_owned()),
-            (5, "queued".to_owned()),
-            (6, "queued".to_owned()),
-        ],
-    );
-    let stats = f.writer.stats();
-    assert_eq!(stats.writes, 5, "{stats:?}");
-    assert_eq!(stats.commits, 1, "one commit carried the batch: {stats:?}");
-
-    // A refused statement is the storage error sqlx would give, and undoes its write.
-    let duplicate = write_row(&f.writer, 1, "duplicate", false).await;
-    assert!(
-        matches!(&duplicate, Err(crate::StorageError::Conflict { constraint }) if constraint == "t.id"),
-        "{duplicate:?}"
-    );
-    assert_eq!(write_row(&f.writer, 7, "alone", false).await.unwrap(), 7);
-    assert_eq!(rows(&f.reader).await.len(), 6);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_synchronous_write_gone_while_queued_or_panicking_leaves_the_batch_to_commit() {
-    let f = fixture().await;
-    let mut first = f.writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
-        .execute(&mut *first)
-        .await
-        .unwrap();
-    // Queued behind `first`, then cancelled before its turn: `first` left the batch open for
-    // it, and its flush commits `first`.
-    let writer = f.writer.clone();
-    let gone = tokio::spawn(async move { write_row(&writer, 2, "gone", false).await });
-    until_waiting(&f.writer, 1).await;
-    let committing = tokio::spawn(first.commit());
-    gone.abort();
-    let _ = gone.await;
-    committing.await.unwrap().unwrap();
-
-    // A write that panics half-way: its row is rolled back by the next holder.
-    let writer = f.writer.clone();
-    let panicked = tokio::spawn(async move {
-        writer
-            .write(|conn| -> Result<(), crate::StorageError> {
-                conn.execute("INSERT INTO t (id, who) VALUES (3, 'panicked')", [])?;
-                panic!("a bug in the middle of a write");
-            })
-            .await
-    });
-    assert!(panicked.await.unwrap_err().is_panic());
-    assert_eq!(write_row(&f.writer, 4, "after", false).await.unwrap(), 4);
-
-    let kept = rows(&f.reader).await;
-    assert!(kept.contains(&(1, "first".to_owned())), "{kept:?}");
-    assert!(kept.contains(&(4, "after".to_owned())), "{kept:?}");
-    assert!(!kept.iter().any(|(id, _)| *id == 3), "{kept:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_writer_keeps_savepoints_in_memory_and_checkpoints_after_answering() {
-    let f = fixture().await;
-    let mut tx = f.writer.begin().await.unwrap();
-    let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(
-        (temp_store, autocheckpoint),
-        (2, 0),
-        "MEMORY, and no checkpoint in a commit"
-    );
-
-    let started = *f.writer.shared.last_checkpoint.lock().unwrap();
-    for id in 1..=i64::try_from(super::CHECKPOINT_EVERY).unwrap() {
-        write_row(&f.writer, id, "lone", false).await.unwrap();
-    }
-    for _ in 0..500 {
-        if !f.writer.shared.checkpointing.load(Ordering::SeqCst)
-            && *f.writer.shared.last_checkpoint.lock().unwrap() > started
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    assert!(
-        *f.writer.shared.last_checkpoint.lock().unwrap() > started,
-        "no checkpoint after {} commits",
-        super::CHECKPOINT_EVERY
-    );
-    assert_eq!(rows(&f.reader).await.len(), 64);
 }
