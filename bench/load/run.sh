@@ -89,6 +89,9 @@ HZ=$(getconf CLK_TCK)
 run() {
   local name="$1" conns="$2"; shift 2
   local t0 t1
+  # Each case starts with the page cache written back: the previous case's log lines (hundreds
+  # of MB at c64) would otherwise be flushed during this one, beside the database's fsyncs.
+  sync
   t0=$(cpu_ticks)
   local perf_pid=""
   if [ "${PERF:-}" = "$name" ]; then

@@ -11,8 +11,10 @@ mod accounts;
 mod backup;
 mod conversations;
 pub(crate) mod jobs;
+mod raw;
 mod readers;
 mod revocations;
+mod rounds;
 mod writer;
 
 use self::readers::Readers;
@@ -25,23 +27,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hearth_domain::fairness::{ClientSeed, ServerSeed};
 use hearth_domain::ledger::{EntryKind, EntryStatus};
+use rusqlite::OptionalExtension as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::round::{self, RoundLedger, RoundStatus};
 use crate::rows::{
-    self, ActStartRow, CurrentSeedRow, DayRow, FairnessRow, IdempotencyRow, LedgerRow, MismatchRow,
-    RoundRow, RoundStartRow, StatsRow, UserRow, WalletRow,
+    self, CurrentSeedRow, DayRow, FairnessRow, LedgerRow, MismatchRow, RoundRow, StatsRow, UserRow,
 };
 use crate::{
     ActRequest, DailyBalance, DatabaseSettings, FairnessRepository, FairnessState, GameRepository,
-    Idempotency, LedgerEntry, LedgerQuery, Maintenance, NewUser, Page, Played, PlayerStats,
-    PoolStats, Reconciliation, RoundRecord, RoundRequest, SeedRotation, SettledRound, StorageError,
-    User, UserCredentials, UserRepository, Wallet, WalletMismatch, WalletRepository,
+    LedgerEntry, LedgerQuery, Maintenance, NewUser, Page, Played, PlayerStats, PoolStats,
+    Reconciliation, RoundRecord, RoundRequest, SeedRotation, SettledRound, StorageError, User,
+    UserCredentials, UserRepository, Wallet, WalletMismatch, WalletRepository,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -109,11 +109,13 @@ impl SqliteDatabase {
             .max_lifetime(Duration::from_secs(settings.max_lifetime_secs))
             .connect_with(options.clone())
             .await?;
-        let writer = Writer::open(&options).await?;
+        let busy_timeout = Duration::from_millis(settings.sqlite_busy_timeout_ms);
+        let writer = Writer::open(&options, pool.clone(), busy_timeout).await?;
         let readers = Readers::new(
             options,
             settings.max_connections,
             Duration::from_secs(settings.max_lifetime_secs),
+            Duration::from_millis(settings.sqlite_busy_timeout_ms),
         );
         Ok(Self {
             pool,
@@ -144,6 +146,17 @@ impl SqliteDatabase {
     }
 }
 
+/// A user from the columns `id, username, email, role, created_at`, read by rusqlite.
+fn raw_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: raw::uuid_at(row, 0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        role: row.get(3)?,
+        created_at: raw::time_at(row, 4)?,
+    })
+}
+
 struct LedgerInsert<'a> {
     user_id: Uuid,
     kind: EntryKind,
@@ -156,111 +169,20 @@ struct LedgerInsert<'a> {
 }
 
 async fn insert_ledger(tx: &mut WriteTx, entry: LedgerInsert<'_>) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO ledger_entries (user_id, kind, amount, balance_before, balance_after, game, \
-         round_id, description, metadata, status, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '{}', ?9, ?10)",
-    )
-    .bind(entry.user_id)
-    .bind(entry.kind.as_str())
-    .bind(entry.amount)
-    .bind(entry.balance_before)
-    .bind(entry.balance_before + entry.amount)
-    .bind(entry.game)
-    .bind(entry.round_id)
-    .bind(entry.description)
-    .bind(EntryStatus::Settled.as_str())
-    .bind(entry.created_at)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(rounds::INSERT_LEDGER)
+        .bind(entry.user_id)
+        .bind(entry.kind.as_str())
+        .bind(entry.amount)
+        .bind(entry.balance_before)
+        .bind(entry.balance_before + entry.amount)
+        .bind(entry.game)
+        .bind(entry.round_id)
+        .bind(entry.description)
+        .bind(EntryStatus::Settled.as_str())
+        .bind(entry.created_at)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
-}
-
-/// The stored answer for a repeated idempotency key, read under the round's locks.
-async fn replay(
-    tx: &mut WriteTx,
-    user: Uuid,
-    idempotency: Option<&Idempotency>,
-) -> Result<Option<Played<SettledRound>>, StorageError> {
-    let Some(idempotency) = idempotency else {
-        return Ok(None);
-    };
-    let stored: Option<IdempotencyRow> = sqlx::query_as(
-        "SELECT fingerprint, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
-    )
-    .bind(user)
-    .bind(&idempotency.key)
-    .fetch_optional(&mut **tx)
-    .await?;
-    stored.map(|row| row.replay(idempotency)).transpose()
-}
-
-/// Remembers the answer for an idempotency key, in the transaction that made the effect.
-async fn remember(
-    tx: &mut WriteTx,
-    user: Uuid,
-    idempotency: Option<&Idempotency>,
-    answer: &SettledRound,
-    now: OffsetDateTime,
-) -> Result<(), StorageError> {
-    let Some(idempotency) = idempotency else {
-        return Ok(());
-    };
-    sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, fingerprint, response, round_id, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .bind(user)
-    .bind(&idempotency.key)
-    .bind(&idempotency.fingerprint)
-    .bind(Json(answer))
-    .bind(answer.round_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The ledger lines of one step of a round.
-struct RoundLines {
-    user_id: Uuid,
-    game: &'static str,
-    round_id: Uuid,
-}
-
-impl RoundLines {
-    /// Writes the stake (when there is one) and then the win (when there is one), with the
-    /// balances `ledger` computed for them.
-    async fn insert(
-        &self,
-        tx: &mut WriteTx,
-        stake: i64,
-        win: i64,
-        ledger: &RoundLedger,
-        now: OffsetDateTime,
-    ) -> Result<(), StorageError> {
-        let line = |kind, amount, balance_before, word| LedgerInsert {
-            user_id: self.user_id,
-            kind,
-            amount,
-            balance_before,
-            game: Some(self.game),
-            round_id: Some(self.round_id),
-            description: format!("{} {word}", self.game),
-            created_at: now,
-        };
-        if stake > 0 {
-            insert_ledger(
-                tx,
-                line(EntryKind::Bet, -stake, ledger.balance_before, "bet"),
-            )
-            .await?;
-        }
-        if win > 0 {
-            insert_ledger(tx, line(EntryKind::Win, win, ledger.after_bet, "win")).await?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -328,25 +250,35 @@ impl UserRepository for SqliteDatabase {
     }
 
     async fn find_user(&self, id: Uuid) -> Result<Option<User>, StorageError> {
-        let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, username, email, role, created_at, password_hash FROM users WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.readers.get().await?)
-        .await?;
-        Ok(row.map(UserRow::into_user))
+        self.readers.read_here(|conn| {
+            let user = conn
+                .prepare_cached(
+                    "SELECT id, username, email, role, created_at FROM users WHERE id = ?1",
+                )?
+                .query_row(rusqlite::params![raw::uuid(&id)], raw_user)
+                .optional()?;
+            Ok(user)
+        })
     }
 }
 
 #[async_trait]
 impl WalletRepository for SqliteDatabase {
     async fn wallet(&self, user: Uuid) -> Result<Wallet, StorageError> {
-        let row: WalletRow =
-            sqlx::query_as("SELECT user_id, balance, updated_at FROM wallets WHERE user_id = ?1")
-                .bind(user)
-                .fetch_one(&mut *self.readers.get().await?)
-                .await?;
-        Ok(row.into())
+        self.readers.read_here(|conn| {
+            let wallet = conn
+                .prepare_cached(
+                    "SELECT user_id, balance, updated_at FROM wallets WHERE user_id = ?1",
+                )?
+                .query_row(rusqlite::params![raw::uuid(&user)], |row| {
+                    Ok(Wallet {
+                        user_id: raw::uuid_at(row, 0)?,
+                        balance: row.get(1)?,
+                        updated_at: raw::time_at(row, 2)?,
+                    })
+                })?;
+            Ok(wallet)
+        })
     }
 
     async fn ledger_page(
@@ -474,182 +406,12 @@ impl GameRepository for SqliteDatabase {
         &self,
         request: RoundRequest<'_>,
     ) -> Result<Played<SettledRound>, StorageError> {
-        let mut tx = self.begin_write().await?;
-        let start: RoundStartRow = sqlx::query_as(
-            "SELECT w.balance, f.server_seed, f.server_seed_hash, f.client_seed, f.nonce, \
-                    EXISTS (SELECT 1 FROM game_rounds r WHERE r.user_id = w.user_id \
-                            AND r.game = ?2 AND r.status = 'open') AS has_open \
-             FROM wallets w JOIN fairness_seeds f ON f.user_id = w.user_id WHERE w.user_id = ?1",
-        )
-        .bind(request.user_id)
-        .bind(request.game)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StorageError::NotFound)?;
-        // Checked under the write lock, so two concurrent requests with one key cannot both
-        // miss it.
-        if let Some(answer) = replay(&mut tx, request.user_id, request.idempotency.as_ref()).await?
-        {
-            tx.rollback().await?;
-            return Ok(answer);
-        }
-        let round::Drawn {
-            play,
-            status,
-            ledger,
-            nonce,
-        } = round::draw(&start, &request)?;
-        let now = OffsetDateTime::now_utc();
-
-        sqlx::query(
-            "INSERT INTO game_rounds (id, user_id, game, bet, win, status, detail, \
-             server_seed_hash, client_seed, nonce, created_at, updated_at, state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?11, ?6, ?7, ?8, ?9, ?10, ?10, ?12)",
-        )
-        .bind(request.round_id)
-        .bind(request.user_id)
-        .bind(request.game)
-        .bind(request.bet)
-        .bind(play.win)
-        .bind(Json(&play.detail))
-        .bind(&start.server_seed_hash)
-        .bind(&start.client_seed)
-        .bind(start.nonce)
-        .bind(now)
-        .bind(status.as_str())
-        .bind(play.state.as_ref().map(Json))
-        .execute(&mut *tx)
-        .await?;
-        let lines = RoundLines {
-            user_id: request.user_id,
-            game: request.game,
-            round_id: request.round_id,
-        };
-        lines
-            .insert(&mut tx, request.bet, play.win, &ledger, now)
-            .await?;
-        sqlx::query("UPDATE wallets SET balance = ?2, updated_at = ?3 WHERE user_id = ?1")
-            .bind(request.user_id)
-            .bind(ledger.after_win)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE fairness_seeds SET nonce = nonce + 1 WHERE user_id = ?1")
-            .bind(request.user_id)
-            .execute(&mut *tx)
-            .await?;
-        let settled = SettledRound {
-            round_id: request.round_id,
-            status: status.as_str().to_owned(),
-            game: request.game.to_owned(),
-            bet: request.bet,
-            win: play.win,
-            balance: ledger.after_win,
-            detail: play.detail,
-            server_seed_hash: start.server_seed_hash,
-            client_seed: start.client_seed,
-            nonce,
-            created_at: now,
-        };
-        remember(
-            &mut tx,
-            request.user_id,
-            request.idempotency.as_ref(),
-            &settled,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Played {
-            value: settled,
-            replayed: false,
-        })
+        self.writer.write(|conn| rounds::play(conn, &request)).await
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %request.user_id, round_id = %request.round_id), err)]
     async fn act(&self, request: ActRequest<'_>) -> Result<Played<SettledRound>, StorageError> {
-        let mut tx = self.begin_write().await?;
-        let start: ActStartRow = sqlx::query_as(
-            "SELECT w.balance, r.game, r.status, r.bet, r.state, r.server_seed_hash, \
-                    r.client_seed, r.nonce, r.created_at \
-             FROM wallets w JOIN game_rounds r ON r.user_id = w.user_id \
-             WHERE w.user_id = ?1 AND r.id = ?2",
-        )
-        .bind(request.user_id)
-        .bind(request.round_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StorageError::NotFound)?;
-        if let Some(answer) = replay(&mut tx, request.user_id, request.idempotency.as_ref()).await?
-        {
-            tx.rollback().await?;
-            return Ok(answer);
-        }
-        let step = round::run_step(&start, &request)?;
-        let ledger = RoundLedger::of_step(start.balance, &step)?;
-        let total_bet = start
-            .bet
-            .checked_add(step.extra_stake)
-            .ok_or_else(|| StorageError::Corrupt("stake overflows".into()))?;
-        let status = RoundStatus::of_step(&step);
-        let now = OffsetDateTime::now_utc();
-        sqlx::query(
-            "UPDATE game_rounds SET bet = ?3, win = ?4, status = ?5, state = ?6, \
-             detail = ?7, updated_at = ?8 WHERE id = ?1 AND user_id = ?2",
-        )
-        .bind(request.round_id)
-        .bind(request.user_id)
-        .bind(total_bet)
-        .bind(step.win)
-        .bind(status.as_str())
-        .bind(step.state.as_ref().map(Json))
-        .bind(Json(&step.detail))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let lines = RoundLines {
-            user_id: request.user_id,
-            game: request.game,
-            round_id: request.round_id,
-        };
-        lines
-            .insert(&mut tx, step.extra_stake, step.win, &ledger, now)
-            .await?;
-        if step.extra_stake > 0 || step.win > 0 {
-            sqlx::query("UPDATE wallets SET balance = ?2, updated_at = ?3 WHERE user_id = ?1")
-                .bind(request.user_id)
-                .bind(ledger.after_win)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let nonce = start.nonce()?;
-        let answer = SettledRound {
-            round_id: request.round_id,
-            status: status.as_str().to_owned(),
-            game: start.game,
-            bet: total_bet,
-            win: step.win,
-            balance: ledger.after_win,
-            detail: step.detail,
-            server_seed_hash: start.server_seed_hash,
-            client_seed: start.client_seed,
-            nonce,
-            created_at: start.created_at,
-        };
-        remember(
-            &mut tx,
-            request.user_id,
-            request.idempotency.as_ref(),
-            &answer,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Played {
-            value: answer,
-            replayed: false,
-        })
+        self.writer.write(|conn| rounds::act(conn, &request)).await
     }
 
     async fn round(&self, user: Uuid, round: Uuid) -> Result<Option<RoundRecord>, StorageError> {

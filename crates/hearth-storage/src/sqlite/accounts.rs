@@ -2,6 +2,7 @@
 //! read-then-write inside one is safe from other writers.
 
 use async_trait::async_trait;
+use rusqlite::OptionalExtension as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -327,14 +328,21 @@ impl AccountRepository for SqliteDatabase {
     }
 
     async fn find_profile(&self, user: Uuid) -> Result<Option<crate::Profile>, StorageError> {
-        let row: Option<crate::rows::ProfileRow> = sqlx::query_as(
-            "SELECT id, username, email, role, created_at, password_hash, \
-             email_verified_at IS NOT NULL AS email_verified FROM users WHERE id = ?1",
-        )
-        .bind(user)
-        .fetch_optional(&mut *self.readers.get().await?)
-        .await?;
-        Ok(row.map(crate::rows::ProfileRow::into_profile))
+        self.readers.read_here(|conn| {
+            let profile = conn
+                .prepare_cached(
+                    "SELECT id, username, email, role, created_at, \
+                     email_verified_at IS NOT NULL FROM users WHERE id = ?1",
+                )?
+                .query_row(rusqlite::params![super::raw::uuid(&user)], |row| {
+                    Ok(crate::Profile {
+                        user: super::raw_user(row)?,
+                        email_verified: row.get(5)?,
+                    })
+                })
+                .optional()?;
+            Ok(profile)
+        })
     }
 
     async fn record_login_address(

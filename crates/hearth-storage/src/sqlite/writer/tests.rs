@@ -24,8 +24,10 @@ async fn fixture() -> Fixture {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-    let writer = Writer::open(&options).await.unwrap();
-    let reader = SqlitePool::connect_with(options).await.unwrap();
+    let reader = SqlitePool::connect_with(options.clone()).await.unwrap();
+    let writer = Writer::open(&options, reader.clone(), Duration::from_secs(5))
+        .await
+        .unwrap();
     sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT NOT NULL)")
         .execute(&reader)
         .await
@@ -44,6 +46,16 @@ async fn rows(pool: &SqlitePool) -> Vec<(i64, String)> {
         .unwrap()
 }
 
+/// A write that has inserted row 1 (`first`) and holds the writer's lock until committed.
+async fn first_write(writer: &Writer) -> super::WriteTx {
+    let mut first = writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
+        .execute(&mut *first)
+        .await
+        .unwrap();
+    first
+}
+
 /// Waits until `n` tasks are queued for the writer's lock.
 async fn until_waiting(writer: &Writer, n: usize) {
     for _ in 0..500 {
@@ -59,11 +71,7 @@ async fn until_waiting(writer: &Writer, n: usize) {
 async fn writes_queued_behind_one_are_committed_together_and_a_failing_one_alone_is_undone() {
     let f = fixture().await;
     // The first write holds the lock while the others queue behind it.
-    let mut first = f.writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
-        .execute(&mut *first)
-        .await
-        .unwrap();
+    let first = first_write(&f.writer).await;
     let mut tasks = Vec::new();
     for id in 2..=6_i64 {
         let writer = f.writer.clone();
@@ -115,11 +123,7 @@ async fn writes_queued_behind_one_are_committed_together_and_a_failing_one_alone
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_caller_goes_away_is_undone_and_the_batch_still_commits() {
     let f = fixture().await;
-    let mut first = f.writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (1, 'first')")
-        .execute(&mut *first)
-        .await
-        .unwrap();
+    let first = first_write(&f.writer).await;
     let writer = f.writer.clone();
     let (inserted, on_insert) = tokio::sync::oneshot::channel();
     let abandoned = tokio::spawn(async move {
@@ -132,9 +136,13 @@ async fn a_write_whose_caller_goes_away_is_undone_and_the_batch_still_commits() 
         std::future::pending::<()>().await;
         drop(tx);
     });
+    until_waiting(&f.writer, 1).await;
+    // The first write leaves the transaction open for the abandoned one, which queued.
+    let committing = tokio::spawn(first.commit());
+    on_insert.await.unwrap();
+    // A later write queues behind the abandoned one, which holds the lock.
     let writer = f.writer.clone();
     let later = tokio::spawn(async move {
-        until_waiting(&writer, 1).await;
         let mut tx = writer.begin().await?;
         sqlx::query("INSERT INTO t (id, who) VALUES (3, 'later')")
             .execute(&mut *tx)
@@ -142,9 +150,6 @@ async fn a_write_whose_caller_goes_away_is_undone_and_the_batch_still_commits() 
         tx.commit().await
     });
     until_waiting(&f.writer, 1).await;
-    // The first write leaves the transaction open for the abandoned one, which queued.
-    let committing = tokio::spawn(first.commit());
-    on_insert.await.unwrap();
     abandoned.abort();
     assert!(abandoned.await.unwrap_err().is_cancelled());
     committing.await.unwrap().unwrap();
@@ -157,7 +162,7 @@ async fn a_write_whose_caller_goes_away_is_undone_and_the_batch_still_commits() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lone_write_commits_at_once_and_a_rolled_back_one_leaves_nothing() {
+async fn a_lone_write_commits_at_once_and_a_dropped_one_leaves_nothing() {
     let f = fixture().await;
     let mut tx = f.writer.begin().await.unwrap();
     sqlx::query("INSERT INTO t (id, who) VALUES (1, 'kept')")
@@ -166,13 +171,7 @@ async fn a_lone_write_commits_at_once_and_a_rolled_back_one_leaves_nothing() {
         .unwrap();
     tx.commit().await.unwrap();
     let mut tx = f.writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (2, 'undone')")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    let mut tx = f.writer.begin().await.unwrap();
-    sqlx::query("INSERT INTO t (id, who) VALUES (3, 'dropped')")
+    sqlx::query("INSERT INTO t (id, who) VALUES (2, 'dropped')")
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -182,4 +181,238 @@ async fn a_lone_write_commits_at_once_and_a_rolled_back_one_leaves_nothing() {
     tx.commit().await.unwrap();
 
     assert_eq!(rows(&f.reader).await, vec![(1, "kept".to_owned())]);
+}
+
+/// Inserts row `id` through [`Writer::write`], then fails when `fail` says so.
+async fn write_row(
+    writer: &Writer,
+    id: i64,
+    who: &'static str,
+    fail: bool,
+) -> Result<i64, crate::StorageError> {
+    writer
+        .write(move |conn| {
+            conn.execute(
+                "INSERT INTO t (id, who) VALUES (?1, ?2)",
+                rusqlite::params![id, who],
+            )?;
+            if fail {
+                return Err(crate::StorageError::Corrupt("refused half-way".into()));
+            }
+            Ok(id)
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_writes_join_the_batch_and_a_failing_one_is_undone_alone() {
+    let f = fixture().await;
+    // A sqlx-side write holds the lock while synchronous ones queue behind it.
+    let first = first_write(&f.writer).await;
+    let mut tasks = Vec::new();
+    for id in 2..=6_i64 {
+        let writer = f.writer.clone();
+        tasks.push(tokio::spawn(async move {
+            write_row(&writer, id, "queued", id == 4).await
+        }));
+    }
+    until_waiting(&f.writer, 5).await;
+    let committing = tokio::spawn(first.commit());
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    committing.await.unwrap().unwrap();
+
+    assert!(
+        matches!(results[2], Err(crate::StorageError::Corrupt(_))),
+        "the write's own error comes back: {results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        4,
+        "{results:?}"
+    );
+    assert_eq!(
+        rows(&f.reader).await,
+        vec![
+            (1, "first".to_owned()),
+            (2, "queued".to_owned()),
+            (3, "queued".to_owned()),
+            (5, "queued".to_owned()),
+            (6, "queued".to_owned()),
+        ],
+    );
+    let stats = f.writer.stats();
+    assert_eq!(stats.writes, 5, "{stats:?}");
+    // The synchronous writes run on the writer's other connection: they commit the sqlx
+    // write's batch before they begin, then one commit carries the four of them.
+    assert_eq!(stats.commits, 2, "{stats:?}");
+
+    // A refused statement is the storage error sqlx would give, and undoes its write.
+    let duplicate = write_row(&f.writer, 1, "duplicate", false).await;
+    assert!(
+        matches!(&duplicate, Err(crate::StorageError::Conflict { constraint }) if constraint == "t.id"),
+        "{duplicate:?}"
+    );
+    assert_eq!(write_row(&f.writer, 7, "alone", false).await.unwrap(), 7);
+    assert_eq!(rows(&f.reader).await.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_write_gone_while_queued_or_panicking_leaves_the_batch_to_commit() {
+    let f = fixture().await;
+    let first = first_write(&f.writer).await;
+    // Queued behind `first`, then cancelled before its turn: `first` left the batch open for
+    // it, and its flush commits `first`.
+    let writer = f.writer.clone();
+    let gone = tokio::spawn(async move { write_row(&writer, 2, "gone", false).await });
+    until_waiting(&f.writer, 1).await;
+    let committing = tokio::spawn(first.commit());
+    gone.abort();
+    let _ = gone.await;
+    committing.await.unwrap().unwrap();
+
+    // A write that panics half-way: its row is rolled back by the next holder.
+    let writer = f.writer.clone();
+    let panicked = tokio::spawn(async move {
+        writer
+            .write(|conn| -> Result<(), crate::StorageError> {
+                conn.execute("INSERT INTO t (id, who) VALUES (3, 'panicked')", [])?;
+                panic!("a bug in the middle of a write");
+            })
+            .await
+    });
+    assert!(panicked.await.unwrap_err().is_panic());
+    assert_eq!(write_row(&f.writer, 4, "after", false).await.unwrap(), 4);
+
+    let kept = rows(&f.reader).await;
+    assert!(kept.contains(&(1, "first".to_owned())), "{kept:?}");
+    assert!(kept.contains(&(4, "after".to_owned())), "{kept:?}");
+    assert!(!kept.iter().any(|(id, _)| *id == 3), "{kept:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_keeps_savepoints_in_memory_and_checkpoints_after_answering() {
+    let f = fixture().await;
+    let mut tx = f.writer.begin().await.unwrap();
+    let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (temp_store, autocheckpoint),
+        (2, 0),
+        "MEMORY, and no checkpoint in a commit"
+    );
+
+    // The rusqlite connection is set the same way, and as durable as the pool's.
+    let raw = f
+        .writer
+        .write(|conn| {
+            let pragma = |name: &str| -> rusqlite::Result<i64> {
+                conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+            };
+            Ok([
+                pragma("temp_store")?,
+                pragma("wal_autocheckpoint")?,
+                pragma("synchronous")?,
+                pragma("foreign_keys")?,
+                pragma("busy_timeout")?,
+            ])
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        raw,
+        [2, 0, 2, 1, 5_000],
+        "MEMORY, no checkpoint, FULL, keys, 5 s"
+    );
+
+    let started = *f.writer.shared.last_checkpoint.lock().unwrap();
+    for id in 1..=i64::try_from(super::CHECKPOINT_EVERY).unwrap() {
+        write_row(&f.writer, id, "lone", false).await.unwrap();
+    }
+    for _ in 0..500 {
+        if !f.writer.shared.checkpointing.load(Ordering::SeqCst)
+            && *f.writer.shared.last_checkpoint.lock().unwrap() > started
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        *f.writer.shared.last_checkpoint.lock().unwrap() > started,
+        "no checkpoint after {} commits",
+        super::CHECKPOINT_EVERY
+    );
+    assert_eq!(rows(&f.reader).await.len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_writes_on_both_connections_all_finish_and_keep_exactly_the_kept_ones() {
+    let f = fixture().await;
+    let mut tasks = Vec::new();
+    for id in 1..=400_i64 {
+        let writer = f.writer.clone();
+        // Every third write is a sqlx one, every seventh fails, and every eleventh caller
+        // goes away at once (at whatever step its write had reached).
+        let task = tokio::spawn(async move {
+            if id % 3 == 0 {
+                let mut tx = writer.begin().await?;
+                sqlx::query("INSERT INTO t (id, who) VALUES (?1, 'sqlx')")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if id % 7 == 0 {
+                    return Err(crate::StorageError::Corrupt("refused".into()));
+                }
+                tx.commit().await.map(|()| id)
+            } else {
+                write_row(&writer, id, "raw", id % 7 == 0).await
+            }
+        });
+        if id % 11 == 0 {
+            task.abort();
+        }
+        tasks.push(task);
+    }
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut kept = Vec::new();
+        for task in tasks {
+            if let Ok(Ok(id)) = task.await {
+                kept.push(id);
+            }
+        }
+        kept
+    })
+    .await
+    .expect("every write finishes (no write waits forever)");
+
+    let stored: Vec<i64> = rows(&f.reader)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        finished.iter().all(|id| stored.contains(id)),
+        "every write answered Ok is stored"
+    );
+    assert!(
+        stored.iter().all(|id| id % 7 != 0),
+        "no refused write left a row: {stored:?}"
+    );
+    assert!(finished.len() > 250, "{}", finished.len());
+    // A write whose caller went away may still have committed; nothing else is there.
+    assert!(
+        stored
+            .iter()
+            .all(|id| finished.contains(id) || id % 11 == 0),
+        "{stored:?}"
+    );
 }
