@@ -416,3 +416,24 @@ async fn mixed_writes_on_both_connections_all_finish_and_keep_exactly_the_kept_o
         "{stored:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waits_out_another_process_holding_the_file_without_blocking_the_runtime() {
+    let f = fixture().await;
+    // Opens the rusqlite connection (and leaves no batch open).
+    write_row(&f.writer, 1, "before", false).await.unwrap();
+    // Another process's writer, as the worker's would be: it holds the file's write lock.
+    let mut other = f.reader.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let writer = f.writer.clone();
+    let waiting = tokio::spawn(async move { write_row(&writer, 2, "after", false).await });
+    // The runtime keeps serving while the write waits for the lock.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "the write waits for the other writer");
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap(), 2);
+    assert_eq!(rows(&f.reader).await.len(), 2);
+}
