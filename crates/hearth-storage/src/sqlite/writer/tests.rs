@@ -432,7 +432,10 @@ async fn a_write_waits_out_another_process_holding_the_file_without_blocking_the
     let waiting = tokio::spawn(async move { write_row(&writer, 2, "after", false).await });
     // The runtime keeps serving while the write waits for the lock.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!waiting.is_finished(), "the write waits for the other writer");
+    assert!(
+        !waiting.is_finished(),
+        "the write waits for the other writer"
+    );
     sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
     assert_eq!(waiting.await.unwrap().unwrap(), 2);
     assert_eq!(rows(&f.reader).await.len(), 2);
