@@ -110,7 +110,7 @@ impl SqliteDatabase {
             .connect_with(options.clone())
             .await?;
         let busy_timeout = Duration::from_millis(settings.sqlite_busy_timeout_ms);
-        let writer = Writer::open(&options, pool.clone(), busy_timeout).await?;
+        let writer = Writer::open(&options, busy_timeout).await?;
         let readers = Readers::new(
             options,
             settings.max_connections,

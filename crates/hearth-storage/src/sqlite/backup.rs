@@ -52,7 +52,7 @@ async fn verify_copy(path: &Path) -> Result<crate::Reconciliation, BackupError> 
         .connect_with(options.clone())
         .await?;
     // Never used for writing: the copy is opened read-only.
-    let writer = super::Writer::open(&options, pool.clone(), std::time::Duration::ZERO).await?;
+    let writer = super::Writer::open(&options, std::time::Duration::ZERO).await?;
     let readers = super::Readers::new(
         options,
         1,
