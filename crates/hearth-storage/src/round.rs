@@ -6,7 +6,7 @@ use hearth_domain::fairness::FairRng;
 use hearth_domain::wallet::{WalletError, credit, debit};
 
 use crate::rows::{ActStartRow, RoundStartRow};
-use crate::{ActRequest, RoundPlay, RoundRequest, Step, StorageError};
+use crate::{ActRequest, RoundPlay, RoundRequest, SettledRound, Step, StorageError};
 
 /// A round's status, stored in `game_rounds.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,16 +140,70 @@ pub(crate) fn draw(
     })
 }
 
+/// An action worked out from the round it starts from, before anything is written: the step,
+/// its ledger lines, and the round's stake and status after it.
+pub(crate) struct Acted {
+    pub(crate) step: Step,
+    pub(crate) ledger: RoundLedger,
+    pub(crate) total_bet: i64,
+    pub(crate) status: RoundStatus,
+}
+
+/// Runs `request`'s action on the round in `start` (see [`run_step`]) and works out what it
+/// changes.
+///
+/// # Errors
+/// As [`run_step`]; [`StorageError::InsufficientBalance`] when the wallet cannot cover an extra
+/// stake; [`StorageError::Corrupt`] when the stake overflows.
+pub(crate) fn act(start: &ActStartRow, request: &ActRequest<'_>) -> Result<Acted, StorageError> {
+    let step = run_step(start, request)?;
+    let ledger = RoundLedger::of_step(start.balance, &step)?;
+    let total_bet = start
+        .bet
+        .checked_add(step.extra_stake)
+        .ok_or_else(|| StorageError::Corrupt("stake overflows".into()))?;
+    let status = RoundStatus::of_step(&step);
+    Ok(Acted {
+        step,
+        ledger,
+        total_bet,
+        status,
+    })
+}
+
+impl Acted {
+    /// The action's answer: the round `round_id` as it stands after it.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for a negative stored nonce.
+    pub(crate) fn answer(
+        self,
+        start: ActStartRow,
+        round_id: uuid::Uuid,
+    ) -> Result<SettledRound, StorageError> {
+        Ok(SettledRound {
+            round_id,
+            status: self.status.as_str().to_owned(),
+            nonce: start.nonce()?,
+            game: start.game,
+            bet: self.total_bet,
+            win: self.step.win,
+            balance: self.ledger.after_win,
+            detail: self.step.detail,
+            server_seed_hash: start.server_seed_hash,
+            client_seed: start.client_seed,
+            created_at: start.created_at,
+        })
+    }
+}
+
 /// Checks an action may run on the round in `start` and runs the step.
 ///
 /// # Errors
 /// [`StorageError::NotFound`] when the round is of another game; [`StorageError::Conflict`]
 /// when it is settled; [`StorageError::Game`] when the rules refuse;
 /// [`StorageError::Corrupt`] when the step's stake or win is inconsistent.
-pub(crate) fn run_step(
-    start: &ActStartRow,
-    request: &ActRequest<'_>,
-) -> Result<Step, StorageError> {
+fn run_step(start: &ActStartRow, request: &ActRequest<'_>) -> Result<Step, StorageError> {
     if start.game != request.game {
         return Err(StorageError::NotFound);
     }

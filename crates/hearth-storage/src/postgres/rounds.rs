@@ -38,7 +38,7 @@ pub(super) use self::draws::DrawCache;
 use self::draws::{DrawInputs, DrawnAhead, InFlight, PlayerDraws};
 use self::outcome::{Refusal, RoundOutcome};
 use super::PostgresDatabase;
-use crate::round::{self, RoundLedger, RoundStatus};
+use crate::round::{self, RoundLedger};
 use crate::rows::{ActStartRow, IdempotencyRow, RoundRow, RoundStartRow};
 use crate::{
     ActRequest, GameRepository, Idempotency, Played, RoundRecord, RoundRequest, SettledRound,
@@ -100,13 +100,13 @@ impl GameRepository for PostgresDatabase {
             tx.rollback().await?;
             return Ok(answer);
         }
-        let step = round::run_step(&start, &request)?;
-        let ledger = RoundLedger::of_step(start.balance, &step)?;
-        let total_bet = start
-            .bet
-            .checked_add(step.extra_stake)
-            .ok_or_else(|| StorageError::Corrupt("stake overflows".into()))?;
-        let status = RoundStatus::of_step(&step);
+        let acted = round::act(&start, &request)?;
+        let round::Acted {
+            step,
+            ledger,
+            total_bet,
+            status,
+        } = &acted;
         let now = OffsetDateTime::now_utc();
         sqlx::query(
             "UPDATE game_rounds SET bet = $3, win = $4, status = $5, state = $6, \
@@ -155,20 +155,7 @@ impl GameRepository for PostgresDatabase {
                 .execute(&mut *tx)
                 .await?;
         }
-        let nonce = start.nonce()?;
-        let answer = SettledRound {
-            round_id: request.round_id,
-            status: status.as_str().to_owned(),
-            game: start.game,
-            bet: total_bet,
-            win: step.win,
-            balance: ledger.after_win,
-            detail: step.detail,
-            server_seed_hash: start.server_seed_hash,
-            client_seed: start.client_seed,
-            nonce,
-            created_at: start.created_at,
-        };
+        let answer = acted.answer(start, request.round_id)?;
         remember(
             &mut tx,
             request.user_id,

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::raw;
-use crate::round::{self, RoundLedger, RoundStatus};
+use crate::round::{self, RoundLedger};
 use crate::rows::{ActStartRow, IdempotencyRow, RoundStartRow};
 use crate::{ActRequest, Idempotency, Played, RoundRequest, SettledRound, StorageError};
 
@@ -151,13 +151,13 @@ pub(super) fn act(
     if let Some(answer) = replay(conn, request.user_id, request.idempotency.as_ref())? {
         return Ok(answer);
     }
-    let step = round::run_step(&start, request)?;
-    let ledger = RoundLedger::of_step(start.balance, &step)?;
-    let total_bet = start
-        .bet
-        .checked_add(step.extra_stake)
-        .ok_or_else(|| StorageError::Corrupt("stake overflows".into()))?;
-    let status = RoundStatus::of_step(&step);
+    let acted = round::act(&start, request)?;
+    let round::Acted {
+        step,
+        ledger,
+        total_bet,
+        status,
+    } = &acted;
     let at = raw::time(OffsetDateTime::now_utc())?;
     conn.prepare_cached(
         "UPDATE game_rounds SET bet = ?3, win = ?4, status = ?5, state = ?6, \
@@ -178,24 +178,11 @@ pub(super) fn act(
         game: request.game,
         round_id: request.round_id,
     };
-    lines.insert(conn, step.extra_stake, step.win, &ledger, &at)?;
+    lines.insert(conn, step.extra_stake, step.win, ledger, &at)?;
     if step.extra_stake > 0 || step.win > 0 {
         set_balance(conn, request.user_id, ledger.after_win, &at)?;
     }
-    let nonce = start.nonce()?;
-    let answer = SettledRound {
-        round_id: request.round_id,
-        status: status.as_str().to_owned(),
-        game: start.game,
-        bet: total_bet,
-        win: step.win,
-        balance: ledger.after_win,
-        detail: step.detail,
-        server_seed_hash: start.server_seed_hash,
-        client_seed: start.client_seed,
-        nonce,
-        created_at: start.created_at,
-    };
+    let answer = acted.answer(start, request.round_id)?;
     remember(
         conn,
         request.user_id,

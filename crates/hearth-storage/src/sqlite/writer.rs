@@ -56,6 +56,11 @@ const MAX_BATCH: usize = 64;
 /// [`Writer::open`]).
 const WAL_RESTART_EVERY: u64 = 32;
 
+/// How long a `RESTART` checkpoint waits for readers of older snapshots, in milliseconds. It
+/// holds the write lock meanwhile: a long read (a report, a backup) makes it give up after this,
+/// not stall every writer for the whole busy timeout; the next one tries again.
+const WAL_RESTART_WAIT_MS: u64 = 20;
+
 /// The process's writer for one SQLite file; cheap to clone (all clones share it).
 #[derive(Clone)]
 pub(crate) struct Writer {
@@ -86,6 +91,9 @@ struct Shared {
     /// The file, and how long its rusqlite connection waits for another process's lock.
     path: PathBuf,
     busy_timeout: Duration,
+    /// The `RESTART` checkpoint, run with the busy timeout cut to [`WAL_RESTART_WAIT_MS`]
+    /// and set back after.
+    restart_wal: String,
 }
 
 /// The connection a transaction is open on.
@@ -138,8 +146,9 @@ impl Writer {
     /// is never started over and grows without bound (50 MB in the writer's test with two
     /// readers). So every [`WAL_RESTART_EVERY`] commits the writer also runs a `RESTART`
     /// checkpoint: it copies what is left, waits for the readers of older snapshots to finish
-    /// (point reads: microseconds; new readers read the database file meanwhile), and the
-    /// next transaction writes the WAL from its start. (A checkpoint beside the writer, on
+    /// (point reads: microseconds; new readers read the database file meanwhile; a long one
+    /// makes it give up after [`WAL_RESTART_WAIT_MS`]), and the next transaction writes the
+    /// WAL from its start. (A checkpoint beside the writer, on
     /// another connection, never catches up with a writer that keeps appending: 1.9 GB in a
     /// 10-second spin run.)
     pub(crate) async fn open(
@@ -166,6 +175,11 @@ impl Writer {
                 writes: AtomicU64::new(0),
                 path: options.get_filename().to_owned(),
                 busy_timeout,
+                restart_wal: format!(
+                    "PRAGMA busy_timeout = {WAL_RESTART_WAIT_MS}; \
+                     PRAGMA wal_checkpoint(RESTART); PRAGMA busy_timeout = {}",
+                    busy_timeout.as_millis()
+                ),
             }),
         })
     }
@@ -326,15 +340,14 @@ impl Writer {
     /// Runs one statement that returns no rows on `side`'s connection: sqlx's on its worker
     /// thread, the rusqlite one on a blocking thread (opened there first if need be), since
     /// either may wait for the disk or for another process's lock.
-    async fn run(
-        &self,
-        state: &mut State,
-        side: Side,
-        sql: &'static str,
-    ) -> Result<(), StorageError> {
+    async fn run(&self, state: &mut State, side: Side, sql: &str) -> Result<(), StorageError> {
         match side {
             Side::Sqlx => {
-                sqlx::query(sql).execute(&mut state.conn).await?;
+                // Every statement run here is the writer's own: constants, and its checkpoint
+                // built from a number of milliseconds.
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut state.conn)
+                    .await?;
                 Ok(())
             }
             Side::Raw => {
@@ -344,12 +357,13 @@ impl Writer {
                 }
                 let raw = state.raw.take();
                 let (path, busy_timeout) = (self.shared.path.clone(), self.shared.busy_timeout);
+                let sql = sql.to_owned();
                 let (raw, ran) = tokio::task::spawn_blocking(move || {
                     let raw = match raw {
                         Some(raw) => raw,
                         None => open_raw(&path, busy_timeout)?,
                     };
-                    let ran = raw.execute_batch(sql);
+                    let ran = raw.execute_batch(&sql);
                     Ok::<_, StorageError>((raw, ran))
                 })
                 .await
@@ -383,8 +397,11 @@ impl Writer {
     /// Rolls the open transaction back and fails the writes waiting for it.
     async fn abort(&self, state: &mut State, why: &str) {
         if let Some(side) = state.open.take() {
-            // It may be gone already (SQLite rolls back by itself on some errors).
-            let _ = self.run(state, side, "ROLLBACK").await;
+            // It may be gone already (SQLite rolls back by itself on some errors, and a
+            // rusqlite connection lost with its blocking thread took its transaction along).
+            if side == Side::Sqlx || state.raw.is_some() {
+                let _ = self.run(state, side, "ROLLBACK").await;
+            }
         }
         state.writes = 0;
         for member in state.members.drain(..) {
@@ -423,7 +440,7 @@ impl Writer {
                     let _ = member.send(Ok(()));
                 }
                 if commits.is_multiple_of(WAL_RESTART_EVERY) {
-                    let restarted = self.run(state, side, "PRAGMA wal_checkpoint(RESTART)");
+                    let restarted = self.run(state, side, &self.shared.restart_wal);
                     if let Err(error) = restarted.await {
                         tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
                     }

@@ -466,3 +466,37 @@ async fn a_write_waits_out_another_process_holding_the_file_without_blocking_the
     assert_eq!(waiting.await.unwrap().unwrap(), 2);
     assert_eq!(rows(&f.reader).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_read_does_not_stall_the_writer_at_its_wal_restarts() {
+    let f = fixture().await;
+    // A report holding a snapshot open across many commits: every `RESTART` checkpoint
+    // meanwhile finds it and cannot finish.
+    let mut report = f.reader.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *report).await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+        .fetch_one(&mut *report)
+        .await
+        .unwrap();
+    // Three restarts' worth of lone commits. Waiting out the 5 s busy timeout at each would
+    // take 15 s; giving up after a few milliseconds takes well under one.
+    let writes = async {
+        for id in 1..=i64::try_from(3 * super::WAL_RESTART_EVERY).unwrap() {
+            write_row(&f.writer, id, "during the report", false)
+                .await
+                .unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(4), writes)
+        .await
+        .expect("the writer gives up on a checkpoint a reader blocks, not on its writes");
+    sqlx::query("COMMIT").execute(&mut *report).await.unwrap();
+    // The busy timeout is back for the writes that follow.
+    let busy = f
+        .writer
+        .write(|conn| Ok(conn.query_row("PRAGMA busy_timeout", [], |row| row.get::<_, i64>(0))?))
+        .await
+        .unwrap();
+    assert_eq!(busy, 5_000);
+    assert_eq!(rows(&f.reader).await.len(), 96);
+}
