@@ -15,6 +15,25 @@ use uuid::Uuid;
 
 use crate::StorageError;
 
+/// Opens a rusqlite connection to the file at `path` with `flags` (plus `NO_MUTEX`: each
+/// connection is used by one thread at a time), waiting `busy_timeout` at most for a lock.
+///
+/// # Errors
+/// [`StorageError::Unavailable`] when the file cannot be opened.
+pub(super) fn open(
+    path: &std::path::Path,
+    flags: rusqlite::OpenFlags,
+    busy_timeout: std::time::Duration,
+) -> Result<rusqlite::Connection, StorageError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| StorageError::Unavailable(sqlx::Error::Io(std::io::Error::other(error))))?;
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
+}
+
 /// A UUID as sqlx binds it on SQLite: a 16-byte blob.
 pub(super) fn uuid(id: &Uuid) -> &[u8] {
     id.as_bytes()

@@ -111,16 +111,11 @@ impl Readers {
     }
 
     fn open_here(&self) -> Result<rusqlite::Connection, StorageError> {
-        use rusqlite::OpenFlags;
-        let conn = rusqlite::Connection::open_with_flags(
+        super::raw::open(
             self.inner.options.get_filename(),
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            self.inner.busy_timeout,
         )
-        .map_err(|error| {
-            StorageError::Unavailable(sqlx::Error::Io(std::io::Error::other(error)))
-        })?;
-        conn.busy_timeout(self.inner.busy_timeout)?;
-        Ok(conn)
     }
 
     /// A connection for one or more reads; it goes back when the guard drops.

@@ -673,13 +673,11 @@ fn spawn_flush(writer: &Writer) {
 /// # Errors
 /// [`StorageError::Unavailable`] when the file cannot be opened or set.
 fn open_raw(path: &Path, busy_timeout: Duration) -> Result<rusqlite::Connection, StorageError> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
+    let conn = super::raw::open(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|error| StorageError::Unavailable(sqlx::Error::Io(std::io::Error::other(error))))?;
-    conn.busy_timeout(busy_timeout)?;
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        busy_timeout,
+    )?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA temp_store = MEMORY;",
