@@ -187,6 +187,13 @@ fn connection(
     timeouts: Timeouts,
     mut closing: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    // Each answer goes out as soon as it is written, rather than held back by Nagle's
+    // algorithm while an earlier segment waits for the client's (possibly delayed) ACK: a
+    // body written after its head, or a WebSocket frame after another, would otherwise wait
+    // up to the client's delayed-ACK timer. A socket that refuses is served as it is.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(target: LOG_TARGET, %error, "TCP_NODELAY refused");
+    }
     let activity = Arc::new(Activity::new());
     let started = activity.clone();
     let answered = activity.clone();
