@@ -19,35 +19,51 @@ async fn spawn(tweak: impl FnOnce(&mut Settings)) -> (TestApp, hearth_test_suppo
     (app, t)
 }
 
-/// Reads one response: its status and body (by `Content-Length`).
+/// Reads one response: its status and body (by `Content-Length`). Nothing may follow it.
 async fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    read_responses(stream, 1).await.remove(0)
+}
+
+/// Reads `count` responses in order, with the bytes one read returns past a response kept for
+/// the next: the answers to pipelined requests may arrive in one segment.
+async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<(u16, String)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
+    let mut responses = Vec::with_capacity(count);
+    while responses.len() < count {
+        let head_end = loop {
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before a whole response: {buf:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let status: u16 = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed mid-body");
+            buf.extend_from_slice(&chunk[..n]);
         }
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed before a whole response: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let status: u16 = head[9..12].parse().unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed mid-body");
-        buf.extend_from_slice(&chunk[..n]);
+        let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
+        responses.push((status, body));
+        buf.drain(..head_end + length);
     }
-    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
-    (status, body)
+    assert!(
+        buf.is_empty(),
+        "bytes past the last expected response: {}",
+        String::from_utf8_lossy(&buf)
+    );
+    responses
 }
 
 /// How long until the server closes the connection (EOF or reset), at most `limit`.
@@ -219,7 +235,8 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     let mut two = LIVE.to_vec();
     two.extend_from_slice(LIVE);
     stream.write_all(&two).await.unwrap();
-    assert_eq!(read_response(&mut stream).await.0, 200);
-    assert_eq!(read_response(&mut stream).await.0, 200);
+    let answers = read_responses(&mut stream, 2).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [200, 200]);
     app.stop().await.unwrap();
 }
